@@ -1,0 +1,144 @@
+"""The operator API (/api/admin/...): role `operator` only."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from hall import engine
+from hall.errors import ApiError
+from hall.handlers.base import BaseHandler
+from hall.tasks import submit
+from hall.validate import increment, integer, money, positive_id, text
+from models import AuctionSession, LedgerEntry, Lot, User, now_ms
+
+MAX_DURATION_MS = 366 * 24 * 3600 * 1000
+
+
+class AdminHandler(BaseHandler):
+    def prepare(self) -> None:
+        self.operator = self.require_operator()
+
+
+class AdminSessionsHandler(AdminHandler):
+    async def post(self) -> None:
+        data = self.json_body()
+        title = text(data, "title")
+        description = text(data, "description", required=False, max_len=10000, min_len=0, default="")
+        deposit = money(data, "deposit_amount", allow_zero=True)
+        starts_at = integer(data, "starts_at_ms", required=False, maximum=now_ms() + MAX_DURATION_MS)
+        stagger = integer(data, "stagger_s", required=False, maximum=24 * 3600, default=0)
+        session = await AuctionSession.acreate(title=title, description=description,
+                                               deposit_amount=deposit, starts_at_ms=starts_at,
+                                               stagger_s=stagger)
+        self.send(session.public(lot_count=0), 201)
+
+
+class AdminSessionLotsHandler(AdminHandler):
+    async def post(self, session_id: str) -> None:
+        sid = positive_id(session_id)
+        session = await AuctionSession.aget_or_none(AuctionSession.id == sid)
+        if session is None:
+            raise ApiError("not_found", "no such session")
+        if session.status not in ("draft",):
+            raise ApiError("conflict", "lots can be added only to a draft session")
+        data = self.json_body()
+        title = text(data, "title")
+        description = text(data, "description", required=False, max_len=10000, min_len=0, default="")
+        images = data.get("images", [])
+        if not isinstance(images, list) or len(images) > 20 or not all(
+                isinstance(i, str) and 0 < len(i) <= 500 for i in images):
+            raise ApiError("invalid", "images must be a list of up to 20 URLs")
+        start_price = money(data, "start_price")
+        inc = increment(data.get("increment"))
+        reserve = money(data, "reserve_price", required=False)
+        lot_deposit = money(data, "lot_deposit", allow_zero=True)
+        premium = integer(data, "buyer_premium_bp", required=False, maximum=5000, default=0)
+        ends_at = integer(data, "ends_at_ms", minimum=now_ms() + 1000,
+                          maximum=now_ms() + MAX_DURATION_MS)
+        window = integer(data, "extend_window_s", required=False, maximum=24 * 3600, default=300)
+        by = integer(data, "extend_by_s", required=False, maximum=24 * 3600, default=300)
+        position = await self.db.count(Lot.select().where(Lot.auction_session == sid))
+        lot = await Lot.acreate(auction_session=sid, position=position, title=title,
+                                description=description, images=images, start_price=start_price,
+                                increment=inc, reserve_price=reserve, lot_deposit=lot_deposit,
+                                buyer_premium_bp=premium, ends_at_ms=ends_at,
+                                extend_window_s=window, extend_by_s=by)
+        self.send(await self.application.lot_snapshot(lot.id, self.operator), 201)
+
+
+class AdminPublishHandler(AdminHandler):
+    async def post(self, session_id: str) -> None:
+        sid = positive_id(session_id)
+        data = self.json_body()
+        at_ms = integer(data, "at_ms", required=False, maximum=now_ms() + MAX_DURATION_MS)
+        session = await AuctionSession.aget_or_none(AuctionSession.id == sid)
+        if session is None:
+            raise ApiError("not_found", "no such session")
+        if session.status != "draft":
+            raise ApiError("conflict", f"this session is already {session.status}")
+        n = await self.db.count(Lot.select().where(Lot.auction_session == sid))
+        if n == 0:
+            raise ApiError("invalid", "a session needs at least one lot to be published")
+        # The worker does the publishing (and later the start) so the same code
+        # runs for "now" and for a scheduled time; we wait for it briefly so the
+        # answer shows the published session.
+        await self.application.schedule_publish(sid, at_ms)
+        if at_ms is None or at_ms <= now_ms():
+            await self.application.call_worker("workers.tasks.lots.publish_session",
+                                               {"session_id": sid})
+        session = await AuctionSession.aget(AuctionSession.id == sid)
+        self.send(session.public(lot_count=n))
+
+
+ACTIONS = {"open": "open", "pause": "pause", "resume": "resume", "fair-warning": "fair_warning"}
+
+
+class AdminLotControlHandler(AdminHandler):
+    async def post(self, lot_id: str, action: str) -> None:
+        lid = positive_id(lot_id)
+        app = self.application
+        if action == "hammer":
+            raw = await app.scripts.close(keys=engine.control_keys(lid), args=[lid, "1", engine.MAXLEN])
+            result = json.loads(raw)
+            if result.get("error") == "not_found":
+                raise ApiError("not_found", "this lot is not published")
+            if result.get("error"):
+                raise ApiError("conflict", f"cannot hammer a lot that is {result.get('status')}")
+            await submit(app, "workers.tasks.settlement.settle_lot", self.operator.id, "settlement",
+                         {"lot_id": lid})
+        else:
+            raw = await app.scripts.status(keys=engine.control_keys(lid),
+                                           args=[lid, ACTIONS[action], engine.MAXLEN])
+            result = json.loads(raw)
+            if result.get("error") == "not_found":
+                raise ApiError("not_found", "this lot is not published")
+            if result.get("error"):
+                raise ApiError("conflict", f"cannot {action} a lot that is {result.get('status')}")
+            await Lot.update(status=result["status"]).where(Lot.id == lid).aexecute()
+        self.send(await app.lot_snapshot(lid, self.operator))
+
+
+class AdminCreditHandler(AdminHandler):
+    async def post(self, user_id: str) -> None:
+        uid = positive_id(user_id)
+        amount = money(self.json_body(), "amount")
+        async with self.db.atomic():
+            user = await User.aget_or_none(User.id == uid)
+            if user is None:
+                raise ApiError("not_found", "no such user")
+            n = await User.update(balance=User.balance + amount).where(
+                (User.id == uid) & (User.balance + amount <= 10**15)).aexecute()
+            if not n:
+                raise ApiError("invalid", "that would make the balance too large")
+            user = await User.aget(User.id == uid)
+            await LedgerEntry.acreate(user=uid, amount=amount, balance_after=user.balance,
+                                      kind="credit", ref=f"credit:{uuid.uuid4()}",
+                                      memo=f"credited by operator {self.operator.id}")
+        self.send(user.public())
+
+
+class AdminOverviewHandler(AdminHandler):
+    async def get(self) -> None:
+        self.send(await self.application.overview())
+
+

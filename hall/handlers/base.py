@@ -1,0 +1,98 @@
+"""The base handler: JSON in and out, contract errors, who is asking."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TYPE_CHECKING
+
+import tornado.web
+
+from hall.auth import Identity, read_token
+from hall.errors import ApiError
+from hall.validate import parse_json_object
+
+if TYPE_CHECKING:
+    from hall.app import HallApplication
+
+logger = logging.getLogger(__name__)
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    application: "HallApplication"
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    # -- shared resources (Flower style) ---------------------------------
+    @property
+    def redis(self):
+        return self.application.redis
+
+    @property
+    def db(self):
+        return self.application.db
+
+    # -- identity ---------------------------------------------------------
+    def get_current_user(self) -> Identity | None:
+        header = self.request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return read_token(header[7:].strip())
+        return None
+
+    def require_user(self) -> Identity:
+        user = self.current_user
+        if user is None:
+            raise ApiError("unauthorized", "log in first (Authorization: Bearer <token>)")
+        return user
+
+    def require_operator(self) -> Identity:
+        user = self.require_user()
+        if not user.is_operator:
+            raise ApiError("forbidden", "operators only")
+        return user
+
+    # -- JSON ---------------------------------------------------------------
+    def json_body(self) -> dict:
+        return parse_json_object(self.request.body)
+
+    def send(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            body = exc.body()
+        elif isinstance(exc, tornado.web.HTTPError) and status_code == 405:
+            body = {"code": "invalid", "message": "method not allowed"}
+        elif status_code == 404:
+            body = {"code": "not_found", "message": "no such resource"}
+        elif status_code < 500:
+            body = {"code": "invalid", "message": "bad request"}
+        elif status_code == 503:
+            body = {"code": "unavailable", "message": "a backend is unavailable; retry shortly"}
+        else:
+            body = {"code": "internal", "message": "internal error"}
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, ApiError):
+            if self._finished:
+                return
+            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        from redis.exceptions import RedisError
+        if isinstance(e, RedisError):
+            logger.warning("redis unavailable: %s", e)
+            if not self._finished:
+                self.send_error(503)
+            return
+        super()._handle_request_exception(e)
+
+
+class NotFoundHandler(BaseHandler):
+    def prepare(self) -> None:
+        raise ApiError("not_found", "no such resource")

@@ -1,0 +1,49 @@
+"""GET /api/me/orders, GET /api/me/deposits, POST /api/orders/{id}/pay."""
+from __future__ import annotations
+
+from hall.errors import ApiError
+from hall.handlers.base import BaseHandler
+from hall.tasks import submit
+from hall.validate import choice, integer, positive_id
+from models import Deposit, LedgerEntry, Order
+
+
+class MyOrdersHandler(BaseHandler):
+    async def get(self) -> None:
+        user = self.require_user()
+        rows = await self.db.list(Order.select().where(Order.user == user.id).order_by(Order.id))
+        self.send({"orders": [o.public() for o in rows]})
+
+
+class MyDepositsHandler(BaseHandler):
+    async def get(self) -> None:
+        user = self.require_user()
+        deposits = await self.db.list(
+            Deposit.select().where(Deposit.user == user.id).order_by(Deposit.id))
+        ledger = await self.db.list(
+            LedgerEntry.select().where(LedgerEntry.user == user.id)
+            .order_by(LedgerEntry.id.desc()).limit(200))
+        self.send({
+            "deposits": [d.public() for d in deposits],
+            "ledger": [{"amount": e.amount, "balance_after": e.balance_after, "kind": e.kind,
+                        "memo": e.memo, "at_ms": e.created_at_ms} for e in ledger],
+        })
+
+
+class OrderPayHandler(BaseHandler):
+    async def post(self, order_id: str) -> None:
+        user = self.require_user()
+        oid = positive_id(order_id)
+        data = self.json_body()
+        method = choice(data, "method", ("balance", "wechat"))
+        coupon_id = integer(data, "coupon_id", required=False, minimum=1)
+        order = await Order.aget_or_none(Order.id == oid)
+        if order is None or order.user_id != user.id:
+            raise ApiError("not_found", "no such order")
+        if order.status != "unpaid":
+            raise ApiError("already_paid" if order.status == "paid" else "conflict",
+                           f"this order is {order.status}")
+        task_id = await submit(self.application, "workers.tasks.orders.pay_order", user.id,
+                               "order_payment", {"user_id": user.id, "order_id": oid,
+                                                 "method": method, "coupon_id": coupon_id})
+        self.send({"task_id": task_id}, 202)

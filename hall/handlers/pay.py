@@ -1,0 +1,51 @@
+"""POST /api/pay/wechat/notify: WeChat Pay's signed payment notification.
+
+The signature, timestamp and encryption are checked here, before anything
+is trusted; the money itself moves in a worker, idempotently by
+out_trade_no, so a replayed notification changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from hall.errors import ApiError
+from hall.handlers.base import BaseHandler
+from hall.tasks import submit
+from models import Payment
+
+logger = logging.getLogger(__name__)
+
+
+class WeChatNotifyHandler(BaseHandler):
+    async def post(self) -> None:
+        from workers.wechatpay import InvalidNotification, parse_notification
+        config = self.application.wechat_config()
+        if config is None:
+            raise ApiError("unavailable", "WeChat Pay is not configured")
+        try:
+            tx = parse_notification(config, self.request.headers, self.request.body)
+        except InvalidNotification as exc:
+            logger.warning("rejected WeChat notification: %s", exc.reason)
+            self.set_status(401)
+            self.finish(json.dumps({"code": "unauthorized", "message": "bad notification signature"}))
+            return
+        # Replay: the same notification id (or nonce) is handled once.
+        first = await self.redis.set(f"wxnotify:{tx.get('id')}", 1, nx=True, ex=7 * 24 * 3600)
+        nonce_new = await self.redis.set(f"wxnonce:{tx.get('nonce')}", 1, nx=True, ex=3600)
+        if not first or not nonce_new:
+            self.set_status(200)
+            self.finish(json.dumps({"code": "SUCCESS", "message": "already handled"}))
+            return
+        payment = await Payment.aget_or_none(Payment.out_trade_no == str(tx.get("out_trade_no")))
+        if payment is None:
+            self.set_status(404)
+            self.finish(json.dumps({"code": "not_found", "message": "unknown out_trade_no"}))
+            return
+        await submit(self.application, "workers.tasks.deposits.wechat_paid", payment.user_id,
+                     "wechat_payment", {"out_trade_no": payment.out_trade_no,
+                                        "transaction_id": str(tx.get("transaction_id", "")),
+                                        "trade_state": str(tx.get("trade_state", "")),
+                                        "total": (tx.get("amount") or {}).get("total")})
+        self.set_status(200)
+        self.finish(json.dumps({"code": "SUCCESS", "message": "OK"}))

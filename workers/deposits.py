@@ -1,0 +1,120 @@
+"""保证金: paying a deposit by balance or WeChat Pay, once per user and scope."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from peewee import IntegrityError
+
+from models import AuctionSession, Deposit, LedgerEntry, Lot, Payment, User, db, now_ms
+from workers import lotstate, publish
+from workers.errors import Refused
+
+logger = logging.getLogger(__name__)
+
+
+def scope_key(scope: str, session_id: int, lot_id: int, user_id: int) -> str:
+    return f"s:{session_id}:u:{user_id}" if scope == "session" else f"l:{lot_id}:u:{user_id}"
+
+
+def _in_force(deposit: Deposit) -> None:
+    """After commit: open bidding for the user and tell their sockets."""
+    lotstate.grant_deposit(deposit.scope, deposit.session_id, deposit.lot_id,
+                           deposit.user_id)
+    publish.to_user(deposit.user_id, {
+        "type": "deposit", "scope": deposit.scope, "session_id": deposit.session_id,
+        "lot_id": deposit.lot_id, "amount": deposit.amount, "method": deposit.method})
+
+
+def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str) -> dict:
+    lot = Lot.get_or_none(Lot.id == lot_id)
+    if lot is None:
+        raise Refused("not_found", "no such lot")
+    session = AuctionSession.get_by_id(lot.session_id)
+    if lot.status in ("closed", "settled"):
+        raise Refused("lot_closed", "this lot has closed")
+    amount = session.deposit_amount if scope == "session" else lot.lot_deposit
+    key = scope_key(scope, session.id, lot.id, user_id)
+    existing = Deposit.get_or_none(Deposit.scope_key == key)
+    if existing is not None:
+        if existing.task_id == task_id and existing.status == "paid":
+            _in_force(existing)  # a redelivered task: finish what it started
+            return {"status": "paid", "deposit": existing.public()}
+        if existing.status == "pending":
+            raise Refused("conflict", "a WeChat payment for this deposit is in progress")
+        raise Refused("already_paid", f"a {scope} deposit is already in force")
+    if scope == "lot" and Deposit.select().where(
+            (Deposit.scope_key == scope_key("session", session.id, lot.id, user_id))
+            & (Deposit.status == "paid")).exists():
+        raise Refused("already_paid", "a session deposit already covers this lot")
+    if method == "wechat":
+        return _start_wechat(user_id, lot, session, scope, key, amount, task_id)
+    try:
+        with db.atomic():
+            debited = User.update(balance=User.balance - amount).where(
+                (User.id == user_id) & (User.balance >= amount)).execute()
+            if not debited:
+                raise Refused("insufficient_balance",
+                              f"the deposit is {amount} fen; top up your balance first")
+            deposit = Deposit.create(user=user_id, auction_session=session.id,
+                                     lot=lot.id if scope == "lot" else None, scope=scope,
+                                     scope_key=key, amount=amount, method="balance",
+                                     status="paid", task_id=task_id, paid_at_ms=now_ms())
+            balance = User.get_by_id(user_id).balance
+            LedgerEntry.create(user=user_id, amount=-amount, balance_after=balance,
+                               kind="deposit", ref=f"deposit:{deposit.id}",
+                               memo=f"{scope} deposit, lot {lot.id}")
+    except IntegrityError:
+        raise Refused("already_paid", f"a {scope} deposit is already in force")
+    _in_force(deposit)
+    return {"status": "paid", "deposit": deposit.public(), "balance": balance}
+
+
+def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, key: str,
+                  amount: int, task_id: str) -> dict:
+    from workers.wechatpay import WeChatPayClient, WeChatPayConfig
+    out_trade_no = f"D{uuid.uuid4().hex[:30]}"
+    try:
+        with db.atomic():
+            deposit = Deposit.create(user=user_id, auction_session=session.id,
+                                     lot=lot.id if scope == "lot" else None, scope=scope,
+                                     scope_key=key, amount=amount, method="wechat",
+                                     status="pending", task_id=task_id, out_trade_no=out_trade_no)
+            Payment.create(user=user_id, deposit=deposit.id, method="wechat", amount=amount,
+                           out_trade_no=out_trade_no)
+    except IntegrityError:
+        raise Refused("already_paid", f"a {scope} deposit is already in force")
+    client = WeChatPayClient(WeChatPayConfig.from_settings())
+    prepay = client.jsapi_prepay(out_trade_no, f"保证金 {session.title}"[:100], amount,
+                                 openid=f"openid-{user_id}")
+    return {"status": "awaiting_payment", "out_trade_no": out_trade_no, "prepay": prepay}
+
+
+def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
+                total: int | None) -> dict:
+    """Settle a verified WeChat notification, once (keyed by out_trade_no)."""
+    payment = Payment.get_or_none(Payment.out_trade_no == out_trade_no)
+    if payment is None:
+        raise Refused("not_found", "unknown out_trade_no")
+    if trade_state != "SUCCESS":
+        return {"status": "ignored", "trade_state": trade_state}
+    if total != payment.amount:
+        logger.warning("WeChat amount mismatch for %s: %s != %s", out_trade_no, total,
+                       payment.amount)
+        raise Refused("invalid", "the paid amount does not match")
+    with db.atomic():
+        changed = Payment.update(status="paid", transaction_id=transaction_id).where(
+            (Payment.id == payment.id) & (Payment.status == "pending")).execute()
+        if changed and payment.deposit_id:
+            Deposit.update(status="paid", paid_at_ms=now_ms()).where(
+                Deposit.id == payment.deposit_id).execute()
+    if payment.deposit_id:
+        deposit = Deposit.get_by_id(payment.deposit_id)
+        if deposit.status == "paid":
+            _in_force(deposit)
+    if changed and payment.order_id:
+        from workers.orders import order_paid_by_wechat
+        order_paid_by_wechat(payment)
+    return {"status": "paid" if changed else "already_paid", "out_trade_no": out_trade_no}
+
+

@@ -1,0 +1,49 @@
+"""The lot scripts from the workers' side (plain redis-py, green under eventlet)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hall import engine
+from workers.publish import client
+
+_scripts: dict[str, Any] = {}
+
+
+def _script(name: str, src: str) -> Any:
+    s = _scripts.get(name)
+    if s is None:
+        s = _scripts[name] = client().register_script(src)
+    return s
+
+
+def close(lot_id: int, force: bool = False) -> dict:
+    raw = _script("close", engine.CLOSE_LUA)(keys=engine.control_keys(lot_id),
+                                             args=[lot_id, "1" if force else "0", engine.MAXLEN])
+    return json.loads(raw)
+
+
+def control(lot_id: int, action: str) -> dict:
+    raw = _script("status", engine.STATUS_LUA)(keys=engine.control_keys(lot_id),
+                                               args=[lot_id, action, engine.MAXLEN])
+    return json.loads(raw)
+
+
+def load(lot: Any, session: Any, status: str, last_bid: Any = None) -> None:
+    _script("load", engine.LOAD_LUA)(keys=[engine.lot_key(lot.id)],
+                                    args=engine.lot_load_args(lot, session, status, last_bid))
+
+
+def mark_settled(lot_id: int) -> None:
+    client().hset(engine.lot_key(lot_id), "status", "settled")
+
+
+def grant_deposit(scope: str, session_id: int, lot_id: int | None, user_id: int) -> None:
+    key = (engine.session_deposits_key(session_id) if scope == "session"
+           else engine.lot_deposits_key(lot_id))
+    client().sadd(key, user_id)
+
+
+def redis_now_ms() -> int:
+    sec, usec = client().time()
+    return int(sec) * 1000 + int(usec) // 1000

@@ -1,0 +1,37 @@
+"""Write-only messages from workers to clients (via every hall's pub/sub).
+
+Workers never talk to sockets (decision 3): they publish on `user:{id}` or
+run the lot scripts (which publish on `lot:{id}`), always after the database
+transaction has committed.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import redis
+
+import settings
+from hall import engine
+
+_client: redis.Redis | None = None
+_lock = threading.Lock()
+
+
+def client() -> redis.Redis:
+    """The process's Redis client (its connection pool is thread/green-safe)."""
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True,
+                                               health_check_interval=15)
+    return _client
+
+
+def to_user(user_id: int, message: dict[str, Any]) -> None:
+    message.setdefault("server_time_ms", int(time.time() * 1000))
+    client().publish(engine.user_channel(user_id),
+                     json.dumps(message, ensure_ascii=False, separators=(",", ":")))

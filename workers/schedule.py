@@ -1,0 +1,107 @@
+"""定时发布 / 定时拍卖 / countdown expiry, driven by beat every second.
+
+Deadlines live in a Redis sorted set, not in Celery ETAs (decision 4): the
+sweep closes every lot whose deadline has passed by Redis' clock, and for
+lots due within the next sweep interval it queues a short-ETA close so a
+lot closes on time rather than up to a second late. Closing is idempotent
+and re-checks the deadline, so a late, duplicate or early close is harmless.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import settings
+from hall import engine
+from models import AuctionSession, Bid, Lot, User, db, now_ms
+from workers import lotstate
+from workers.publish import client
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_ZSET = "sessions:publish"
+START_ZSET = "sessions:starts"
+
+
+def publish_session(session_id: int) -> dict:
+    """Draft -> published: lots become `scheduled` (visible, deposits open)."""
+    session = AuctionSession.get_or_none(AuctionSession.id == session_id)
+    if session is None:
+        return {"error": "not_found"}
+    if session.status == "draft":
+        with db.atomic():
+            AuctionSession.update(status="published", published_at_ms=now_ms()).where(
+                (AuctionSession.id == session_id) & (AuctionSession.status == "draft")).execute()
+            Lot.update(status="scheduled").where(
+                (Lot.auction_session == session_id) & (Lot.status == "draft")).execute()
+        session = AuctionSession.get_by_id(session_id)
+    lots = list(Lot.select().where(Lot.auction_session == session_id).order_by(Lot.position))
+    for lot in lots:
+        last = (Bid.select(Bid, User).join(User).where(Bid.lot == lot.id)
+                .order_by(Bid.seq.desc()).first())
+        lotstate.load(lot, session, "scheduled", last)
+    r = client()
+    r.zrem(PUBLISH_ZSET, session_id)
+    start = session.starts_at_ms or 0
+    if start <= lotstate.redis_now_ms():
+        start_session(session_id)
+    else:
+        r.zadd(START_ZSET, {session_id: start})
+    return {"session_id": session_id, "status": AuctionSession.get_by_id(session_id).status,
+            "lots": len(lots)}
+
+
+def start_session(session_id: int) -> dict:
+    """Published -> live: every scheduled lot opens for bids."""
+    session = AuctionSession.get_or_none(AuctionSession.id == session_id)
+    if session is None or session.status not in ("published", "live"):
+        return {"error": "not_startable"}
+    opened, expired = [], []
+    for lot in Lot.select().where(Lot.auction_session == session_id).order_by(Lot.position):
+        result = lotstate.control(lot.id, "open")
+        if result.get("status") == "live":
+            opened.append(lot.id)
+        elif result.get("reason") == "deadline passed":
+            expired.append(lot.id)
+    with db.atomic():
+        if opened:
+            Lot.update(status="live").where(Lot.id.in_(opened)).execute()
+        AuctionSession.update(status="live").where(
+            (AuctionSession.id == session_id) & (AuctionSession.status == "published")).execute()
+    client().zrem(START_ZSET, session_id)
+    return {"session_id": session_id, "opened": opened, "expired": expired}
+
+
+def sweep(on_closed: Callable[[int], None],
+          close_soon: Callable[[int, float], None] | None = None) -> dict:
+    """One pass: scheduled publishes and starts, then due lots."""
+    r = client()
+    now = lotstate.redis_now_ms()
+    published = [int(s) for s in r.zrangebyscore(PUBLISH_ZSET, "-inf", now)]
+    for sid in published:
+        publish_session(sid)
+    started = [int(s) for s in r.zrangebyscore(START_ZSET, "-inf", now)]
+    for sid in started:
+        start_session(sid)
+    closed = []
+    horizon = now + int(settings.SWEEP_INTERVAL_S * 1000) + 200
+    for member, score in r.zrangebyscore(engine.DEADLINES, "-inf", horizon, withscores=True):
+        lot_id, deadline = int(member), int(score)
+        if deadline <= now:
+            result = lotstate.close(lot_id)
+            if result.get("closed"):
+                closed.append(lot_id)
+                on_closed(lot_id)
+            elif result.get("already") or result.get("error"):
+                r.zrem(engine.DEADLINES, lot_id)
+        elif close_soon is not None and r.set(f"closing:{lot_id}:{deadline}", 1, nx=True, ex=60):
+            close_soon(lot_id, (deadline - now) / 1000.0)
+    return {"published": published, "started": started, "closed": closed}
+
+
+def close_lot(lot_id: int, on_closed: Callable[[int], None]) -> dict:
+    """A short-ETA close: closes only if the deadline has really passed."""
+    result = lotstate.close(lot_id)
+    if result.get("closed"):
+        on_closed(lot_id)
+    return result

@@ -1,0 +1,76 @@
+"""Thin Celery tasks: each calls one plain function from workers/.
+
+`OwnedTask` tells the task's owner (kwargs["user_id"]) over their sockets
+when it finishes, after the result is stored, so a client that reacts to the
+`task` message and then reads /api/tasks/{id} sees the final state.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from celery import Task
+from peewee import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from models import db
+from workers import publish
+from workers.db import bind
+from workers.errors import Refused
+
+logger = logging.getLogger(__name__)
+
+FAILURES = "tasks:failures"
+# Transient failures worth retrying: a locked/unreachable database, Redis blips.
+TRANSIENT = (OperationalError, RedisConnectionError)
+CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
+
+
+class HallTask(Task):
+    """Base: database bound and connection closed around every run."""
+    abstract = True
+    autoretry_for = TRANSIENT
+    retry_backoff = 0.5
+    retry_backoff_max = 10
+    max_retries = 8
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        bind()
+        with db.connection_context():
+            return super().__call__(*args, **kwargs)
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if not isinstance(exc, Refused):
+            try:
+                publish.client().lpush(FAILURES, json.dumps({
+                    "task": self.name, "task_id": task_id, "error": f"{type(exc).__name__}: {exc}"[:300],
+                    "at_ms": int(time.time() * 1000)}))
+                publish.client().ltrim(FAILURES, 0, 49)
+            except Exception:
+                logger.exception("could not record a task failure")
+
+
+class OwnedTask(HallTask):
+    abstract = True
+    kind = "task"
+
+    def _tell(self, task_id: str, kwargs: dict, message: dict) -> None:
+        user_id = kwargs.get("user_id")
+        if user_id is not None:
+            publish.to_user(user_id, {"type": "task", "task_id": task_id, "kind": self.kind,
+                                      **message})
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: dict) -> None:
+        self._tell(task_id, kwargs, {"state": "SUCCESS", "result": retval})
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: dict, einfo: Any) -> None:
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+        if isinstance(exc, Refused):
+            error = {"code": exc.code, "message": exc.message}
+        else:
+            error = {"code": "task_failed", "message": "the task failed"}
+        self._tell(task_id, kwargs, {"state": "FAILURE", "error": error})
