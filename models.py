@@ -238,6 +238,18 @@ def init_db(url: str, asynchronous: bool = False) -> Any:
     return database
 
 
+def write_transaction() -> Any:
+    """A transaction that will write. On SQLite it takes the write lock at
+    BEGIN (IMMEDIATE): a deferred transaction that reads first cannot upgrade
+    its lock while another process writes, and fails with "database is
+    locked" instead of waiting its busy timeout."""
+    from peewee import SqliteDatabase
+    database = db.obj  # the proxy's own atomic() would be sync-only
+    if isinstance(database, SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
 def create_tables() -> None:
     """Create every table (idempotent). Needs a synchronous database bound."""
     with db.connection_context():

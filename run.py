@@ -65,7 +65,7 @@ def _add_user(name: str, password: str, operator: bool, balance: int) -> "object
     import uuid
     import models
     from hall.auth import hash_password
-    with models.db.atomic():
+    with models.write_transaction():
         user = models.User.create(username=name, password_hash=hash_password(password),
                                   role="operator" if operator else "bidder", balance=balance)
         if balance:
@@ -227,6 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     p_add.add_argument("--password", required=True)
     p_add.add_argument("--operator", action="store_true")
     p_add.add_argument("--balance", type=int, default=0)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        # Everything after "worker" goes to celery as is (argparse's REMAINDER
+        # would refuse a leading option such as -Q).
+        return cmd_worker(argparse.Namespace(celery_args=argv[1:]))
     args = parser.parse_args(argv)
     cmd = args.cmd or "all"
     if cmd == "all" and not hasattr(args, "port"):

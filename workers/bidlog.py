@@ -13,7 +13,7 @@ import logging
 from redis.exceptions import ResponseError
 
 from hall import engine
-from models import Bid, db
+from models import Bid, db, write_transaction
 from workers.publish import client
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _store(entries: list) -> int:
     rows = [{"lot": int(f["lot"]), "seq": int(f["seq"]), "user": int(f["uid"]),
              "amount": int(f["amount"]), "at_ms": int(f["at"]), "ref": f.get("ref", "")[:64]}
             for _id, f in entries if f]
-    with db.atomic():
+    with write_transaction():
         for i in range(0, len(rows), 200):
             Bid.insert_many(rows[i:i + 200]).on_conflict_ignore().execute()
     ids = [entry_id for entry_id, _ in entries]

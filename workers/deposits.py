@@ -6,7 +6,7 @@ import uuid
 
 from peewee import IntegrityError
 
-from models import AuctionSession, Deposit, LedgerEntry, Lot, Payment, User, db, now_ms
+from models import AuctionSession, Deposit, LedgerEntry, Lot, Payment, User, db, write_transaction, now_ms
 from workers import lotstate, publish
 from workers.errors import Refused
 
@@ -50,7 +50,7 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
     if method == "wechat":
         return _start_wechat(user_id, lot, session, scope, key, amount, task_id)
     try:
-        with db.atomic():
+        with write_transaction():
             debited = User.update(balance=User.balance - amount).where(
                 (User.id == user_id) & (User.balance >= amount)).execute()
             if not debited:
@@ -75,7 +75,7 @@ def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, k
     from workers.wechatpay import WeChatPayClient, WeChatPayConfig
     out_trade_no = f"D{uuid.uuid4().hex[:30]}"
     try:
-        with db.atomic():
+        with write_transaction():
             deposit = Deposit.create(user=user_id, auction_session=session.id,
                                      lot=lot.id if scope == "lot" else None, scope=scope,
                                      scope_key=key, amount=amount, method="wechat",
@@ -102,7 +102,7 @@ def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
         logger.warning("WeChat amount mismatch for %s: %s != %s", out_trade_no, total,
                        payment.amount)
         raise Refused("invalid", "the paid amount does not match")
-    with db.atomic():
+    with write_transaction():
         changed = Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "pending")).execute()
         if changed and payment.deposit_id:

@@ -35,7 +35,8 @@ def load(lot: Any, session: Any, status: str, last_bid: Any = None) -> None:
 
 
 def mark_settled(lot_id: int) -> None:
-    client().hset(engine.lot_key(lot_id), "status", "settled")
+    """closed -> settled, announced to the room as a lot_status event."""
+    control(lot_id, "settled")
 
 
 def grant_deposit(scope: str, session_id: int, lot_id: int | None, user_id: int) -> None:

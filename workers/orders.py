@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from models import Coupon, LedgerEntry, Order, Payment, User, db, now_ms
+from models import Coupon, LedgerEntry, Order, Payment, User, db, write_transaction, now_ms
 from workers import publish
 from workers.errors import Refused
 
@@ -46,7 +46,7 @@ def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
         prepay = WeChatPayClient(WeChatPayConfig.from_settings()).jsapi_prepay(
             out_trade_no, f"拍品订单 {order_id}", to_pay, openid=f"openid-{user_id}")
         return {"status": "awaiting_payment", "out_trade_no": out_trade_no, "prepay": prepay}
-    with db.atomic():
+    with write_transaction():
         if coupon is not None:
             used = Coupon.update(used_at_ms=now).where(
                 (Coupon.id == coupon.id) & Coupon.used_at_ms.is_null()).execute()

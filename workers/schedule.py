@@ -13,7 +13,7 @@ from typing import Callable
 
 import settings
 from hall import engine
-from models import AuctionSession, Bid, Lot, User, db, now_ms
+from models import AuctionSession, Bid, Lot, User, db, write_transaction, now_ms
 from workers import lotstate
 from workers.publish import client
 
@@ -29,7 +29,7 @@ def publish_session(session_id: int) -> dict:
     if session is None:
         return {"error": "not_found"}
     if session.status == "draft":
-        with db.atomic():
+        with write_transaction():
             AuctionSession.update(status="published", published_at_ms=now_ms()).where(
                 (AuctionSession.id == session_id) & (AuctionSession.status == "draft")).execute()
             Lot.update(status="scheduled").where(
@@ -63,7 +63,7 @@ def start_session(session_id: int) -> dict:
             opened.append(lot.id)
         elif result.get("reason") == "deadline passed":
             expired.append(lot.id)
-    with db.atomic():
+    with write_transaction():
         if opened:
             Lot.update(status="live").where(Lot.id.in_(opened)).execute()
         AuctionSession.update(status="live").where(

@@ -9,7 +9,7 @@ import logging
 
 import settings
 from hall import engine
-from models import (AuctionSession, Deposit, LedgerEntry, Lot, Order, Refund, User, db,
+from models import (AuctionSession, Deposit, LedgerEntry, Lot, Order, Refund, User, db, write_transaction,
                     now_ms)
 from workers import bidlog, lotstate, publish
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 def refund_deposit(deposit: Deposit) -> bool:
     """Give a paid deposit back the way it came; False if it was not paid."""
-    with db.atomic():
+    with write_transaction():
         moved = Deposit.update(status="refunded").where(
             (Deposit.id == deposit.id) & (Deposit.status == "paid")).execute()
         if not moved:
@@ -48,7 +48,7 @@ def settle_lot(lot_id: int) -> dict:
     winner_id = int(state["leader"]) if sold else None
     closed_at = int(state.get("closed_at") or now_ms())
     order = None
-    with db.atomic():
+    with write_transaction():
         Lot.update(status="settled", final_price=price or None, winner=winner_id,
                    bid_count=int(state.get("count") or 0), closed_at_ms=closed_at).where(
             Lot.id == lot_id).execute()
@@ -97,7 +97,7 @@ def settle_session_if_done(session_id: int) -> bool:
             (Order.user == dep.user_id) & (Lot.auction_session == session_id)
             & (Order.status == "unpaid")).order_by(Order.id).first())
         if first_order is not None:
-            with db.atomic():
+            with write_transaction():
                 moved = Deposit.update(status="credited").where(
                     (Deposit.id == dep.id) & (Deposit.status == "paid")).execute()
                 if moved:

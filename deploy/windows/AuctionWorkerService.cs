@@ -233,6 +233,8 @@ public class AuctionWorkerService : ServiceBase
         string stopArguments = Setting("StopArguments", "");
         if (stopArguments.Length > 0)
         {
+            // Celery then prints "No nodes replied within time constraint" and
+            // exits with an error: expected, a worker does not answer shutdown.
             Note("asking the worker for a warm shutdown: " + stopArguments);
             try
             {

@@ -145,7 +145,9 @@ function Invoke-Checked {
         $ErrorActionPreference = $saved
     }
     if ($OkExitCodes -notcontains $code) {
-        throw "'$FilePath $($ArgumentList -join ' ')' failed with exit code $code"
+        # Only the first arguments: later ones may be secrets (settings, passwords).
+        $shown = @($ArgumentList | Select-Object -First 2) -join ' '
+        throw "'$FilePath $shown ...' failed with exit code $code"
     }
 }
 

@@ -9,7 +9,7 @@ from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
 from hall.tasks import submit
 from hall.validate import increment, integer, money, positive_id, text
-from models import AuctionSession, LedgerEntry, Lot, User, now_ms
+from models import AuctionSession, LedgerEntry, Lot, User, now_ms, write_transaction
 
 MAX_DURATION_MS = 366 * 24 * 3600 * 1000
 
@@ -122,7 +122,7 @@ class AdminCreditHandler(AdminHandler):
     async def post(self, user_id: str) -> None:
         uid = positive_id(user_id)
         amount = money(self.json_body(), "amount")
-        async with self.db.atomic():
+        async with write_transaction():
             user = await User.aget_or_none(User.id == uid)
             if user is None:
                 raise ApiError("not_found", "no such user")

@@ -26,7 +26,8 @@ class RegisterHandler(BaseHandler):
         phone = text(data, "phone", required=False, max_len=20)
         if not USERNAME.match(username):
             raise ApiError("invalid", "username: 2-32 letters, digits, _ . - or Chinese characters")
-        await self.application.rate_limit(f"register:{self.request.remote_ip}", 20, 60)
+        await self.application.rate_limit(f"register:{self.request.remote_ip}",
+                                          self.application.login_rate, 60)
         # Hashing is deliberately slow (argon2): keep it off the IOLoop.
         pw_hash = await self.application.run_blocking(hash_password, password)
         try:

@@ -128,8 +128,8 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
     async def op_join(self, data: dict) -> None:
         lot_id = self._lot_id(data)
         since = data.get("since_seq")
-        if since is not None and (type(since) is not int or since < 0):
-            raise ApiError("invalid", "since_seq must be a non-negative integer")
+        if since is not None and (type(since) is not int or not 0 <= since <= 2**53):
+            raise ApiError("invalid", "since_seq must be an integer from 0 to 2^53")
         await self.application.join(self, lot_id, since)
 
     async def op_leave(self, data: dict) -> None:
@@ -172,7 +172,8 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         snap["type"] = "snapshot"
         self.send_json(snap)
         uid = str(self.user_id) if self.user_id is not None else None
-        for _event_id, fields in events:
+        for _event_id, flat in events:
+            fields = dict(zip(flat[::2], flat[1::2]))  # XRANGE inside Lua: a flat list
             payload = fields[b"d"]
             if uid and fields.get(b"u", b"").decode() == uid:
                 payload = payload[:-1] + b',"mine":true}'

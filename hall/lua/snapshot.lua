@@ -9,7 +9,7 @@ local events = {}
 if ARGV[1] ~= '' then
   -- "After S" = from bid S+1 on; events that followed bid S itself are
   -- summed up by the snapshot's state.
-  events = redis.call('XRANGE', KEYS[2], (tonumber(ARGV[1]) + 1) .. '-0', '+', 'COUNT', ARGV[2])
+  events = redis.call('XRANGE', KEYS[2], string.format('%.0f', tonumber(ARGV[1]) + 1) .. '-0', '+', 'COUNT', ARGV[2])
 end
 -- Where the stream stands now, so the caller can drop live duplicates.
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)

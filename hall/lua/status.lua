@@ -1,6 +1,7 @@
--- Operator and scheduler controls: go live, pause, resume, fair warning.
+-- Operator and scheduler controls: go live, pause, resume, fair warning;
+-- and `settled`, set by the worker once the result is written down.
 -- KEYS: 1 lot hash, 2 lot stream, 3 deadline zset
--- ARGV: 1 lot id, 2 action (open|pause|resume|fair_warning), 3 stream maxlen
+-- ARGV: 1 lot id, 2 action (open|pause|resume|fair_warning|settled), 3 stream maxlen
 local lot, stream = KEYS[1], KEYS[2]
 local lot_id, action = ARGV[1], ARGV[2]
 local f = redis.call('HMGET', lot, 'status', 'deadline', 'remaining')
@@ -29,6 +30,10 @@ elseif action == 'resume' then
   deadline = now + tonumber(f[3] or '0')
   redis.call('HSET', lot, 'deadline', deadline)
   redis.call('ZADD', KEYS[3], deadline, lot_id)
+elseif action == 'settled' then
+  if status == 'settled' then return cjson.encode({status = status, same = true}) end
+  if status ~= 'closed' then return cjson.encode({error = 'conflict', status = status}) end
+  new = 'settled'
 elseif action == 'fair_warning' then
   if status ~= 'live' or now >= deadline then return cjson.encode({error = 'conflict', status = status}) end
   new = 'live'

@@ -1,0 +1,85 @@
+"""Bid throughput and latency: the hall vs a bare `websockets` echo server.
+
+    python bench/bids.py [--clients 100] [--lots 50] [--duration 10] [--procs 2] [--quick]
+
+N connections, each with its own bidder token, spread over --lots lots, each in
+a closed loop: bid next_min_bid, wait for accepted/rejected, repeat (see
+bench/load.py). The reference is bench/refserver.py (echo) driven by the same
+client with the same N and duration (run first, before the hall stack starts,
+so the worker's bid ingestion does not steal its CPU).
+Targets (issue): accepted bids/s >= 0.35 x echo replies/s; p99 <= 2 x echo p99.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RefServer, emit_result, pct  # noqa: E402
+from load import run_load  # noqa: E402
+from stack import BenchStack, raise_nofile  # noqa: E402
+
+
+def summarize(res: dict) -> dict:
+    lat = res["lat"]
+    d = res["duration"]
+    c = res["counts"]
+    return {"answers_per_s": c.get("answers", 0) / d, "accepted_per_s": c.get("accepted", 0) / d,
+            "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000, "counts": c}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--lots", type=int, default=0, help="default: clients // 2 (two bidders per lot)")
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--procs", type=int, default=2, help="client processes")
+    ap.add_argument("--fsync", default="everysec", choices=["everysec", "always", "no"],
+                    help="Redis appendfsync (run.py's embedded Redis uses everysec)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.clients, a.duration, a.warmup, a.procs = 4, 1.0, 0.2, 2
+    lots = a.lots or max(1, a.clients // 2)
+    raise_nofile()
+    t0 = time.time()
+
+    with RefServer("echo") as ref:
+        echo = summarize(run_load(ref.url, [(None, 1)] * a.clients, "echo", a.duration, a.procs, a.warmup))
+
+    with BenchStack(fsync=a.fsync) as st:
+        users = st.bidders(a.clients)
+        _sid, lot_ids = st.live_lots(lots, users)
+        conns = [(u["token"], lot_ids[i % lots]) for i, u in enumerate(users)]
+        hall = summarize(run_load(st.ws_url, conns, "hall", a.duration, a.procs, a.warmup))
+        notes = list(st.notes)
+
+    ratio_tput = hall["accepted_per_s"] / echo["answers_per_s"] if echo["answers_per_s"] else 0.0
+    ratio_p99 = hall["p99_ms"] / echo["p99_ms"] if echo["p99_ms"] else float("inf")
+    print(f"bids: {a.clients} connections over {lots} lots, {a.duration:g}s measured "
+          f"(+{a.warmup:g}s warm-up), {a.procs} client processes, Redis appendfsync {a.fsync}")
+    for n in notes:
+        print("  note:", n)
+    print(f"  {'':22} {'answers/s':>10} {'accepted/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"  {'hall':22} {hall['answers_per_s']:10.0f} {hall['accepted_per_s']:11.0f} "
+          f"{hall['p50_ms']:8.2f} {hall['p99_ms']:8.2f}")
+    print(f"  {'websockets echo (ref)':22} {echo['answers_per_s']:10.0f} {'':>11} "
+          f"{echo['p50_ms']:8.2f} {echo['p99_ms']:8.2f}")
+    print(f"  hall answer codes: {hall['counts']}")
+    print(f"  accepted/s / echo replies/s = {ratio_tput:.3f} (target >= 0.35: "
+          f"{'MET' if ratio_tput >= 0.35 else 'MISSED'})")
+    print(f"  p99 hall / p99 echo = {ratio_p99:.2f} (target <= 2: "
+          f"{'MET' if ratio_p99 <= 2 else 'MISSED'})")
+    print(f"  wall time {time.time() - t0:.1f}s")
+    out = {"clients": a.clients, "lots": lots, "duration": a.duration, "hall": hall, "echo": echo,
+           "ratio_accepted_vs_echo": ratio_tput, "ratio_p99": ratio_p99}
+    emit_result("bids", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Helpers shared by the benchmarks: reference server process, percentiles, output."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stack import PY, ROOT, free_port
+
+BENCH = Path(__file__).resolve().parent
+
+
+class RefServer:
+    """bench/refserver.py in its own process (echo or broadcast)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.port = free_port()
+        self.url = f"ws://127.0.0.1:{self.port}/"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "RefServer":
+        self.proc = subprocess.Popen([PY, str(BENCH / "refserver.py"), self.mode, "--port", str(self.port)],
+                                     cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if "ready" not in line:
+            raise RuntimeError(f"reference server did not start: {line!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = min(len(v) - 1, max(0, int(round(p / 100 * (len(v) - 1)))))
+    return v[k]
+
+
+def emit_result(name: str, data: dict) -> None:
+    """The machine-readable last line that bench/run_all.py reads."""
+    print("RESULT " + json.dumps({"bench": name, **data}), flush=True)
+
+
+def now() -> float:
+    return time.monotonic()  # CLOCK_MONOTONIC: system-wide on Linux, comparable across processes

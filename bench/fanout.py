@@ -1,0 +1,234 @@
+"""Fan-out latency: one bid -> its `bid` event on every socket of a big room.
+
+    python bench/fanout.py [--clients 1000] [--bids 50] [--gap 0.2] [--procs 2] [--quick]
+
+--clients anonymous viewers (spread over --procs receiver processes, websockets
+asyncio client) join one live lot. A bidder (two bidder accounts alternating,
+so neither is ever `already_leading`) places --bids bids, one every --gap
+seconds; each receiver stamps the arrival of every `bid` event with
+time.monotonic() (CLOCK_MONOTONIC is system-wide on Linux, so stamps from
+different processes compare with the bidder's send stamp).
+Per bid: last-receiver latency = last arrival - send; per client: arrival - send.
+Reference: bench/refserver.py broadcast (`websockets.broadcast` of a ~190-byte
+event to every connection when one control client sends {"op":"fire"}), the
+same receivers, the same numbers. Target (issue): hall / reference <= 1.0.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import websockets  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
+
+from common import RefServer, emit_result, pct  # noqa: E402
+from stack import INCREMENT, START_PRICE, BenchStack, raise_nofile  # noqa: E402
+
+now = time.monotonic
+WARMUP_BIDS = 3
+
+
+# -- receivers (child processes) -----------------------------------------------
+async def _recv_main(url, lot_id, n, mode, ready_q, stop, out_q) -> None:
+    arrivals: dict[int, list[float]] = {}
+    joined = 0
+    done_join = asyncio.Event()
+
+    async def one() -> object:
+        nonlocal joined
+        ws = await connect(url, compression=None, max_size=2**22, ping_interval=None, open_timeout=120)
+        if mode == "hall":
+            await ws.send(json.dumps({"op": "join", "lot_id": lot_id}))
+        else:
+            joined += 1
+            if joined == n:
+                done_join.set()
+
+        async def reader() -> None:
+            nonlocal joined
+            try:
+                async for raw in ws:
+                    t = now()
+                    m = json.loads(raw)
+                    kind = m.get("type")
+                    if kind == "bid":
+                        arrivals.setdefault(m["seq"], []).append(t)
+                    elif kind == "snapshot":
+                        joined += 1
+                        if joined == n:
+                            done_join.set()
+            except websockets.ConnectionClosed:
+                pass
+        asyncio.ensure_future(reader())
+        return ws
+
+    socks = []
+    for i in range(0, n, 100):
+        socks += await asyncio.gather(*(one() for _ in range(min(100, n - i))))
+    await asyncio.wait_for(done_join.wait(), 120)
+    ready_q.put(n)
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    out_q.put(arrivals)
+    for ws in socks:
+        ws.transport.abort()
+
+
+def _recv(*args) -> None:
+    asyncio.run(_recv_main(*args))
+
+
+# -- the bidder / trigger (this process) -------------------------------------------
+async def _drain(ws) -> None:
+    try:
+        async for _ in ws:
+            pass
+    except websockets.ConnectionClosed:
+        pass
+
+
+async def trigger_hall(url: str, tokens: list[str], lot_id: int, bids: int, gap: float) -> dict[int, float]:
+    socks = []
+    for tok in tokens:
+        ws = await connect(f"{url}?token={tok}", compression=None, ping_interval=None)
+        socks.append(ws)
+    sent: dict[int, float] = {}
+    amount = START_PRICE
+    queues = []
+    for ws in socks:
+        q: asyncio.Queue = asyncio.Queue()
+        queues.append(q)
+
+        async def reader(ws=ws, q=q) -> None:
+            try:
+                async for raw in ws:
+                    m = json.loads(raw)
+                    if m.get("type") in ("accepted", "rejected"):
+                        q.put_nowait(m)
+            except websockets.ConnectionClosed:
+                pass
+        asyncio.ensure_future(reader())
+    for k in range(bids):
+        i = k % len(socks)
+        ref = f"fan-{k}-{time.time_ns()}"
+        t0 = now()
+        await socks[i].send(json.dumps({"op": "bid", "lot_id": lot_id, "amount": amount, "ref": ref}))
+        m = await asyncio.wait_for(queues[i].get(), 30)
+        if m["type"] != "accepted":
+            raise RuntimeError(f"bid rejected: {m}")
+        sent[m["seq"]] = t0
+        amount += INCREMENT
+        await asyncio.sleep(gap)
+    for ws in socks:
+        await ws.close()
+    return sent
+
+
+async def trigger_ref(url: str, bids: int, gap: float) -> dict[int, float]:
+    ws = await connect(url, compression=None, ping_interval=None)
+    asyncio.ensure_future(_drain(ws))
+    sent = {}
+    for k in range(1, bids + 1):
+        t0 = now()
+        await ws.send(json.dumps({"op": "fire", "seq": k}))
+        sent[k] = t0
+        await asyncio.sleep(gap)
+    await ws.close()
+    return sent
+
+
+def measure(url: str, lot_id: int, clients: int, procs: int, trigger) -> dict:
+    ctx = mp.get_context("fork")
+    ready_q, out_q = ctx.Queue(), ctx.Queue()
+    stop = ctx.Event()
+    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    mode = "ref" if trigger.__name__ == "ref" else "hall"
+    ps = [ctx.Process(target=_recv, args=(url, lot_id, n, mode, ready_q, stop, out_q), daemon=True)
+          for n in shares if n]
+    for p in ps:
+        p.start()
+    for _ in ps:
+        ready_q.get(timeout=300)
+    sent = asyncio.run(trigger())
+    time.sleep(1.0)
+    stop.set()
+    merged: dict[int, list[float]] = {}
+    for _ in ps:
+        for seq, ts in out_q.get(timeout=120).items():
+            merged.setdefault(seq, []).extend(ts)
+    for p in ps:
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+    last, per_client, missing = [], [], 0
+    for seq, t0 in sorted(sent.items())[WARMUP_BIDS:]:
+        ts = merged.get(seq, [])
+        missing += clients - len(ts)
+        if ts:
+            last.append(max(ts) - t0)
+            per_client.extend(t - t0 for t in ts)
+    return {"bids": len(last), "last_p50_ms": pct(last, 50) * 1000, "last_p99_ms": pct(last, 99) * 1000,
+            "client_p50_ms": pct(per_client, 50) * 1000, "client_p99_ms": pct(per_client, 99) * 1000,
+            "missing": missing}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--bids", type=int, default=50)
+    ap.add_argument("--gap", type=float, default=0.0, help="seconds between bids (default scales with clients)")
+    ap.add_argument("--procs", type=int, default=2, help="receiver processes")
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.clients, a.bids = 20, 8
+    gap = a.gap or max(0.1, a.clients / 5000)
+    raise_nofile(max(65536, a.clients * 4))
+    t0 = time.time()
+
+    with RefServer("broadcast") as ref:
+        def ref_trigger() -> object:
+            return trigger_ref(ref.url, a.bids + WARMUP_BIDS, gap)
+        ref_trigger.__name__ = "ref"
+        refres = measure(ref.url, 0, a.clients, a.procs, ref_trigger)
+
+    with BenchStack() as st:
+        users = st.bidders(2)
+        _sid, (lot_id,) = st.live_lots(1, users)
+        tokens = [u["token"] for u in users]
+
+        def hall_trigger() -> object:
+            return trigger_hall(st.ws_url, tokens, lot_id, a.bids + WARMUP_BIDS, gap)
+        hall_trigger.__name__ = "hall"
+        hallres = measure(st.ws_url, lot_id, a.clients, a.procs, hall_trigger)
+        notes = list(st.notes)
+
+    r_last = hallres["last_p99_ms"] / refres["last_p99_ms"]
+    r_last50 = hallres["last_p50_ms"] / refres["last_p50_ms"]
+    r_client = hallres["client_p99_ms"] / refres["client_p99_ms"]
+    print(f"fan-out: {a.clients} receivers in {a.procs} processes, {a.bids} bids measured "
+          f"(+{WARMUP_BIDS} warm-up), one every {gap:g}s")
+    for n in notes:
+        print("  note:", n)
+    print(f"  {'':26} {'last p50':>9} {'last p99':>9} {'client p50':>11} {'client p99':>11} {'missing':>8}  (ms)")
+    for name, r in (("hall", hallres), ("websockets.broadcast (ref)", refres)):
+        print(f"  {name:26} {r['last_p50_ms']:9.2f} {r['last_p99_ms']:9.2f} {r['client_p50_ms']:11.2f} "
+              f"{r['client_p99_ms']:11.2f} {r['missing']:8d}")
+    print(f"  hall/ref: last-receiver p50 {r_last50:.2f}x, p99 {r_last:.2f}x; per-client p99 {r_client:.2f}x "
+          f"(target <= 1.0: {'MET' if r_last <= 1.0 else 'MISSED'})")
+    print(f"  wall time {time.time() - t0:.1f}s")
+    out = {"clients": a.clients, "bids": a.bids, "hall": hallres, "ref": refres,
+           "ratio_last_p99": r_last, "ratio_last_p50": r_last50, "ratio_client_p99": r_client}
+    emit_result("fanout", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

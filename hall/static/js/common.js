@@ -1,0 +1,104 @@
+// Shared helpers: token, JSON API, money/time formatting, page header.
+import { t, lang, setLang, applyI18n } from "./i18n.js";
+
+export { t };
+
+export function token() { return localStorage.getItem("token") || ""; }
+export function setToken(tok) { if (tok) localStorage.setItem("token", tok); else localStorage.removeItem("token"); }
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = (body && body.code) || "network";
+    this.body = body;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  const tok = token();
+  if (tok) headers.Authorization = `Bearer ${tok}`;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, { code: "network", message: String(e) });
+  }
+  let data = null;
+  try { data = await resp.json(); } catch (_) { data = null; }
+  if (!resp.ok) {
+    if (resp.status === 401 && tok) setToken("");
+    throw new ApiError(resp.status, data);
+  }
+  return data;
+}
+
+export function errText(err) {
+  const code = err && err.code;
+  const key = `err_${code}`;
+  const msg = t(key);
+  return msg !== key ? msg : (err && err.message) || t("error");
+}
+
+const nf = new Intl.NumberFormat("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+export function money(fen) {
+  if (fen === null || fen === undefined) return "—";
+  return `¥${nf.format(fen / 100)}`;
+}
+
+export function fmtTime(ms) {
+  if (!ms) return "—";
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+export function statusText(s) { return t(`status_${s}`); }
+
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "testid") e.dataset.testid = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+export function loginUrl() {
+  return `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+// The header: brand, navigation, language switch. Calls onLang after switching.
+export function header(onLang) {
+  const h = document.querySelector("header.top") || document.body.insertBefore(el("header", { class: "top" }), document.body.firstChild);
+  const render = () => {
+    h.replaceChildren(
+      el("a", { href: "/", class: "brand", testid: "nav-home" }, t("brand")),
+      el("nav", {},
+        el("a", { href: "/", testid: "nav-sessions" }, t("nav_home")),
+        token() ? el("a", { href: "/me", testid: "nav-me" }, t("nav_me"))
+                : el("a", { href: loginUrl(), testid: "nav-login" }, t("nav_login")),
+        token() ? el("a", { href: "#", testid: "nav-logout", onclick: (e) => { e.preventDefault(); setToken(""); location.reload(); } }, t("nav_logout")) : null,
+        el("button", { class: "lang", type: "button", testid: "lang-switch", onclick: () => {
+          setLang(lang() === "en" ? "zh" : "en");
+          render();
+          applyI18n();
+          if (onLang) onLang();
+        } }, t("lang_switch"))));
+  };
+  render();
+  applyI18n();
+}
+
+export function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,169 @@
+// 运营后台: overview, live prices over the socket, create/publish, lot controls, credit.
+import { t, api, token, money, fmtTime, statusText, el, header, errText, loginUrl } from "./common.js";
+
+const app = document.getElementById("app");
+header(() => location.reload());
+const rooms = new Map();   // lot_id -> row state
+let ws = null;
+let attempts = 0;
+const joined = new Set();
+let offset = 0;
+
+function $(id) { return app.querySelector(`[data-testid="${id}"]`); }
+
+function field(name, key, attrs = {}) {
+  return [el("label", { for: `f-${name}` }, t(key)), el("input", { id: `f-${name}`, name, testid: `f-${name}`, ...attrs })];
+}
+const yuan = (v) => Math.round(Number(v) * 100);
+
+function layout() {
+  const sForm = el("form", { class: "card", testid: "create-session-form" }, el("h2", {}, t("create_session")),
+    field("s-title", "title", { required: true }), field("s-description", "description"),
+    field("s-deposit", "deposit", { type: "number", value: "100", step: "any", required: true }),
+    el("div", { style: "margin-top:8px" }, el("button", { class: "primary", type: "submit" }, t("create"))),
+    el("div", { class: "notice", testid: "create-session-result" }));
+  sForm.addEventListener("submit", (e) => submit(e, sForm, async () => {
+    const s = await api("POST", "/api/admin/sessions", { title: sForm.elements["s-title"].value, description: sForm.elements["s-description"].value,
+      deposit_amount: yuan(sForm.elements["s-deposit"].value) });
+    $("f-l-session").value = s.id; $("f-p-session").value = s.id;
+    return `${t("done")}: ${t("session_id")} ${s.id}`;
+  }));
+  const lForm = el("form", { class: "card", testid: "create-lot-form" }, el("h2", {}, t("create_lot")),
+    field("l-session", "session_id", { type: "number", required: true }), field("l-title", "title", { required: true }),
+    field("l-description", "description"), field("l-images", "images"),
+    el("div", { class: "grid2" },
+      el("div", {}, field("l-start", "start_price", { type: "number", value: "100", step: "any" })),
+      el("div", {}, field("l-inc", "increment", { type: "number", value: "10", step: "any" })),
+      el("div", {}, field("l-reserve", "reserve_price", { type: "number", step: "any" })),
+      el("div", {}, field("l-deposit", "lot_deposit", { type: "number", value: "50", step: "any" })),
+      el("div", {}, field("l-ends", "ends_in_min", { type: "number", value: "30" })),
+      el("div", {}, field("l-win", "extend_window", { type: "number", value: "300" })),
+      el("div", {}, field("l-by", "extend_by", { type: "number", value: "300" }))),
+    el("div", { style: "margin-top:8px" }, el("button", { class: "primary", type: "submit" }, t("create"))),
+    el("div", { class: "notice", testid: "create-lot-result" }));
+  lForm.addEventListener("submit", (e) => submit(e, lForm, async () => {
+    const f = lForm.elements;
+    const body = { title: f["l-title"].value, description: f["l-description"].value,
+      images: f["l-images"].value.split(",").map((x) => x.trim()).filter(Boolean),
+      start_price: yuan(f["l-start"].value), increment: yuan(f["l-inc"].value), lot_deposit: yuan(f["l-deposit"].value),
+      ends_at_ms: Date.now() + offset + Number(f["l-ends"].value) * 60000,
+      extend_window_s: Number(f["l-win"].value), extend_by_s: Number(f["l-by"].value) };
+    if (f["l-reserve"].value) body.reserve_price = yuan(f["l-reserve"].value);
+    const lot = await api("POST", `/api/admin/sessions/${f["l-session"].value}/lots`, body);
+    return `${t("done")}: #${lot.id}`;
+  }));
+  const pForm = el("form", { class: "card", testid: "publish-form" }, el("h2", {}, t("publish")),
+    field("p-session", "session_id", { type: "number", required: true }),
+    el("div", { style: "margin-top:8px" }, el("button", { class: "primary", type: "submit" }, t("publish"))),
+    el("div", { class: "notice", testid: "publish-result" }));
+  pForm.addEventListener("submit", (e) => submit(e, pForm, async () => {
+    const s = await api("POST", `/api/admin/sessions/${pForm.elements["p-session"].value}/publish`, {});
+    setTimeout(refresh, 500);
+    return `${t("done")}: ${statusText(s.status)}`;
+  }));
+  const cForm = el("form", { class: "card", testid: "credit-form" }, el("h2", {}, t("credit_user")),
+    field("c-user", "user_id", { type: "number", required: true }), field("c-amount", "amount", { type: "number", step: "any", required: true }),
+    el("div", { style: "margin-top:8px" }, el("button", { class: "primary", type: "submit" }, t("credit_user"))),
+    el("div", { class: "notice", testid: "credit-result" }));
+  cForm.addEventListener("submit", (e) => submit(e, cForm, async () => {
+    const u = await api("POST", `/api/admin/users/${cForm.elements["c-user"].value}/credit`, { amount: yuan(cForm.elements["c-amount"].value) });
+    return `${t("done")}: ${u.username} ${money(u.balance)}`;
+  }));
+  app.replaceChildren(
+    el("div", { class: "row", style: "justify-content:space-between" }, el("h1", {}, t("ops_title")),
+      el("span", { class: "conn", testid: "conn", "data-state": "connecting" }, t("conn_connecting"))),
+    el("div", { class: "card" }, el("h2", {}, t("overview")),
+      el("div", { style: "overflow-x:auto" }, el("table", { testid: "rooms" },
+        el("thead", {}, el("tr", {}, ["#", t("title"), "", t("current_price"), t("bid_count"), t("deadline"), t("connections"), t("bidders"), ""].map((h) => el("th", {}, h)))),
+        el("tbody", { testid: "rooms-body" }))),
+      el("div", { class: "notice", testid: "ops-message" }),
+      el("p", { class: "muted", testid: "system" })),
+    el("div", { class: "grid2" }, sForm, pForm), lForm, cForm);
+}
+
+async function submit(e, form, fn) {
+  e.preventDefault();
+  const out = form.querySelector(".notice");
+  try { out.textContent = await fn(); out.className = "notice ok"; } catch (err) { out.textContent = errText(err); out.className = "notice err"; }
+}
+
+async function control(lotId, action) {
+  const msg = $("ops-message");
+  try {
+    const lot = await api("POST", `/api/admin/lots/${lotId}/${action}`);
+    msg.textContent = `#${lotId} ${t(action === "fair-warning" ? "fair_warning_btn" : action)}: ${statusText(lot.status)}`;
+    msg.className = "notice ok";
+  } catch (err) { msg.textContent = `#${lotId}: ${errText(err)}`; msg.className = "notice err"; }
+}
+
+function renderRoom(r) {
+  let tr = $("rooms-body").querySelector(`tr[data-lot-id="${r.lot_id}"]`);
+  if (!tr) {
+    tr = el("tr", { testid: "room-row", "data-lot-id": r.lot_id });
+    $("rooms-body").append(tr);
+  }
+  const btns = [["open", "open"], ["pause", "pause"], ["resume", "resume"], ["fair-warning", "fair_warning_btn"], ["hammer", "hammer"]]
+    .map(([a, k]) => el("button", { type: "button", testid: `ctl-${a}`, onclick: () => control(r.lot_id, a) }, t(k)));
+  tr.replaceChildren(
+    el("td", {}, el("a", { href: `/lots/${r.lot_id}` }, `#${r.lot_id}`)), el("td", {}, r.title || ""),
+    el("td", {}, el("span", { class: `badge ${r.status}`, testid: "room-status" }, statusText(r.status))),
+    el("td", { testid: "room-price" }, money(r.price)), el("td", {}, r.bid_count ?? 0),
+    el("td", {}, fmtTime(r.deadline_ms).slice(11)), el("td", {}, r.connections ?? 0), el("td", {}, r.bidders ?? 0),
+    el("td", {}, el("div", { class: "row" }, btns)));
+}
+
+async function refresh() {
+  try {
+    const o = await api("GET", "/api/admin/overview");
+    offset = o.server_time_ms - Date.now();
+    for (const r of o.rooms) {
+      const cur = rooms.get(r.lot_id) || {};
+      rooms.set(r.lot_id, { ...cur, ...r });
+      renderRoom(rooms.get(r.lot_id));
+      if (!joined.has(r.lot_id) && ws && ws.readyState === WebSocket.OPEN && !["closed", "settled"].includes(r.status)) {
+        joined.add(r.lot_id);
+        ws.send(JSON.stringify({ op: "join", lot_id: r.lot_id }));
+      }
+    }
+    $("system").textContent = `${t("workers")}: ${o.workers.length} · ${t("queues")}: ${Object.entries(o.queues).map(([k, v]) => `${k}=${v}`).join(" ")}` +
+      (o.recent_failures.length ? ` · ${t("failures")}: ${o.recent_failures.length}` : "");
+  } catch (e) {
+    const msg = $("ops-message");
+    msg.textContent = e.code === "forbidden" ? t("not_operator") : errText(e);
+    msg.className = "notice err";
+  }
+}
+
+function onMessage(m) {
+  const lid = m.type === "snapshot" ? m.id : m.lot_id;
+  const r = rooms.get(lid);
+  if (!r) return;
+  if (m.type === "snapshot") Object.assign(r, { status: m.status, price: m.price, deadline_ms: m.deadline_ms, bid_count: m.bid_count, title: m.title });
+  else if (m.type === "bid") Object.assign(r, { price: m.amount, deadline_ms: m.deadline_ms, bid_count: Math.max(r.bid_count || 0, m.seq) });
+  else if (m.type === "extended") r.deadline_ms = m.deadline_ms;
+  else if (m.type === "lot_status") Object.assign(r, { status: m.status === "fair_warning" ? "live" : m.status, deadline_ms: m.deadline_ms || r.deadline_ms });
+  else if (m.type === "closed") Object.assign(r, { status: "closed", price: m.price });
+  else return;
+  renderRoom(r);
+}
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const sock = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(token())}`);
+  ws = sock;
+  const conn = $("conn");
+  sock.onopen = () => { attempts = 0; joined.clear(); conn.dataset.state = "online"; conn.textContent = t("conn_online"); refresh(); };
+  sock.onmessage = (e) => { try { onMessage(JSON.parse(e.data)); } catch (_) { /* */ } };
+  sock.onclose = () => {
+    conn.dataset.state = "offline"; conn.textContent = t("conn_offline");
+    setTimeout(connect, Math.min(10000, 500 * 2 ** attempts++));
+  };
+}
+
+if (!token()) location.href = loginUrl();
+else {
+  layout();
+  refresh();
+  connect();
+  setInterval(refresh, 5000);
+}

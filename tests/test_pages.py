@@ -1,0 +1,264 @@
+"""The pages in a real browser: two bidders in a live room, deposits, bidding,
+soft close, pause/resume, a dropped network with catch-up, and the close."""
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from conftest import Api, ApiError
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+expect.set_options(timeout=20_000)
+
+
+def init_script(token: str | None, lang: str = "zh") -> str:
+    tok = f"localStorage.setItem('token', {token!r});" if token else ""
+    return f"{tok} if (!localStorage.getItem('lang')) localStorage.setItem('lang', {lang!r});"
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def wait_task(api: Api, task_id: str) -> dict:
+    for _ in range(200):
+        task = await api.get(f"/api/tasks/{task_id}")
+        if task["state"] in ("SUCCESS", "FAILURE"):
+            return task
+        await asyncio.sleep(0.1)
+    raise AssertionError("task did not finish")
+
+
+async def test_pages_two_bidders(stack, hall):
+    base = stack.base
+    alice_api, alice = await hall.bidder(prefix="alice")
+    bob_api, bob = await hall.bidder(prefix="bob")
+    carol_api, carol = await hall.bidder(prefix="carol")
+    # Every bid lands inside the extension window, so the first one visibly
+    # pushes the deadline out; the operator hammers the lot at the end.
+    session, (lot,) = await hall.live_lots(
+        1, ends_in_s=40, extend_window_s=40, extend_by_s=90, start_price=10_000, increment=500,
+        title="青花瓷瓶", description="清代青花缠枝莲纹瓶，高 32 厘米。",
+        images=["/static/img/placeholder.svg"])
+    lot_id = lot["id"]
+    original_deadline = lot["deadline_ms"]
+    # carol bids over plain HTTP while alice is offline; her deposit is paid the same way.
+    task = await wait_task(carol_api, (await carol_api.post(
+        f"/api/lots/{lot_id}/deposit", {"scope": "lot", "method": "balance"}))["task_id"])
+    assert task["state"] == "SUCCESS", task
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1,
+                 "is_mobile": True, "has_touch": True}
+        ctx_a = await browser.new_context(**phone)
+        await ctx_a.add_init_script(init_script(alice_api.token, "zh"))
+        ctx_b = await browser.new_context(viewport={"width": 1200, "height": 900})
+        await ctx_b.add_init_script(init_script(bob_api.token, "en"))
+        a = await ctx_a.new_page()
+        b = await ctx_b.new_page()
+        errors: list[str] = []
+        for p in (a, b):
+            p.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        # -- the way in: session list -> session -> lot ------------------------
+        await a.goto(base + "/")
+        link = a.get_by_test_id("session-link").filter(has_text=session["title"])
+        await expect(link).to_be_visible()
+        await shot(a, "index")
+        await link.click()
+        await expect(a.get_by_test_id("session-title")).to_contain_text(session["title"])
+        await expect(a.get_by_test_id("lot-link")).to_have_count(1)
+        await shot(a, "session")
+        await a.get_by_test_id("lot-link").click()
+        await expect(a).to_have_url(f"{base}/lots/{lot_id}")
+        await b.goto(f"{base}/lots/{lot_id}")
+
+        for p in (a, b):
+            await expect(p.get_by_test_id("conn")).to_have_attribute("data-state", "online")
+            await expect(p.get_by_test_id("lot-title")).to_have_text("青花瓷瓶")
+            await expect(p.get_by_test_id("next-min-bid")).to_have_text("¥100.00")
+        await expect(a.get_by_test_id("price")).to_have_text("暂无出价")
+        await expect(b.get_by_test_id("price")).to_have_text("No bids yet")
+        await expect(a.get_by_test_id("lot-status")).to_have_text("拍卖中")
+        await expect(b.get_by_test_id("lot-status")).to_have_text("Live")
+
+        # Bidding before the deposit: a clear message.
+        await a.get_by_test_id("bid-button").click()
+        await expect(a.get_by_test_id("bid-message")).to_have_text("请先缴纳保证金")
+        await expect(a.get_by_test_id("bid-button")).to_be_enabled()
+
+        # -- deposits, paid through the page; the result arrives on the socket --
+        await expect(a.get_by_test_id("deposit-balance")).to_have_text("¥100,000.00")
+        await a.get_by_test_id("deposit-scope-session").check()
+        await a.get_by_test_id("deposit-pay").click()
+        await expect(a.get_by_test_id("deposit-message")).to_have_text("保证金已生效")
+        await expect(a.get_by_test_id("deposit-paid")).to_be_visible()
+        await b.get_by_test_id("deposit-scope-lot").check()
+        await b.get_by_test_id("deposit-pay").click()
+        await expect(b.get_by_test_id("deposit-message")).to_have_text("Deposit in force")
+        await expect(b.get_by_test_id("deposit-paid")).to_have_attribute("data-scope", "lot")
+        assert (await alice_api.get("/api/me"))["balance"] == 10_000_000 - 10_000
+        await shot(a, "lot-deposit-paid")
+
+        # -- bidding against each other ------------------------------------------
+        # Two clicks in one task: the second is ignored (button disabled until answered).
+        await a.evaluate("""() => { const b = document.querySelector('[data-testid="bid-button"]');
+                                   b.click(); b.click(); }""")
+        await expect(a.get_by_test_id("bid-message")).to_have_text("出价成功 #1")
+        await expect(a.get_by_test_id("leader")).to_have_text("我")
+        await expect(b.get_by_test_id("price")).to_have_text("¥100.00")
+        await expect(b.get_by_test_id("leader")).to_have_text(re.compile(r"^a.*\*"))
+        await expect(b.get_by_test_id("bid-row")).to_have_count(1)
+        # The late bid moved the deadline: both see the extension notice.
+        for p in (a, b):
+            await expect(p.get_by_test_id("extended-notice")).to_be_visible()
+        await expect(a.get_by_test_id("extended-notice")).to_contain_text("拍卖已延时")
+        await expect(b.get_by_test_id("extended-notice")).to_contain_text("extended")
+        new_deadline = int(await b.get_by_test_id("deadline").get_attribute("data-deadline-ms"))
+        assert new_deadline >= original_deadline + 40_000
+        left = int(await b.get_by_test_id("countdown").get_attribute("data-left-ms"))
+        assert 60_000 < left <= 90_000, left
+
+        await b.get_by_test_id("bid-button").click()
+        await expect(b.get_by_test_id("bid-message")).to_have_text("Bid accepted #2")
+        await expect(b.get_by_test_id("leader")).to_have_text("you")
+        await expect(a.get_by_test_id("price")).to_have_text("¥105.00")
+        await expect(a.get_by_test_id("leader")).to_have_text(re.compile(r"^b.*\*"))
+        await expect(a.get_by_test_id("outbid-notice")).to_have_text("您的出价已被超越，当前价 ¥105.00")
+        await expect(a.get_by_test_id("next-min-bid")).to_have_text("¥110.00")
+
+        # Rejections, each with its own message.
+        await b.get_by_test_id("bid-button").click()
+        await expect(b.get_by_test_id("bid-message")).to_have_text("You are already the highest bidder")
+        await a.get_by_test_id("bid-amount").fill("112")
+        await a.get_by_test_id("bid-amount-button").click()
+        await expect(a.get_by_test_id("bid-message")).to_have_text("金额无效（须为加价幅度的整数倍）")
+        await a.get_by_test_id("bid-amount").fill("100")
+        await a.get_by_test_id("bid-amount-button").click()
+        await expect(a.get_by_test_id("bid-message")).to_have_text("出价低于最低加价")
+        await a.get_by_test_id("bid-amount").fill("120")
+        await a.get_by_test_id("bid-amount-button").click()
+        await expect(a.get_by_test_id("bid-message")).to_have_text("出价成功 #3")
+        await expect(b.get_by_test_id("price")).to_have_text("¥120.00")
+        for p in (a, b):
+            await expect(p.get_by_test_id("bid-row")).to_have_count(3)
+        await shot(a, "lot-bidding-phone")
+        await shot(b, "lot-bidding-desktop-en")
+
+        # -- the operator pauses and resumes --------------------------------------
+        await hall.operator.post(f"/api/admin/lots/{lot_id}/pause")
+        await expect(a.get_by_test_id("lot-status")).to_have_text("已暂停")
+        await expect(b.get_by_test_id("lot-status")).to_have_text("Paused")
+        await expect(a.get_by_test_id("status-notice")).to_have_text("拍卖已暂停")
+        await expect(b.get_by_test_id("status-notice")).to_have_text("The auction is paused")
+        frozen = await b.get_by_test_id("countdown").text_content()
+        await b.get_by_test_id("bid-button").click()
+        await expect(b.get_by_test_id("bid-message")).to_have_text("The lot is not open for bids")
+        assert await b.get_by_test_id("countdown").text_content() == frozen  # stopped
+        await shot(b, "lot-paused")
+        await hall.operator.post(f"/api/admin/lots/{lot_id}/resume")
+        await expect(a.get_by_test_id("lot-status")).to_have_text("拍卖中")
+        await expect(b.get_by_test_id("status-notice")).to_have_text("The auction has resumed")
+        await hall.operator.post(f"/api/admin/lots/{lot_id}/fair-warning")
+        await expect(a.get_by_test_id("status-notice")).to_have_text("最后警告！即将落槌")
+
+        # -- alice loses the network; bob and carol keep bidding --------------------
+        await ctx_a.set_offline(True)
+        await expect(a.get_by_test_id("conn")).to_have_attribute("data-state", "offline")
+        await expect(a.get_by_test_id("conn")).to_have_text("连接断开，正在重连…")
+        price = 12_000
+        for who in (bob_api, carol_api, bob_api, carol_api):
+            price += 500
+            ans = await who.post(f"/api/lots/{lot_id}/bids",
+                                 {"amount": price, "ref": uuid.uuid4().hex})
+            assert ans["accepted"] is True
+        await expect(b.get_by_test_id("bid-row")).to_have_count(7)
+        await expect(b.get_by_test_id("price")).to_have_text("¥140.00")
+        assert await a.get_by_test_id("bid-row").count() == 3
+        await shot(a, "lot-offline")
+        await ctx_a.set_offline(False)
+        await expect(a.get_by_test_id("conn")).to_have_attribute("data-state", "online")
+        await expect(a.get_by_test_id("bid-row")).to_have_count(7)  # every missed bid, none twice
+        seqs = [int(s) for s in await a.get_by_test_id("bid-row").evaluate_all(
+            "rows => rows.map(r => r.dataset.seq)")]
+        assert seqs == [7, 6, 5, 4, 3, 2, 1]
+        await expect(a.get_by_test_id("price")).to_have_text("¥140.00")
+        await expect(a.get_by_test_id("leader")).to_have_text(re.compile(r"^c.*\*"))
+        await expect(a.get_by_test_id("next-min-bid")).to_have_text("¥145.00")
+
+        # alice takes the lead again after reconnecting.
+        await a.get_by_test_id("bid-button").click()
+        await expect(a.get_by_test_id("bid-message")).to_have_text("出价成功 #8")
+        await expect(b.get_by_test_id("price")).to_have_text("¥145.00")
+        await expect(b.get_by_test_id("bid-row")).to_have_count(8)
+
+        # -- the hammer falls ---------------------------------------------------------
+        await hall.operator.post(f"/api/admin/lots/{lot_id}/hammer")
+        await expect(a.get_by_test_id("lot-status")).to_have_text("已结束")
+        await expect(b.get_by_test_id("lot-status")).to_have_text("Closed")
+        await expect(a.get_by_test_id("closed-notice")).to_have_text(
+            "已成交 · 成交价 ¥145.00 · 买受人: 我 · 恭喜，您已拍得此拍品！")
+        await expect(b.get_by_test_id("closed-notice")).to_have_text(
+            re.compile(r"^Sold · Hammer price ¥145\.00 · Winner: a\S*\*"))
+        await expect(b.get_by_test_id("bid-button")).to_be_disabled()
+        await shot(a, "lot-closed-phone")
+        await shot(b, "lot-closed-desktop-en")
+
+        # -- me: the order appears after settlement; pay it ------------------------------
+        await a.goto(base + "/me")
+        for _ in range(30):
+            try:
+                await expect(a.get_by_test_id("order-row")).to_have_count(1, timeout=1_000)
+                break
+            except AssertionError:
+                await a.reload()
+        row = a.get_by_test_id("order-row")
+        await expect(row).to_have_attribute("data-status", "unpaid")
+        await expect(a.get_by_test_id("deposit-row")).to_have_count(1)
+        await shot(a, "me")
+        await a.get_by_test_id("order-pay").click()
+        await expect(a.get_by_test_id("order-status")).to_have_text("已付款")
+
+        # -- login page, and the operator dashboard ------------------------------------
+        anon = await browser.new_context(viewport={"width": 390, "height": 844})
+        lp = await anon.new_page()
+        await lp.goto(f"{base}/login?next=/me")
+        await lp.get_by_test_id("login-username").fill(bob["username"])
+        await lp.get_by_test_id("login-password").fill("wrong-password")
+        await lp.get_by_test_id("login-submit").click()
+        await expect(lp.get_by_test_id("login-error")).not_to_be_empty()
+        await shot(lp, "login")
+        await lp.get_by_test_id("login-password").fill("secret123")
+        await lp.get_by_test_id("login-submit").click()
+        await expect(lp).to_have_url(f"{base}/me")
+        await expect(lp.get_by_test_id("balance")).to_be_visible()
+
+        ops_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+        await ops_ctx.add_init_script(init_script(hall.operator.token, "zh"))
+        op = await ops_ctx.new_page()
+        # A second live lot so the dashboard has something to control.
+        _, (lot2,) = await hall.live_lots(1, ends_in_s=120, title="紫砂壶")
+        await op.goto(base + "/ops")
+        row2 = op.locator(f'[data-testid="room-row"][data-lot-id="{lot2["id"]}"]')
+        await expect(row2.get_by_test_id("room-status")).to_have_text("拍卖中")
+        await row2.get_by_test_id("ctl-pause").click()
+        await expect(row2.get_by_test_id("room-status")).to_have_text("已暂停")
+        await row2.get_by_test_id("ctl-resume").click()
+        await expect(row2.get_by_test_id("room-status")).to_have_text("拍卖中")
+        await bob_api.post(f"/api/lots/{lot2['id']}/deposit", {"scope": "session", "method": "balance"})
+        await shot(op, "ops")
+
+        assert not errors, errors
+        await browser.close()
