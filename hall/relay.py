@@ -124,9 +124,16 @@ class Relay:
             if kind == "message":
                 self._deliver(channel, msg["data"])
             elif kind == "subscribe":
-                for fut in self._confirm.pop(channel, ()):
-                    if not fut.done():
-                        fut.set_result(True)
+                waiting = self._confirm.pop(channel, None)
+                if waiting:
+                    for fut in waiting:
+                        if not fut.done():
+                            fut.set_result(True)
+                elif channel.startswith("lot:"):
+                    # Nobody asked: redis-py re-subscribed by itself after a
+                    # dropped connection. Re-read what was published meanwhile.
+                    self.reconnects += 1
+                    asyncio.ensure_future(self.resync([int(channel[4:])]))
 
     def _deliver(self, channel: str, data: bytes) -> None:
         try:
@@ -139,15 +146,18 @@ class Relay:
         except Exception:
             logger.exception("bad message on %s: %r", channel, data[:200])
 
-    async def resync(self) -> None:
+    async def resync(self, lot_ids: list[int] | None = None) -> None:
         """After a reconnect: re-read every watched lot from where we were."""
-        for lot_id, room in list(self.rooms.rooms.items()):
+        for lot_id in list(self.rooms.rooms) if lot_ids is None else lot_ids:
+            room = self.rooms.get(lot_id)
+            if room is None:
+                continue
             seq, sub = room.resync_from
             try:
                 entries = await self.redis.xrange(engine.stream_key(lot_id),
                                                   min=f"{seq}-{sub}", max="+")
-            except (RedisError, OSError):
-                logger.warning("could not re-read lot %s", lot_id)
+            except (RedisError, OSError) as exc:
+                logger.warning("could not re-read lot %s: %s", lot_id, exc)
                 continue
             for event_id, fields in entries:
                 room.broadcast(engine.parse_event_id(event_id.decode()),

@@ -6,6 +6,10 @@ import logging
 import signal
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 import tornado.httpserver
 
 import models
@@ -20,9 +24,13 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
     if not settings.REDIS_URL:
         raise SystemExit("REDIS_URL is not set (run.py all starts an embedded Redis)")
     database = models.init_db(settings.DATABASE_URL, asynchronous=True)
+    # Pooled connections die with a Redis restart; retry such a command on a
+    # fresh connection instead of failing the request that happened to get it.
     redis = aioredis.Redis.from_url(
         settings.REDIS_URL, decode_responses=False, health_check_interval=15,
-        socket_keepalive=True, max_connections=256)
+        socket_keepalive=True, max_connections=256,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError])
     from workers.celery import app as celery_app  # the client side only
 
     app = HallApplication(redis, database, celery_app)

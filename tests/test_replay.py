@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from conftest import Api, Socket
 
 
@@ -212,3 +214,61 @@ async def test_huge_since_seq_is_not_a_backend_error(stack, hall):
     code, body = await hall.anon.call("GET", f"/api/lots/{lid}/bids?since_seq={10**20}")
     assert code == 400 and body["code"] == "invalid"
     await s.close()
+
+
+async def test_replay_marks_own_bids_as_mine(stack, hall):
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
+    lid = lot["id"]
+    alice, bob = await ready(stack, hall, lid), await ready(stack, hall, lid)
+    me = await Socket.connect(stack.ws_url, alice.token)
+    await me.join(lid)
+    assert (await me.bid(lid, 1000))["seq"] == 1
+    await me.wait_for(lambda m: m.get("type") == "bid" and m["seq"] == 1)
+    await me.close()
+    # Away: bob, then alice from another device, then bob.
+    await http_bid(bob, lid, 1100)
+    await http_bid(alice, lid, 1200)
+    await http_bid(bob, lid, 1300)
+
+    back = await Socket.connect(stack.ws_url, alice.token)
+    snap = await back.join(lid, since_seq=1)
+    assert snap["seq"] == 4 and snap["price"] == 1300
+    await back.wait_for(lambda m: m.get("type") == "bid" and m["seq"] == 4)
+    await flush(back)
+    replayed = [m for m in back.messages if m.get("type") == "bid"]
+    assert [(m["seq"], m["amount"]) for m in replayed] == [(2, 1100), (3, 1200), (4, 1300)]
+    assert [m.get("mine", False) for m in replayed] == [False, True, False]
+    await back.close()
+
+
+@pytest.mark.xfail(reason="max_amount (proxy bidding) is ignored by hall/lua/bid.lua", strict=False)
+async def test_replay_includes_proxy_answers_and_marks_own_bids(stack, hall):
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
+    lid = lot["id"]
+    alice, bob = await ready(stack, hall, lid), await ready(stack, hall, lid)
+    me = await Socket.connect(stack.ws_url, alice.token)
+    await me.join(lid)
+    assert (await me.bid(lid, 1000))["seq"] == 1
+    await me.wait_for(lambda m: m.get("type") == "bid" and m["seq"] == 1)
+    await me.close()
+
+    # Away: bob bids with a proxy maximum; alice's tab (another device) bids against it,
+    # and the engine answers for bob: two bid events for that one action.
+    answer = await bob.post(f"/api/lots/{lid}/bids",
+                            {"amount": 1100, "max_amount": 2000, "ref": uuid.uuid4().hex})
+    assert answer["seq"] == 2
+    await http_bid(alice, lid, 1500)
+    snap_now = await hall.anon.get(f"/api/lots/{lid}")
+    assert snap_now["seq"] == 4 and snap_now["price"] == 1600
+
+    back = await Socket.connect(stack.ws_url, alice.token)
+    snap = await back.join(lid, since_seq=1)
+    assert snap["seq"] == 4 and snap["price"] == 1600
+    await back.wait_for(lambda m: m.get("type") == "bid" and m["seq"] == 4)
+    await flush(back)
+    replayed = [m for m in back.messages if m.get("type") == "bid"]
+    assert [(m["seq"], m["amount"]) for m in replayed] == [(2, 1100), (3, 1500), (4, 1600)]
+    assert [m.get("mine", False) for m in replayed] == [False, True, False]
+    history = (await hall.anon.get(f"/api/lots/{lid}/bids?since_seq=1"))["bids"]
+    assert [(h["seq"], h["amount"]) for h in history] == [(2, 1100), (3, 1500), (4, 1600)]
+    await back.close()
