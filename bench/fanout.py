@@ -39,6 +39,7 @@ WARMUP_BIDS = 3
 async def _recv_main(url, lot_id, n, mode, ready_q, stop, out_q) -> None:
     arrivals: dict[int, list[float]] = {}
     joined = 0
+    errors: list = []
     done_join = asyncio.Event()
 
     async def one() -> object:
@@ -60,6 +61,8 @@ async def _recv_main(url, lot_id, n, mode, ready_q, stop, out_q) -> None:
                     kind = m.get("type")
                     if kind == "bid":
                         arrivals.setdefault(m["seq"], []).append(t)
+                    elif kind == "error":
+                        errors.append(m)
                     elif kind == "snapshot":
                         joined += 1
                         if joined == n:
@@ -72,7 +75,10 @@ async def _recv_main(url, lot_id, n, mode, ready_q, stop, out_q) -> None:
     socks = []
     for i in range(0, n, 100):
         socks += await asyncio.gather(*(one() for _ in range(min(100, n - i))))
-    await asyncio.wait_for(done_join.wait(), 120)
+    try:
+        await asyncio.wait_for(done_join.wait(), 120)
+    except asyncio.TimeoutError:
+        raise RuntimeError(f"only {joined} of {n} receivers joined (errors: {errors[:3]})")
     ready_q.put(n)
     while not stop.is_set():
         await asyncio.sleep(0.1)
