@@ -30,6 +30,7 @@ SNAPSHOT_LUA = (LUA_DIR / "snapshot.lua").read_text()
 DEADLINES = "lots:deadlines"  # zset lot id -> deadline ms, swept by workers
 INGEST = "bids:ingest"        # stream of accepted bids for the database
 INGEST_GROUP = "db"
+NOTIFY = "notify:events"      # stream of notices for workers (outbid), see bid.lua
 REPLAY_LIMIT = 5000           # events sent on one join; older ones: use /bids
 
 
@@ -143,7 +144,8 @@ def lot_load_args(lot: Any, session: Any, status: str, last_bid: Any = None) -> 
 
 def bid_keys(lot_id: int, session_id: int, user_id: int, ref: str) -> list[str]:
     return [lot_key(lot_id), stream_key(lot_id), ref_key(lot_id, user_id, ref),
-            lot_deposits_key(lot_id), session_deposits_key(session_id), DEADLINES, INGEST]
+            lot_deposits_key(lot_id), session_deposits_key(session_id), DEADLINES, INGEST,
+            NOTIFY]
 
 
 def control_keys(lot_id: int) -> list[str]:

@@ -26,11 +26,15 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
     database = models.init_db(settings.DATABASE_URL, asynchronous=True)
     # Pooled connections die with a Redis restart; retry such a command on a
     # fresh connection instead of failing the request that happened to get it.
-    redis = aioredis.Redis.from_url(
-        settings.REDIS_URL, decode_responses=False, health_check_interval=15,
-        socket_keepalive=True, max_connections=256,
+    # A blocking pool: when a room opens and hundreds of sockets join at once,
+    # commands wait a moment for a connection instead of failing with
+    # "Too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL, max_connections=256, timeout=10, decode_responses=False,
+        health_check_interval=15, socket_keepalive=True,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
         retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    redis = aioredis.Redis(connection_pool=pool)
     from workers.celery import app as celery_app  # the client side only
 
     app = HallApplication(redis, database, celery_app)
@@ -56,6 +60,7 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
     await app.stop()
     await server.close_all_connections()
     await redis.aclose()
+    await pool.aclose()
     try:
         await database.close_pool()
     except Exception:

@@ -1,6 +1,6 @@
 -- Decide one bid atomically.
 -- KEYS: 1 lot hash, 2 lot stream, 3 ref key, 4 lot deposit set,
---       5 session deposit set, 6 deadline zset, 7 ingest stream
+--       5 session deposit set, 6 deadline zset, 7 ingest stream, 8 notify stream
 -- ARGV: 1 lot id, 2 user id, 3 masked name, 4 amount, 5 ref, 6 ref ttl,
 --       7 stream maxlen, 8 max_amount ('' if none)
 local lot, stream, refkey = KEYS[1], KEYS[2], KEYS[3]
@@ -97,5 +97,8 @@ redis.call('XADD', KEYS[7], '*', 'lot', lot_id, 'seq', seq, 'uid', uid,
 if leader ~= '' then
   redis.call('PUBLISH', 'user:' .. leader, cjson.encode(
     {type = 'outbid', lot_id = tonumber(lot_id), price = amount, server_time_ms = now}))
+  -- For the notification worker (SMS etc.): one entry per lost lead.
+  redis.call('XADD', KEYS[8], 'MAXLEN', '~', 100000, '*', 'kind', 'outbid', 'uid', leader,
+             'lot', lot_id, 'price', amount, 'at', now)
 end
 return answer({accepted = true, seq = seq, price = amount, deadline_ms = deadline})
