@@ -1,11 +1,11 @@
--- Decide one bid atomically.
+-- Decide one bid atomically, proxy maxima included (the eBay rule).
 -- KEYS: 1 lot hash, 2 lot stream, 3 ref key, 4 lot deposit set,
 --       5 session deposit set, 6 deadline zset, 7 ingest stream, 8 notify stream
--- ARGV: 1 lot id, 2 user id, 3 masked name, 4 amount, 5 ref, 6 ref ttl,
---       7 stream maxlen, 8 max_amount ('' if none)
+-- ARGV: 1 lot id, 2 user id, 3 masked name, 4 amount ('' = the minimum, for a
+--       bid that only sets a maximum), 5 ref, 6 ref ttl, 7 stream maxlen,
+--       8 max_amount ('' if none)
 local lot, stream, refkey = KEYS[1], KEYS[2], KEYS[3]
 local lot_id, uid, name = ARGV[1], ARGV[2], ARGV[3]
-local amount = tonumber(ARGV[4])
 local maxlen = ARGV[7]
 local channel = 'lot:' .. lot_id
 
@@ -22,7 +22,7 @@ local function reject(code, message)
 end
 
 local f = redis.call('HMGET', lot, 'status', 'start', 'inc', 'price', 'leader',
-                     'seq', 'deadline', 'win', 'by', 'count', 'reserve', 'pmax')
+                     'seq', 'deadline', 'win', 'by', 'count', 'reserve', 'pmax', 'leader_name')
 local status = f[1]
 if not status then
   return cjson.encode({code = 'not_found', message = 'no such lot'})
@@ -42,17 +42,29 @@ end
 local start, inc = tonumber(f[2]), f[3]
 local price = tonumber(f[4] or '0')
 local leader = f[5] or ''
-local base, min
-if price == 0 then
-  base = start
-  min = start
-else
-  base = price
-  min = price + increment_at(inc, price)
-end
+local seq = tonumber(f[6] or '0')
+local reserve = tonumber(f[11] or '0')
+local leader_max = tonumber(f[12] or '0')
+if leader_max < price then leader_max = price end
+local max_amount = tonumber(ARGV[8])
+
 if leader == uid then
+  -- The leader cannot outbid themself, but may raise their private maximum.
+  if max_amount and max_amount > leader_max then
+    redis.call('HSET', lot, 'pmax', max_amount)
+    return answer({accepted = true, seq = seq, price = price, deadline_ms = deadline,
+                   max_amount = max_amount, leading = true})
+  end
   return reject('already_leading', 'you are already the highest bidder')
 end
+
+local base, min
+if price == 0 then
+  base, min = start, start
+else
+  base, min = price, price + increment_at(inc, price)
+end
+local amount = tonumber(ARGV[4]) or min
 if amount < min then
   return reject('too_low', 'the minimum bid is ' .. string.format('%d', min))
 end
@@ -60,10 +72,39 @@ local step = increment_at(inc, base)
 if (amount - base) % step ~= 0 then
   return reject('invalid', 'a bid must be a whole number of increments of ' .. string.format('%d', step))
 end
+if max_amount and max_amount < amount then
+  return reject('invalid', 'max_amount must be at least amount')
+end
+local my_max = max_amount or amount  -- a plain bid is a maximum equal to its amount
 
--- Accepted.
-local seq = tonumber(f[6] or '0') + 1
-local count = tonumber(f[10] or '0') + 1
+-- Proxy resolution. Each price the engine sets is a bid event of its own.
+local placed = {}  -- {uid, name, amount}
+local new_leader, new_leader_name, new_price, new_max
+local function with_reserve(p, cap)
+  -- A maximum that reaches the hidden reserve bids up to it at once.
+  if reserve > 0 and p < reserve and cap >= reserve then return reserve end
+  return p
+end
+if leader == '' or my_max > leader_max then
+  -- The challenger takes the lead. A standing proxy first bids its maximum.
+  if leader ~= '' and leader_max > price then
+    placed[#placed + 1] = {leader, f[13] or '', leader_max}
+  end
+  local p = amount
+  if leader ~= '' then p = math.max(amount, math.min(my_max, leader_max + increment_at(inc, leader_max))) end
+  new_price = with_reserve(p, my_max)
+  placed[#placed + 1] = {uid, name, new_price}
+  new_leader, new_leader_name, new_max = uid, name, my_max
+else
+  -- The standing maximum holds (ties go to the earlier one): the challenger's
+  -- bid is placed at its maximum, then the proxy answers one increment above.
+  placed[#placed + 1] = {uid, name, my_max}
+  local p = math.min(leader_max, my_max + increment_at(inc, my_max))
+  new_price = with_reserve(p, leader_max)
+  placed[#placed + 1] = {leader, f[13] or '', new_price}
+  new_leader, new_leader_name, new_max = leader, f[13] or '', leader_max
+end
+
 local win, by = tonumber(f[8]), tonumber(f[9])
 local extended = false
 if deadline - now < win then
@@ -74,31 +115,43 @@ if deadline - now < win then
     redis.call('ZADD', KEYS[6], deadline, lot_id)
   end
 end
-local reserve = tonumber(f[11] or '0')
-redis.call('HSET', lot, 'price', amount, 'leader', uid, 'leader_name', name,
-           'seq', seq, 'sub', 0, 'count', count, 'deadline', deadline,
+local count = tonumber(f[10] or '0')
+local my_seq = seq
+for i, b in ipairs(placed) do
+  seq = seq + 1
+  count = count + 1
+  if b[1] == uid then my_seq = seq end
+  local next_min = b[3] + increment_at(inc, b[3])
+  emit(stream, channel, lot_id, seq .. '-0', b[1], cjson.encode(
+    {type = 'bid', lot_id = tonumber(lot_id), seq = seq, amount = b[3], bidder = b[2],
+     at_ms = now, deadline_ms = deadline, next_min_bid = next_min,
+     reserve_met = b[3] >= reserve, server_time_ms = now}), maxlen)
+  -- The database copy: one stream for all lots, drained in batches by a
+  -- worker through a consumer group, so nothing accepted is lost.
+  redis.call('XADD', KEYS[7], '*', 'lot', lot_id, 'seq', seq, 'uid', b[1],
+             'amount', b[3], 'at', now, 'ref', b[1] == uid and ARGV[5] or 'proxy')
+end
+redis.call('HSET', lot, 'price', new_price, 'leader', new_leader, 'leader_name', new_leader_name,
+           'pmax', new_max, 'seq', seq, 'sub', 0, 'count', count, 'deadline', deadline,
            'last_bid_ms', now)
-local next_min = amount + increment_at(inc, amount)
-local id = seq .. '-0'
-local ev = cjson.encode({type = 'bid', lot_id = tonumber(lot_id), seq = seq, amount = amount,
-                         bidder = name, at_ms = now, deadline_ms = deadline,
-                         next_min_bid = next_min, reserve_met = amount >= reserve,
-                         server_time_ms = now})
-emit(stream, channel, lot_id, id, uid, ev, maxlen)
 if extended then
   redis.call('HSET', lot, 'sub', 1)
   emit(stream, channel, lot_id, seq .. '-1', '', cjson.encode(
     {type = 'extended', lot_id = tonumber(lot_id), deadline_ms = deadline, server_time_ms = now}), maxlen)
 end
--- The database copy: one stream for all lots, drained in batches by a worker
--- through a consumer group, so nothing accepted is lost across restarts.
-redis.call('XADD', KEYS[7], '*', 'lot', lot_id, 'seq', seq, 'uid', uid,
-           'amount', amount, 'at', now, 'ref', ARGV[5])
-if leader ~= '' then
-  redis.call('PUBLISH', 'user:' .. leader, cjson.encode(
-    {type = 'outbid', lot_id = tonumber(lot_id), price = amount, server_time_ms = now}))
-  -- For the notification worker (SMS etc.): one entry per lost lead.
-  redis.call('XADD', KEYS[8], 'MAXLEN', '~', 100000, '*', 'kind', 'outbid', 'uid', leader,
-             'lot', lot_id, 'price', amount, 'at', now)
+-- Whoever held the lead and lost it hears `outbid` (a challenger beaten by a
+-- proxy at once too); the notification worker reads the same from KEYS[8].
+local loser = nil
+if new_leader == uid then
+  if leader ~= '' then loser = leader end
+else
+  loser = uid
 end
-return answer({accepted = true, seq = seq, price = amount, deadline_ms = deadline})
+if loser then
+  redis.call('PUBLISH', 'user:' .. loser, cjson.encode(
+    {type = 'outbid', lot_id = tonumber(lot_id), price = new_price, server_time_ms = now}))
+  redis.call('XADD', KEYS[8], 'MAXLEN', '~', 100000, '*', 'kind', 'outbid', 'uid', loser,
+             'lot', lot_id, 'price', new_price, 'at', now)
+end
+return answer({accepted = true, seq = my_seq, price = new_price, deadline_ms = deadline,
+               leading = new_leader == uid})
