@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 
+from peewee import IntegrityError
 from redis.exceptions import ResponseError
 
 from hall import engine
-from models import Bid, db, write_transaction
+from models import Bid, write_transaction
 from workers.publish import client
 
 logger = logging.getLogger(__name__)
@@ -35,9 +36,19 @@ def _store(entries: list) -> int:
     rows = [{"lot": int(f["lot"]), "seq": int(f["seq"]), "user": int(f["uid"]),
              "amount": int(f["amount"]), "at_ms": int(f["at"]), "ref": f.get("ref", "")[:64]}
             for _id, f in entries if f]
-    with write_transaction():
-        for i in range(0, len(rows), 200):
-            Bid.insert_many(rows[i:i + 200]).on_conflict_ignore().execute()
+    try:
+        with write_transaction():
+            for i in range(0, len(rows), 200):
+                Bid.insert_many(rows[i:i + 200]).on_conflict_ignore().execute()
+    except IntegrityError:
+        # One bad entry (a lot or user the database does not know) must not
+        # block the stream for every lot: store the rest one by one.
+        for row in rows:
+            try:
+                with write_transaction():
+                    Bid.insert(row).on_conflict_ignore().execute()
+            except IntegrityError:
+                logger.error("dropping a bid the database cannot hold: %s", row)
     ids = [entry_id for entry_id, _ in entries]
     pipe = client().pipeline(transaction=False)
     pipe.xack(engine.INGEST, engine.INGEST_GROUP, *ids)

@@ -1,0 +1,164 @@
+"""The bid script against a plain-Python model of the auction rules.
+
+Hypothesis plays random sequences of plain bids, proxy bids and maximum
+raises by a few bidders on a lot with a fixed increment or a ladder (and
+sometimes a hidden reserve), runs each through the real Lua script in the
+real Redis, and checks that the answer, the bid events, the price and the
+leader are what the rules say.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from hall import engine
+
+_lot_ids = itertools.count(2_000_000_000)
+
+
+def inc_at(increment, price: int) -> int:
+    if isinstance(increment, int):
+        return increment
+    for below, step in increment:
+        if below is None or price < below:
+            return step
+    return increment[-1][1]
+
+
+@dataclass
+class Model:
+    """The rules as API.md states them, kept as every bidder's standing maximum."""
+    start: int
+    increment: object
+    reserve: int = 0
+    price: int = 0
+    leader: int | None = None
+    maxima: dict = field(default_factory=dict)  # uid -> (maximum, time it was set)
+    clock: itertools.count = field(default_factory=itertools.count)
+
+    def leader_max(self) -> int:
+        return self.maxima[self.leader][0] if self.leader is not None else 0
+
+    def reserve_up(self, price: int, cap: int) -> int:
+        return self.reserve if self.reserve and price < self.reserve <= cap else price
+
+    def bid(self, uid: int, amount: int | None, max_amount: int | None):
+        """-> (code or None, [(uid, amount) bid events])."""
+        if uid == self.leader:
+            if max_amount is not None and max_amount > self.leader_max():
+                self.maxima[uid] = (max_amount, self.maxima[uid][1])  # keeps its priority
+                return None, []
+            return "already_leading", []
+        base = self.price or self.start
+        minimum = self.start if not self.price else self.price + inc_at(self.increment, self.price)
+        amount = minimum if amount is None else amount
+        if amount < minimum:
+            return "too_low", []
+        if (amount - base) % inc_at(self.increment, base):
+            return "invalid", []
+        if max_amount is not None and max_amount < amount:
+            return "invalid", []
+        mine = max_amount if max_amount is not None else amount
+        self.maxima[uid] = (mine, next(self.clock))
+        # Highest maximum leads; between equal maxima the earlier one.
+        ranked = sorted(self.maxima.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        top_uid, (top_max, _) = ranked[0]
+        old_leader, old_max = self.leader, self.leader_max()
+        events = []
+        if top_uid == uid:
+            if old_leader is not None and old_max > self.price:
+                events.append((old_leader, old_max))
+            price = amount if old_leader is None else max(
+                amount, min(mine, old_max + inc_at(self.increment, old_max)))
+            price = self.reserve_up(price, mine)
+        else:
+            events.append((uid, mine))
+            price = self.reserve_up(min(top_max, mine + inc_at(self.increment, mine)), top_max)
+        events.append((top_uid, price))
+        self.leader, self.price = top_uid, price
+        return None, events
+
+
+actions = st.lists(
+    st.tuples(
+        st.integers(1, 4),                     # bidder
+        st.sampled_from(["min", "jump", "none"]),  # amount: the minimum, a few increments up, or left out
+        st.integers(0, 5),                     # increments above the minimum for "jump"
+        st.one_of(st.none(), st.integers(0, 4000)),  # extra above amount for a proxy maximum
+    ),
+    min_size=1, max_size=14)
+ladders = st.sampled_from([100, 250, [[2000, 100], [5000, 250], [None, 1000]]])
+
+
+@pytest.fixture(scope="module")
+def scripts(stack):
+    r = stack.sync_redis()
+    return r, r.register_script(engine.BID_LUA), r.register_script(engine.LOAD_LUA), \
+        r.register_script(engine.STATUS_LUA)
+
+
+@hsettings(max_examples=120, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(increment=ladders, actions=actions, start=st.sampled_from([1000, 1500]),
+       reserve=st.sampled_from([0, 0, 2600, 4100]))
+def test_engine_matches_the_rules(scripts, increment, actions, start, reserve):
+    r, bid, load, status = scripts
+    lot_id = next(_lot_ids)
+    session_id = lot_id
+    deadline = (int(r.time()[0]) + 3600) * 1000
+    load(keys=[engine.lot_key(lot_id)], args=[
+        "scheduled", session_id, start, json.dumps(increment), reserve, deadline, 0, 0,
+        "{}", 0, 0, "", "", 0])
+    assert json.loads(status(keys=engine.control_keys(lot_id), args=[lot_id, "open", 1000]))["status"] == "live"
+    r.sadd(engine.session_deposits_key(session_id), 1, 2, 3, 4)
+    model = Model(start, increment, reserve)
+    seq = 0
+    for uid, kind, k, extra in actions:
+        minimum = model.start if not model.price else model.price + inc_at(increment, model.price)
+        if kind == "none" and extra is None:
+            extra = 0  # a bid without an amount must carry a maximum
+        amount = None if kind == "none" else minimum + (k * inc_at(increment, model.price or start)
+                                                        if kind == "jump" else 0)
+        max_amount = None if extra is None else (amount or minimum) + extra
+        want_code, want_events = model.bid(uid, amount, max_amount)
+        ref = uuid.uuid4().hex
+        got = json.loads(bid(keys=engine.bid_keys(lot_id, session_id, uid, ref),
+                             args=[lot_id, uid, f"u{uid}", "" if amount is None else amount,
+                                   ref, 60, 1000, "" if max_amount is None else max_amount]))
+        assert got.get("code") == want_code, (got, model)
+        entries = r.xrange(engine.stream_key(lot_id), f"{seq + 1}-0", "+")
+        events = [json.loads(e[1]["d"]) for e in entries if e[1]["d"].startswith('{"') and
+                  json.loads(e[1]["d"])["type"] == "bid"]
+        assert [(int(e[1]["u"]), json.loads(e[1]["d"])["amount"]) for e in entries
+                if json.loads(e[1]["d"])["type"] == "bid"] == want_events
+        assert [e["seq"] for e in events] == list(range(seq + 1, seq + 1 + len(want_events)))
+        seq += len(want_events)
+        state = r.hgetall(engine.lot_key(lot_id))
+        assert int(state["price"] or 0) == model.price
+        assert (state["leader"] or None) == (str(model.leader) if model.leader else None)
+        assert int(state["seq"]) == seq
+        if want_code is None and want_events:
+            assert got["price"] == model.price and got["leading"] == (model.leader == uid)
+        # Invariants a bidder can see: prices never fall; the snapshot's minimum
+        # next bid follows the increment in force.
+        snap = engine.snapshot_from_state(lot_id, state, 0)
+        assert snap["next_min_bid"] == (model.price + inc_at(increment, model.price)
+                                        if model.price else start)
+        assert snap["reserve_met"] == (model.price >= reserve if reserve else True)
+    amounts = [json.loads(e[1]["d"])["amount"] for e in r.xrange(engine.stream_key(lot_id))
+               if json.loads(e[1]["d"])["type"] == "bid"]
+    assert amounts == sorted(amounts)
+
+
+def test_ladder_next_minimum_follows_the_band(scripts):
+    """Below 2,000 the step is 100, then 250, then 1,000 above 5,000."""
+    ladder = [[2000, 100], [5000, 250], [None, 1000]]
+    assert [inc_at(ladder, p) for p in (0, 1999, 2000, 4999, 5000, 10**9)] == \
+        [100, 100, 250, 250, 1000, 1000]
+    assert [engine.increment_at(ladder, p) for p in (0, 1999, 2000, 4999, 5000, 10**9)] == \
+        [100, 100, 250, 250, 1000, 1000]
