@@ -241,7 +241,6 @@ async def test_replay_marks_own_bids_as_mine(stack, hall):
     await back.close()
 
 
-@pytest.mark.xfail(reason="max_amount (proxy bidding) is ignored by hall/lua/bid.lua", strict=False)
 async def test_replay_includes_proxy_answers_and_marks_own_bids(stack, hall):
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
     lid = lot["id"]
