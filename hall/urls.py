@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
+from hall.handlers import watch
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -24,11 +25,15 @@ handlers = [
     (rf"/api/orders/{ID}/pay", orders.OrderPayHandler),
     (r"/api/pay/wechat/notify", WeChatNotifyHandler),
     (r"/api/admin/sessions", admin.AdminSessionsHandler),
+    (rf"/api/admin/sessions/{ID}", admin.AdminSessionHandler),
     (rf"/api/admin/sessions/{ID}/lots", admin.AdminSessionLotsHandler),
     (rf"/api/admin/sessions/{ID}/publish", admin.AdminPublishHandler),
     (rf"/api/admin/lots/{ID}/(open|pause|resume|fair-warning|hammer)", admin.AdminLotControlHandler),
+    (rf"/api/admin/lots/{ID}", admin.AdminLotHandler),
     (rf"/api/admin/users/{ID}/credit", admin.AdminCreditHandler),
     (r"/api/admin/overview", admin.AdminOverviewHandler),
+    (rf"/api/lots/{ID}/watch", watch.WatchHandler),
+    (r"/api/me/watches", watch.MyWatchesHandler),
     (r"/api/openapi.json", OpenApiHandler),
     (r"/api/.*", NotFoundHandler),
     (r"/healthz", health.HealthHandler),

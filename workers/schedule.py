@@ -34,6 +34,8 @@ def publish_session(session_id: int) -> dict:
                 (AuctionSession.id == session_id) & (AuctionSession.status == "draft")).execute()
             Lot.update(status="scheduled").where(
                 (Lot.auction_session == session_id) & (Lot.status == "draft")).execute()
+            if session.stagger_s:
+                stagger_deadlines(session_id, session.stagger_s)
         session = AuctionSession.get_by_id(session_id)
     lots = list(Lot.select().where(Lot.auction_session == session_id).order_by(Lot.position))
     for lot in lots:
@@ -49,6 +51,16 @@ def publish_session(session_id: int) -> dict:
         r.zadd(START_ZSET, {session_id: start})
     return {"session_id": session_id, "status": AuctionSession.get_by_id(session_id).status,
             "lots": len(lots)}
+
+
+def stagger_deadlines(session_id: int, stagger_s: int) -> None:
+    """Lot N closes `stagger_s` after lot N-1, so a session does not end all at once."""
+    lots = list(Lot.select().where(Lot.auction_session == session_id).order_by(Lot.position, Lot.id))
+    if not lots:
+        return
+    first = lots[0].ends_at_ms
+    for i, lot in enumerate(lots):
+        Lot.update(ends_at_ms=first + i * stagger_s * 1000).where(Lot.id == lot.id).execute()
 
 
 def start_session(session_id: int) -> dict:

@@ -33,6 +33,68 @@ class AdminSessionsHandler(AdminHandler):
         self.send(session.public(lot_count=0), 201)
 
 
+class AdminSessionHandler(AdminHandler):
+    """PATCH a draft session (title, description, deposit, start, stagger)."""
+
+    async def patch(self, session_id: str) -> None:
+        sid = positive_id(session_id)
+        session = await AuctionSession.aget_or_none(AuctionSession.id == sid)
+        if session is None:
+            raise ApiError("not_found", "no such session")
+        if session.status != "draft":
+            raise ApiError("conflict", "only a draft session can be edited")
+        data = self.json_body()
+        changes = _present(data, {
+            "title": lambda: text(data, "title"),
+            "description": lambda: text(data, "description", max_len=10000, min_len=0),
+            "deposit_amount": lambda: money(data, "deposit_amount", allow_zero=True),
+            "starts_at_ms": lambda: integer(data, "starts_at_ms", maximum=now_ms() + MAX_DURATION_MS),
+            "stagger_s": lambda: integer(data, "stagger_s", maximum=24 * 3600),
+        })
+        if changes:
+            await AuctionSession.update(**changes).where(AuctionSession.id == sid).aexecute()
+        session = await AuctionSession.aget(AuctionSession.id == sid)
+        n = await self.db.count(Lot.select().where(Lot.auction_session == sid))
+        self.send(session.public(lot_count=n))
+
+
+class AdminLotHandler(AdminHandler):
+    """PATCH a draft lot."""
+
+    async def patch(self, lot_id: str) -> None:
+        lid = positive_id(lot_id)
+        lot = await Lot.aget_or_none(Lot.id == lid)
+        if lot is None:
+            raise ApiError("not_found", "no such lot")
+        if lot.status != "draft":
+            raise ApiError("conflict", "only a draft lot can be edited")
+        data = self.json_body()
+        changes = _present(data, {
+            "title": lambda: text(data, "title"),
+            "description": lambda: text(data, "description", max_len=10000, min_len=0),
+            "start_price": lambda: money(data, "start_price"),
+            "increment": lambda: increment(data.get("increment")),
+            "reserve_price": lambda: money(data, "reserve_price"),
+            "lot_deposit": lambda: money(data, "lot_deposit", allow_zero=True),
+            "buyer_premium_bp": lambda: integer(data, "buyer_premium_bp", maximum=5000),
+            "ends_at_ms": lambda: integer(data, "ends_at_ms", minimum=now_ms() + 1000,
+                                          maximum=now_ms() + MAX_DURATION_MS),
+            "extend_window_s": lambda: integer(data, "extend_window_s", maximum=24 * 3600),
+            "extend_by_s": lambda: integer(data, "extend_by_s", maximum=24 * 3600),
+        })
+        if changes:
+            await Lot.update(**changes).where(Lot.id == lid).aexecute()
+        self.send(await self.application.lot_snapshot(lid, self.operator))
+
+
+def _present(data: dict, readers: dict) -> dict:
+    """Validate only the fields the request carries; refuse unknown ones."""
+    unknown = set(data) - set(readers)
+    if unknown:
+        raise ApiError("invalid", f"cannot edit: {', '.join(sorted(unknown))}")
+    return {field: read() for field, read in readers.items() if field in data}
+
+
 class AdminSessionLotsHandler(AdminHandler):
     async def post(self, session_id: str) -> None:
         sid = positive_id(session_id)
