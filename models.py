@@ -125,6 +125,10 @@ class Deposit(BaseModel):
     out_trade_no = CharField(max_length=64, null=True, unique=True)
     created_at_ms = BigIntegerField(default=now_ms)
     paid_at_ms = BigIntegerField(null=True)
+    # Settlement: how much of the deposit went to which order (the rest, if
+    # any, was refunded). A forfeited deposit keeps these.
+    credited = BigIntegerField(default=0)
+    credited_to = BigIntegerField(null=True, index=True)  # Order.id
 
     def public(self) -> dict:
         return {"id": self.id, "scope": self.scope, "session_id": self.session_id,
@@ -169,6 +173,9 @@ class Order(BaseModel):
     paid_at_ms = BigIntegerField(null=True)
     created_at_ms = BigIntegerField(default=now_ms)
 
+    class Meta:
+        indexes = ((("status", "pay_by_ms"), False),)  # the forfeiture sweep
+
     def public(self) -> dict:
         return {"id": self.id, "lot_id": self.lot_id, "amount": self.amount,
                 "premium": self.premium, "deposit_credited": self.deposit_credited,
@@ -194,8 +201,9 @@ class Refund(BaseModel):
     deposit = ForeignKeyField(Deposit, unique=True)
     amount = BigIntegerField()
     method = CharField(max_length=8)
-    status = CharField(max_length=12, default="done")
+    status = CharField(max_length=12, default="done")  # pending done failed
     created_at_ms = BigIntegerField(default=now_ms)
+    done_at_ms = BigIntegerField(null=True)
 
 
 ALL_MODELS = [User, LedgerEntry, AuctionSession, Lot, Deposit, Bid, Coupon, Order,

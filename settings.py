@@ -65,6 +65,9 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.lots.*": {"queue": "lots"},
     "workers.tasks.notify.*": {"queue": "notify"},
 }
+# Redis broker: a task a dead worker had taken is redelivered after this many
+# seconds (acks_late). Tests shorten it to watch a redelivery happen.
+VISIBILITY_TIMEOUT_S = _int("HALL_VISIBILITY_TIMEOUT_S", 300)
 # How often beat sweeps for due lots / flushes bids into the database.
 SWEEP_INTERVAL_S = float(os.environ.get("HALL_SWEEP_INTERVAL_S", "1.0"))
 

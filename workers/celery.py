@@ -37,7 +37,7 @@ app.conf.update(
     task_routes=settings.CELERY_TASK_ROUTES,
     # No task here uses a long ETA (decision 4), so a short visibility timeout
     # only means faster redelivery of tasks from a dead worker.
-    broker_transport_options={"visibility_timeout": 300},
+    broker_transport_options={"visibility_timeout": settings.VISIBILITY_TIMEOUT_S},
     result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
     broker_connection_retry_on_startup=True,
     worker_send_task_events=True,
@@ -52,6 +52,12 @@ app.conf.update(
             "task": "workers.tasks.lots.flush_bids",
             "schedule": settings.SWEEP_INTERVAL_S,
             "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
+        },
+        # 悔拍 for orders past pay_by_ms; re-queue stuck WeChat refunds (queue: money).
+        "money-sweep": {
+            "task": "workers.tasks.settlement.money_sweep",
+            "schedule": max(settings.SWEEP_INTERVAL_S, 1.0),
+            "options": {"expires": 5 * max(settings.SWEEP_INTERVAL_S, 1.0)},
         },
     },
 )

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from peewee import IntegrityError
 
@@ -26,12 +25,18 @@ def _in_force(deposit: Deposit) -> None:
         "lot_id": deposit.lot_id, "amount": deposit.amount, "method": deposit.method})
 
 
+def _trade_no(prefix: str, task_id: str) -> str:
+    """out_trade_no derived from the task id: a redelivered task reuses it, and
+    the gateway answers the same prepay for the same out_trade_no."""
+    return prefix + task_id.replace("-", "")[:31]
+
+
 def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str) -> dict:
     lot = Lot.get_or_none(Lot.id == lot_id)
     if lot is None:
         raise Refused("not_found", "no such lot")
     session = AuctionSession.get_by_id(lot.session_id)
-    if lot.status in ("closed", "settled"):
+    if lot.status in ("closed", "settled") or session.status == "ended":
         raise Refused("lot_closed", "this lot has closed")
     amount = session.deposit_amount if scope == "session" else lot.lot_deposit
     key = scope_key(scope, session.id, lot.id, user_id)
@@ -40,6 +45,9 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
         if existing.task_id == task_id and existing.status == "paid":
             _in_force(existing)  # a redelivered task: finish what it started
             return {"status": "paid", "deposit": existing.public()}
+        if existing.status == "pending" and existing.method == "wechat" and method == "wechat":
+            # Paying again while a WeChat payment is open: the same payment.
+            return _prepay(existing, session)
         if existing.status == "pending":
             raise Refused("conflict", "a WeChat payment for this deposit is in progress")
         raise Refused("already_paid", f"a {scope} deposit is already in force")
@@ -48,7 +56,10 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
             & (Deposit.status == "paid")).exists():
         raise Refused("already_paid", "a session deposit already covers this lot")
     if method == "wechat":
+        if amount <= 0:
+            raise Refused("invalid", f"this {scope} has no deposit to pay by WeChat Pay")
         return _start_wechat(user_id, lot, session, scope, key, amount, task_id)
+    # One transaction: a refusal (insufficient balance) rolls everything back.
     try:
         with write_transaction():
             debited = User.update(balance=User.balance - amount).where(
@@ -72,8 +83,7 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
 
 def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, key: str,
                   amount: int, task_id: str) -> dict:
-    from workers.wechatpay import WeChatPayClient, WeChatPayConfig
-    out_trade_no = f"D{uuid.uuid4().hex[:30]}"
+    out_trade_no = _trade_no("D", task_id)
     try:
         with write_transaction():
             deposit = Deposit.create(user=user_id, auction_session=session.id,
@@ -84,15 +94,28 @@ def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, k
                            out_trade_no=out_trade_no)
     except IntegrityError:
         raise Refused("already_paid", f"a {scope} deposit is already in force")
+    return _prepay(deposit, session)
+
+
+def _prepay(deposit: Deposit, session: AuctionSession) -> dict:
+    """The JSAPI prepay for a pending WeChat deposit (the same every time)."""
+    from workers.wechatpay import WeChatPayClient, WeChatPayConfig
     client = WeChatPayClient(WeChatPayConfig.from_settings())
-    prepay = client.jsapi_prepay(out_trade_no, f"保证金 {session.title}"[:100], amount,
-                                 openid=f"openid-{user_id}")
-    return {"status": "awaiting_payment", "out_trade_no": out_trade_no, "prepay": prepay}
+    prepay = client.jsapi_prepay(deposit.out_trade_no, f"保证金 {session.title}"[:100],
+                                 deposit.amount, openid=f"openid-{deposit.user_id}")
+    return {"status": "awaiting_payment", "out_trade_no": deposit.out_trade_no,
+            "amount": deposit.amount, "prepay": prepay}
 
 
 def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
                 total: int | None) -> dict:
-    """Settle a verified WeChat notification, once (keyed by out_trade_no)."""
+    """Settle a verified WeChat notification, once (keyed by out_trade_no).
+
+    One transaction marks the payment paid and puts the deposit in force (or
+    pays the order). A deposit paid after its lot settled or its session ended
+    is refunded at once, in the same transaction.
+    """
+    from workers import refunds
     payment = Payment.get_or_none(Payment.out_trade_no == out_trade_no)
     if payment is None:
         raise Refused("not_found", "unknown out_trade_no")
@@ -102,19 +125,36 @@ def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
         logger.warning("WeChat amount mismatch for %s: %s != %s", out_trade_no, total,
                        payment.amount)
         raise Refused("invalid", "the paid amount does not match")
+    late_refund = None
+    order_paid = None
     with write_transaction():
         changed = Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "pending")).execute()
         if changed and payment.deposit_id:
             Deposit.update(status="paid", paid_at_ms=now_ms()).where(
-                Deposit.id == payment.deposit_id).execute()
+                (Deposit.id == payment.deposit_id) & (Deposit.status == "pending")).execute()
+            deposit = Deposit.get_by_id(payment.deposit_id)
+            if deposit.status == "paid" and _too_late(deposit):
+                Deposit.update(status="refunded").where(Deposit.id == deposit.id).execute()
+                late_refund = refunds.refund_in_transaction(deposit, deposit.amount)
+        if changed and payment.order_id:
+            from workers.orders import order_paid_in_transaction
+            order_paid = order_paid_in_transaction(payment)
     if payment.deposit_id:
         deposit = Deposit.get_by_id(payment.deposit_id)
-        if deposit.status == "paid":
+        if late_refund is not None:
+            refunds.announce(late_refund, deposit, reason="late_payment")
+        elif deposit.status == "paid":
             _in_force(deposit)
     if changed and payment.order_id:
-        from workers.orders import order_paid_by_wechat
-        order_paid_by_wechat(payment)
-    return {"status": "paid" if changed else "already_paid", "out_trade_no": out_trade_no}
+        from workers.orders import after_wechat_order_payment
+        after_wechat_order_payment(payment, order_paid)
+    return {"status": "paid" if changed else "already_paid", "out_trade_no": out_trade_no,
+            "late_refund": late_refund is not None}
 
 
+def _too_late(deposit: Deposit) -> bool:
+    """The deposit's lot (or session) has settled: nothing left to bid on."""
+    if deposit.scope == "lot":
+        return Lot.get_by_id(deposit.lot_id).status == "settled"
+    return AuctionSession.get_by_id(deposit.session_id).status == "ended"

@@ -1,55 +1,102 @@
-"""Paying for a won lot: balance or WeChat Pay, with an optional coupon."""
+"""Paying for a won lot (balance or WeChat Pay, optional coupon) and 悔拍.
+
+* Balance: one transaction re-reads the order, uses the coupon, debits the
+  balance, marks the order paid and writes the `order:{id}` ledger entry
+  (unique: an order is paid from the balance once).
+* WeChat Pay: one transaction reserves the coupon for this order and records
+  the Payment (out_trade_no derived from the task id, so a redelivered task
+  asks for the same prepay); the order is paid when the signed notification
+  arrives (workers/deposits.py `wechat_paid`).
+* Coupons (优惠券): `fixed` (fen off) or `percent` (1-100 % off), a minimum
+  spend measured on the order total (hammer price + premium), an expiry, one
+  use. A coupon reserved by a WeChat payment of an order stays usable for that
+  order only.
+* Forfeiture (悔拍): an order still unpaid after `pay_by_ms` becomes
+  `forfeited`, the deposits credited to it become `forfeited` (kept, not
+  refunded), its owner gets an `order` message and the operators an alert
+  (`ops:alerts` list + `ops` channel, see workers/refunds.py `alert_ops`).
+"""
 from __future__ import annotations
 
-import uuid
+import logging
 
-from models import Coupon, LedgerEntry, Order, Payment, User, db, write_transaction, now_ms
+from peewee import IntegrityError
+
+from models import Coupon, Deposit, LedgerEntry, Order, Payment, User, now_ms, write_transaction
 from workers import publish
 from workers.errors import Refused
 
+logger = logging.getLogger(__name__)
 
-def discount(coupon: Coupon | None, due: int, now: int) -> int:
+
+def coupon_problem(coupon: Coupon | None, user_id: int, order: Order, now: int
+                   ) -> tuple[str, str] | None:
+    """Why this coupon cannot pay towards this order, or None. Shared with the
+    hall so a bad coupon is refused at once (the worker checks again)."""
+    if coupon is None or coupon.user_id != user_id:
+        return "not_found", "no such coupon"
+    if coupon.used_at_ms is not None and order.coupon_id != coupon.id:
+        return "conflict", "this coupon has been used"
+    if coupon.expires_at_ms <= now:
+        return "conflict", "this coupon has expired"
+    if order.amount + order.premium < coupon.min_spend:
+        return "conflict", f"this coupon needs a spend of {coupon.min_spend} fen"
+    if coupon.kind not in ("fixed", "percent") or coupon.value <= 0 or (
+            coupon.kind == "percent" and coupon.value > 100):
+        return "conflict", "this coupon cannot be used"
+    return None
+
+
+def discount(coupon: Coupon | None, due: int) -> int:
     if coupon is None:
         return 0
-    if coupon.used_at_ms is not None:
-        raise Refused("conflict", "this coupon has been used")
-    if coupon.expires_at_ms <= now:
-        raise Refused("conflict", "this coupon has expired")
-    if due < coupon.min_spend:
-        raise Refused("conflict", f"this coupon needs a spend of {coupon.min_spend} fen")
     off = coupon.value if coupon.kind == "fixed" else due * coupon.value // 100
-    return min(off, due)
+    return max(0, min(off, due))
 
 
-def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
-              task_id: str) -> dict:
-    order = Order.get_or_none(Order.id == order_id)
+def _check_order(order: Order | None, user_id: int) -> Order:
     if order is None or order.user_id != user_id:
         raise Refused("not_found", "no such order")
     if order.status == "paid":
         raise Refused("already_paid", "this order is paid")
     if order.status != "unpaid":
         raise Refused("conflict", f"this order is {order.status}")
-    coupon = None
-    if coupon_id is not None:
-        coupon = Coupon.get_or_none(Coupon.id == coupon_id)
-        if coupon is None or coupon.user_id != user_id:
-            raise Refused("not_found", "no such coupon")
-    now = now_ms()
-    off = discount(coupon, order.due, now)
-    to_pay = order.due - off
+    return order
+
+
+def _coupon(coupon_id: int | None, user_id: int, order: Order, now: int) -> Coupon | None:
+    if coupon_id is None:
+        return None
+    coupon = Coupon.get_or_none(Coupon.id == coupon_id)
+    problem = coupon_problem(coupon, user_id, order, now)
+    if problem:
+        raise Refused(*problem)
+    return coupon
+
+
+def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
+              task_id: str) -> dict:
+    order = Order.get_or_none(Order.id == order_id)
+    if order is not None and order.user_id == user_id and order.status == "paid":
+        # A redelivered task whose first run committed: the same answer.
+        entry = LedgerEntry.get_or_none(LedgerEntry.ref == f"order:{order_id}")
+        if entry is not None and task_id in entry.memo:
+            return {"status": "paid", "order_id": order_id, "paid": -entry.amount,
+                    "balance": entry.balance_after}
+    _check_order(order, user_id)
     if method == "wechat":
-        from workers.wechatpay import WeChatPayClient, WeChatPayConfig
-        out_trade_no = f"O{uuid.uuid4().hex[:30]}"
-        Payment.create(user=user_id, order=order_id, method="wechat", amount=to_pay,
-                       out_trade_no=out_trade_no)
-        prepay = WeChatPayClient(WeChatPayConfig.from_settings()).jsapi_prepay(
-            out_trade_no, f"拍品订单 {order_id}", to_pay, openid=f"openid-{user_id}")
-        return {"status": "awaiting_payment", "out_trade_no": out_trade_no, "prepay": prepay}
+        return _start_wechat(user_id, order, coupon_id, task_id)
+    now = now_ms()
     with write_transaction():
+        # Re-read inside the write lock: a session deposit may have just been
+        # credited, or another payment may have won the race.
+        order = _check_order(Order.get_or_none(Order.id == order_id), user_id)
+        coupon = _coupon(coupon_id, user_id, order, now)
+        to_pay = order.due - discount(coupon, order.due)
         if coupon is not None:
             used = Coupon.update(used_at_ms=now).where(
-                (Coupon.id == coupon.id) & Coupon.used_at_ms.is_null()).execute()
+                (Coupon.id == coupon.id) & (Coupon.used_at_ms.is_null()
+                                            | (Coupon.id == order.coupon_id))).execute()
             if not used:
                 raise Refused("conflict", "this coupon has been used")
         debited = User.update(balance=User.balance - to_pay).where(
@@ -62,13 +109,94 @@ def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
             raise Refused("already_paid", "this order is paid")
         balance = User.get_by_id(user_id).balance
         LedgerEntry.create(user=user_id, amount=-to_pay, balance_after=balance, kind="order",
-                           ref=f"order:{order_id}", memo=f"order {order_id}")
+                           ref=f"order:{order_id}", memo=f"order {order_id} (task {task_id})")
     publish.to_user(user_id, {"type": "order", "order": Order.get_by_id(order_id).public()})
     return {"status": "paid", "order_id": order_id, "paid": to_pay, "balance": balance}
 
 
-def order_paid_by_wechat(payment: Payment) -> None:
-    Order.update(status="paid", paid_at_ms=now_ms()).where(
-        (Order.id == payment.order_id) & (Order.status == "unpaid")).execute()
-    publish.to_user(payment.user_id, {"type": "order",
-                                      "order": Order.get_by_id(payment.order_id).public()})
+def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: str) -> dict:
+    from workers.deposits import _trade_no
+    from workers.wechatpay import WeChatPayClient, WeChatPayConfig
+    out_trade_no = _trade_no("O", task_id)
+    existing = Payment.get_or_none(Payment.out_trade_no == out_trade_no)
+    if existing is None:
+        now = now_ms()
+        try:
+            with write_transaction():
+                order = _check_order(Order.get_or_none(Order.id == order.id), user_id)
+                coupon = _coupon(coupon_id, user_id, order, now)
+                to_pay = order.due - discount(coupon, order.due)
+                if to_pay <= 0:
+                    raise _FreeOrder()
+                if coupon is not None:
+                    # Reserved for this order: single use across orders.
+                    used = Coupon.update(used_at_ms=now).where(
+                        (Coupon.id == coupon.id) & (Coupon.used_at_ms.is_null()
+                                                    | (Coupon.id == order.coupon_id))).execute()
+                    if not used:
+                        raise Refused("conflict", "this coupon has been used")
+                    Order.update(coupon=coupon.id).where(Order.id == order.id).execute()
+                existing = Payment.create(user=user_id, order=order.id, method="wechat",
+                                          amount=to_pay, out_trade_no=out_trade_no)
+        except _FreeOrder:
+            # Nothing left to pay after the coupon: no gateway involved.
+            return pay_order(user_id, order.id, "balance", coupon_id, task_id)
+        except IntegrityError:
+            existing = Payment.get(Payment.out_trade_no == out_trade_no)
+    prepay = WeChatPayClient(WeChatPayConfig.from_settings()).jsapi_prepay(
+        out_trade_no, f"拍品订单 {order.id}", existing.amount, openid=f"openid-{user_id}")
+    return {"status": "awaiting_payment", "out_trade_no": out_trade_no,
+            "amount": existing.amount, "prepay": prepay}
+
+
+class _FreeOrder(Exception):
+    pass
+
+
+def order_paid_in_transaction(payment: Payment) -> bool:
+    """Inside wechat_paid's transaction: the order is paid (False if it was
+    no longer unpaid: paid another way, or forfeited)."""
+    return bool(Order.update(status="paid", paid_at_ms=now_ms()).where(
+        (Order.id == payment.order_id) & (Order.status == "unpaid")).execute())
+
+
+def after_wechat_order_payment(payment: Payment, paid: bool | None) -> None:
+    order = Order.get_by_id(payment.order_id)
+    if paid:
+        publish.to_user(payment.user_id, {"type": "order", "order": order.public()})
+        return
+    # Money arrived for an order that no longer wants it: an operator refunds it.
+    from workers.refunds import alert_ops
+    logger.error("WeChat payment %s for order %s which is %s", payment.out_trade_no,
+                 order.id, order.status)
+    alert_ops("unmatched_payment", order_id=order.id, user_id=payment.user_id,
+              out_trade_no=payment.out_trade_no, amount=payment.amount,
+              order_status=order.status)
+
+
+def forfeit_overdue(now: int | None = None, limit: int = 100) -> list[int]:
+    """悔拍: forfeit every unpaid order past its pay_by_ms (the money sweep)."""
+    now = now if now is not None else now_ms()
+    due = [o.id for o in Order.select(Order.id).where(
+        (Order.status == "unpaid") & (Order.pay_by_ms < now)).order_by(Order.id).limit(limit)]
+    return [oid for oid in due if forfeit_order(oid, now)]
+
+
+def forfeit_order(order_id: int, now: int) -> bool:
+    from workers.refunds import alert_ops
+    with write_transaction():
+        moved = Order.update(status="forfeited").where(
+            (Order.id == order_id) & (Order.status == "unpaid")
+            & (Order.pay_by_ms < now)).execute()
+        if not moved:
+            return False
+        Deposit.update(status="forfeited").where(
+            (Deposit.credited_to == order_id) & (Deposit.status == "credited")).execute()
+    order = Order.get_by_id(order_id)
+    deposits = [d.id for d in Deposit.select(Deposit.id).where(Deposit.credited_to == order_id)]
+    publish.to_user(order.user_id, {"type": "order", "order": order.public(),
+                                    "forfeited_deposit": order.deposit_credited})
+    alert_ops("order_forfeited", order_id=order_id, user_id=order.user_id, lot_id=order.lot_id,
+              amount=order.amount, deposit_forfeited=order.deposit_credited,
+              deposit_ids=deposits, pay_by_ms=order.pay_by_ms)
+    return True

@@ -1,95 +1,151 @@
 """After the hammer: the winner's order, refunds of losers' deposits.
 
-Each step is idempotent (unique order per lot, unique refund per deposit,
-status checks in the UPDATE), so settling twice changes nothing.
+Each money movement is one transaction and idempotent (a unique order per
+lot, a unique refund per deposit, status checks in every UPDATE), so settling
+twice, or a second worker finishing what a killed one started, changes
+nothing that was already done:
+
+1. one transaction: the lot `settled` in the database; for a sale, the order
+   (hammer price + buyer's premium) with the winner's lot deposit credited up
+   to what is due and the rest of it refunded;
+2. one transaction per losing lot deposit: its refund (workers/refunds.py);
+3. when every lot of the session has settled: the session ends, and each
+   paid session deposit is credited to its owner's first unpaid order of the
+   session (up to what is due, the rest refunded), or refunded in full.
+
+Test-only hook: HALL_TEST_SETTLE_PAUSE_S (env, read at each pause). When set,
+settlement pauses that many seconds after each refund, having first
+LPUSHed `{"pid", "lot_id", "refunds"}` on the Redis list `test:settle:paused`,
+so a test can kill the worker mid-settlement. Never set it in production.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
+from typing import Callable
 
 import settings
 from hall import engine
-from models import (AuctionSession, Deposit, LedgerEntry, Lot, Order, Refund, User, db, write_transaction,
-                    now_ms)
-from workers import bidlog, lotstate, publish
+from models import AuctionSession, Deposit, Lot, Order, now_ms, write_transaction
+from workers import bidlog, lotstate, publish, refunds
 
 logger = logging.getLogger(__name__)
+
+Dispatcher = Callable[[int], None]
+
+
+def _test_pause(lot_id: int, done: int) -> None:
+    """See the module docstring: a test-only pause between refunds."""
+    pause = os.environ.get("HALL_TEST_SETTLE_PAUSE_S")
+    if not pause:
+        return
+    publish.client().lpush("test:settle:paused", json.dumps(
+        {"pid": os.getpid(), "lot_id": lot_id, "refunds": done}))
+    time.sleep(float(pause))
 
 
 def refund_deposit(deposit: Deposit) -> bool:
     """Give a paid deposit back the way it came; False if it was not paid."""
+    return refunds.refund_deposit(deposit.id) is not None
+
+
+def credit_deposit(deposit_id: int, order_id: int) -> tuple[int, object | None] | None:
+    """Credit a paid deposit to an unpaid order, up to what is due; refund the
+    rest. One transaction. Returns (credited, refund or None), or None if the
+    deposit was no longer paid or the order no longer unpaid."""
     with write_transaction():
-        moved = Deposit.update(status="refunded").where(
-            (Deposit.id == deposit.id) & (Deposit.status == "paid")).execute()
+        deposit = Deposit.get_by_id(deposit_id)
+        order = Order.get_by_id(order_id)
+        if deposit.status != "paid" or order.status != "unpaid":
+            return None
+        credit = min(deposit.amount, order.due)
+        moved = Deposit.update(status="credited", credited=credit, credited_to=order_id).where(
+            (Deposit.id == deposit_id) & (Deposit.status == "paid")).execute()
         if not moved:
-            return False
-        Refund.create(user=deposit.user_id, deposit=deposit.id, amount=deposit.amount,
-                      method=deposit.method,
-                      status="done" if deposit.method == "balance" else "pending")
-        if deposit.method == "balance":
-            User.update(balance=User.balance + deposit.amount).where(
-                User.id == deposit.user_id).execute()
-            balance = User.get_by_id(deposit.user_id).balance
-            LedgerEntry.create(user=deposit.user_id, amount=deposit.amount,
-                               balance_after=balance, kind="refund",
-                               ref=f"refund:{deposit.id}", memo=f"{deposit.scope} deposit refund")
-    return True
+            return None
+        Order.update(deposit_credited=Order.deposit_credited + credit,
+                     due=Order.due - credit).where(Order.id == order_id).execute()
+        if order.due - credit == 0:
+            Order.update(status="paid", paid_at_ms=now_ms()).where(
+                (Order.id == order_id) & (Order.status == "unpaid")).execute()
+        refund = None
+        if credit < deposit.amount:
+            refund = refunds.refund_in_transaction(deposit, deposit.amount - credit)
+    return credit, refund
 
 
-def settle_lot(lot_id: int) -> dict:
+def settle_lot(lot_id: int, dispatcher: Dispatcher | None = None) -> dict:
     """Write the result of a closed lot: order for the winner, refunds for the rest."""
     state = {k: v for k, v in lotstate.client().hgetall(engine.lot_key(lot_id)).items()}
     if state.get("status") not in ("closed", "settled"):
         return {"lot_id": lot_id, "status": state.get("status"), "settled": False}
     bidlog.flush(f"settle-{lot_id}")  # the bids table is complete before we decide
-    lot = Lot.get_by_id(lot_id)
     sold = state.get("result") == "sold"
-    price = int(state.get("price") or 0)
-    winner_id = int(state["leader"]) if sold else None
-    closed_at = int(state.get("closed_at") or now_ms())
-    order = None
+    result = settle_closed(
+        lot_id, sold=sold, price=int(state.get("price") or 0),
+        winner_id=int(state["leader"]) if sold else None,
+        closed_at=int(state.get("closed_at") or now_ms()),
+        bid_count=int(state.get("count") or 0), dispatcher=dispatcher,
+        after_lot=lambda: lotstate.mark_settled(lot_id))
+    result["result"] = state.get("result")
+    return result
+
+
+def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
+                  closed_at: int, bid_count: int, dispatcher: Dispatcher | None = None,
+                  after_lot: Callable[[], None] | None = None) -> dict:
+    """Settle a lot whose result is known (the database side of settle_lot)."""
+    lot = Lot.get_by_id(lot_id)
     with write_transaction():
         Lot.update(status="settled", final_price=price or None, winner=winner_id,
-                   bid_count=int(state.get("count") or 0), closed_at_ms=closed_at).where(
-            Lot.id == lot_id).execute()
-        if sold:
-            order = Order.get_or_none(Order.lot == lot_id)
-            if order is None:
-                premium = price * lot.buyer_premium_bp // 10000
-                credited = 0
-                dep = Deposit.get_or_none((Deposit.lot == lot_id) & (Deposit.user == winner_id)
-                                          & (Deposit.scope == "lot") & (Deposit.status == "paid"))
-                if dep is not None:
-                    credited = min(dep.amount, price + premium)
-                    Deposit.update(status="credited").where(Deposit.id == dep.id).execute()
-                order = Order.create(user=winner_id, lot=lot_id, amount=price, premium=premium,
-                                     deposit_credited=credited, due=price + premium - credited,
-                                     pay_by_ms=closed_at + settings.ORDER_PAY_WINDOW_S * 1000)
+                   bid_count=bid_count, closed_at_ms=closed_at).where(
+            (Lot.id == lot_id) & (Lot.status != "settled")).execute()
+        order = Order.get_or_none(Order.lot == lot_id) if sold else None
+        if sold and order is None:
+            premium = price * lot.buyer_premium_bp // 10000
+            order = Order.create(user=winner_id, lot=lot_id, amount=price, premium=premium,
+                                 deposit_credited=0, due=price + premium,
+                                 pay_by_ms=closed_at + settings.ORDER_PAY_WINDOW_S * 1000)
+    # The winner's lot deposit goes to the order (also when a redelivered
+    # settlement finds it still paid because the first run died just here).
+    if order is not None:
+        dep = Deposit.get_or_none((Deposit.lot == lot_id) & (Deposit.user == winner_id)
+                                  & (Deposit.scope == "lot") & (Deposit.status == "paid"))
+        if dep is not None:
+            got = credit_deposit(dep.id, order.id)
+            if got and got[1] is not None:
+                refunds.announce(got[1], dep, dispatcher)
     refunded = []
     losers = Deposit.select().where((Deposit.lot == lot_id) & (Deposit.scope == "lot")
                                     & (Deposit.status == "paid"))
     for dep in list(losers):
-        if dep.user_id != winner_id and refund_deposit(dep):
+        if dep.user_id == winner_id:
+            continue
+        if refunds.refund_deposit(dep.id, dispatcher) is not None:
             refunded.append(dep.user_id)
-            publish.to_user(dep.user_id, {"type": "refund", "lot_id": lot_id,
-                                          "amount": dep.amount, "scope": "lot"})
-    lotstate.mark_settled(lot_id)
+            _test_pause(lot_id, len(refunded))
+    if after_lot is not None:
+        after_lot()
     if order is not None:
+        order = Order.get_by_id(order.id)
         publish.to_user(winner_id, {"type": "won", "lot_id": lot_id, "order": order.public()})
-    session_done = settle_session_if_done(lot.session_id)
-    return {"lot_id": lot_id, "settled": True, "result": state.get("result"), "price": price,
+    session_done = settle_session_if_done(lot.session_id, dispatcher)
+    return {"lot_id": lot_id, "settled": True, "price": price,
             "order_id": order.id if order else None, "refunded": refunded,
             "session_ended": session_done}
 
 
-def settle_session_if_done(session_id: int) -> bool:
+def settle_session_if_done(session_id: int, dispatcher: Dispatcher | None = None) -> bool:
     """When every lot has settled: end the session, settle session deposits."""
     open_lots = Lot.select().where((Lot.auction_session == session_id)
                                    & (Lot.status != "settled")).count()
     if open_lots:
         return False
-    AuctionSession.update(status="ended", ended_at_ms=now_ms()).where(
-        (AuctionSession.id == session_id) & (AuctionSession.status != "ended")).execute()
+    with write_transaction():
+        AuctionSession.update(status="ended", ended_at_ms=now_ms()).where(
+            (AuctionSession.id == session_id) & (AuctionSession.status != "ended")).execute()
     deposits = Deposit.select().where((Deposit.auction_session == session_id)
                                       & (Deposit.scope == "session") & (Deposit.status == "paid"))
     for dep in list(deposits):
@@ -97,14 +153,15 @@ def settle_session_if_done(session_id: int) -> bool:
             (Order.user == dep.user_id) & (Lot.auction_session == session_id)
             & (Order.status == "unpaid")).order_by(Order.id).first())
         if first_order is not None:
-            with write_transaction():
-                moved = Deposit.update(status="credited").where(
-                    (Deposit.id == dep.id) & (Deposit.status == "paid")).execute()
-                if moved:
-                    credit = min(dep.amount, first_order.due)
-                    Order.update(deposit_credited=Order.deposit_credited + credit,
-                                 due=Order.due - credit).where(Order.id == first_order.id).execute()
-        elif refund_deposit(dep):
-            publish.to_user(dep.user_id, {"type": "refund", "session_id": session_id,
-                                          "amount": dep.amount, "scope": "session"})
+            got = credit_deposit(dep.id, first_order.id)
+            if got is not None:
+                if got[1] is not None:
+                    refunds.announce(got[1], dep, dispatcher)
+                publish.to_user(dep.user_id, {
+                    "type": "order", "order": Order.get_by_id(first_order.id).public()})
+                continue
+            if Deposit.get_by_id(dep.id).status != "paid":
+                continue  # someone else settled it meanwhile
+            # the order was paid or forfeited in between: refund instead
+        refunds.refund_deposit(dep.id, dispatcher)
     return True

@@ -5,26 +5,39 @@ from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
 from hall.tasks import submit
 from hall.validate import choice, integer, positive_id
-from models import Deposit, LedgerEntry, Order
+from models import Coupon, Deposit, LedgerEntry, Order, Refund, now_ms
+
+
+def order_public(o: Order) -> dict:
+    return {**o.public(), "coupon_id": o.coupon_id, "paid_at_ms": o.paid_at_ms,
+            "created_at_ms": o.created_at_ms}
 
 
 class MyOrdersHandler(BaseHandler):
     async def get(self) -> None:
         user = self.require_user()
         rows = await self.db.list(Order.select().where(Order.user == user.id).order_by(Order.id))
-        self.send({"orders": [o.public() for o in rows]})
+        self.send({"orders": [order_public(o) for o in rows]})
 
 
 class MyDepositsHandler(BaseHandler):
+    """Deposits (with what was credited to which order), refunds and the ledger."""
+
     async def get(self) -> None:
         user = self.require_user()
         deposits = await self.db.list(
             Deposit.select().where(Deposit.user == user.id).order_by(Deposit.id))
+        refunds = await self.db.list(
+            Refund.select().where(Refund.user == user.id).order_by(Refund.id))
         ledger = await self.db.list(
             LedgerEntry.select().where(LedgerEntry.user == user.id)
             .order_by(LedgerEntry.id.desc()).limit(200))
         self.send({
-            "deposits": [d.public() for d in deposits],
+            "deposits": [{**d.public(), "credited": d.credited, "credited_to": d.credited_to,
+                          "created_at_ms": d.created_at_ms} for d in deposits],
+            "refunds": [{"id": r.id, "deposit_id": r.deposit_id, "amount": r.amount,
+                         "method": r.method, "status": r.status, "at_ms": r.created_at_ms,
+                         "done_at_ms": r.done_at_ms} for r in refunds],
             "ledger": [{"amount": e.amount, "balance_after": e.balance_after, "kind": e.kind,
                         "memo": e.memo, "at_ms": e.created_at_ms} for e in ledger],
         })
@@ -43,6 +56,13 @@ class OrderPayHandler(BaseHandler):
         if order.status != "unpaid":
             raise ApiError("already_paid" if order.status == "paid" else "conflict",
                            f"this order is {order.status}")
+        if coupon_id is not None:
+            # Refused at once when plainly bad; the worker checks again.
+            from workers.orders import coupon_problem
+            coupon = await Coupon.aget_or_none(Coupon.id == coupon_id)
+            problem = coupon_problem(coupon, user.id, order, now_ms())
+            if problem:
+                raise ApiError(*problem)
         task_id = await submit(self.application, "workers.tasks.orders.pay_order", user.id,
                                "order_payment", {"user_id": user.id, "order_id": oid,
                                                  "method": method, "coupon_id": coupon_id})

@@ -30,10 +30,15 @@ class WeChatNotifyHandler(BaseHandler):
             self.set_status(401)
             self.finish(json.dumps({"code": "unauthorized", "message": "bad notification signature"}))
             return
-        # Replay: the same notification id (or nonce) is handled once.
-        first = await self.redis.set(f"wxnotify:{tx.get('id')}", 1, nx=True, ex=7 * 24 * 3600)
-        nonce_new = await self.redis.set(f"wxnonce:{tx.get('nonce')}", 1, nx=True, ex=3600)
+        # Replay: the same notification id (or nonce) is handled once. WeChat
+        # re-delivers a notification with the same id and a new nonce until it
+        # gets a 2xx; an attacker replaying a captured one reuses both.
+        id_key, nonce_key = f"wxnotify:{tx.get('id')}", f"wxnonce:{tx.get('nonce')}"
+        first = await self.redis.set(id_key, 1, nx=True, ex=7 * 24 * 3600)
+        nonce_new = await self.redis.set(nonce_key, 1, nx=True, ex=3600)
         if not first or not nonce_new:
+            if first:
+                await self.redis.delete(id_key)
             self.set_status(200)
             self.finish(json.dumps({"code": "SUCCESS", "message": "already handled"}))
             return
@@ -42,10 +47,16 @@ class WeChatNotifyHandler(BaseHandler):
             self.set_status(404)
             self.finish(json.dumps({"code": "not_found", "message": "unknown out_trade_no"}))
             return
-        await submit(self.application, "workers.tasks.deposits.wechat_paid", payment.user_id,
-                     "wechat_payment", {"out_trade_no": payment.out_trade_no,
-                                        "transaction_id": str(tx.get("transaction_id", "")),
-                                        "trade_state": str(tx.get("trade_state", "")),
-                                        "total": (tx.get("amount") or {}).get("total")})
+        try:
+            await submit(self.application, "workers.tasks.deposits.wechat_paid", payment.user_id,
+                         "wechat_payment", {"out_trade_no": payment.out_trade_no,
+                                            "transaction_id": str(tx.get("transaction_id", "")),
+                                            "trade_state": str(tx.get("trade_state", "")),
+                                            "total": (tx.get("amount") or {}).get("total"),
+                                            "user_id": payment.user_id})
+        except ApiError:
+            # Not queued: forget we saw it, so WeChat's re-delivery is handled.
+            await self.redis.delete(id_key, nonce_key)
+            raise
         self.set_status(200)
         self.finish(json.dumps({"code": "SUCCESS", "message": "OK"}))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from workers import deposits
 from workers.celery import app
-from workers.tasks import HallTask, OwnedTask
+from workers.tasks import OwnedTask
 
 
 class DepositTask(OwnedTask):
@@ -11,12 +11,19 @@ class DepositTask(OwnedTask):
     kind = "deposit"
 
 
+class WeChatPaidTask(OwnedTask):
+    abstract = True
+    kind = "wechat_payment"
+
+
 @app.task(base=DepositTask, bind=True)
 def pay_deposit(self, user_id: int, lot_id: int, scope: str, method: str) -> dict:
     return deposits.pay_deposit(user_id, lot_id, scope, method, self.request.id)
 
 
-@app.task(base=HallTask)
+@app.task(base=WeChatPaidTask)
 def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
-                total: int | None) -> dict:
+                total: int | None, user_id: int | None = None) -> dict:
+    """A verified WeChat Pay notification (deposit or order); `user_id` is the
+    payer, told with a `task` message (kind `wechat_payment`) when it is done."""
     return deposits.wechat_paid(out_trade_no, transaction_id, trade_state, total)

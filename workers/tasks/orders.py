@@ -1,4 +1,9 @@
-"""Order payment tasks (queue: money)."""
+"""Order payment and forfeiture tasks.
+
+Note: settings.CELERY_TASK_ROUTES has no entry for `workers.tasks.orders.*`,
+so these run on the default queue (`lots`); the periodic money sweep lives in
+workers/tasks/settlement.py (queue `money`).
+"""
 from __future__ import annotations
 
 from workers import orders
