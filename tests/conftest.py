@@ -127,6 +127,16 @@ class Stack:
             "HALL_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         })
+        # -- money: WeChat Pay simulator (tests/wechat_sim.py; fixture `wechat_sim`) --
+        # The hall and workers use the dev keys under HALL_DATA_DIR/wechat (created
+        # once by workers/wechatpay.py dev_keys), the simulator the same directory.
+        self.wechat_keys = tmp / "data" / "wechat"
+        self.wechat_port = free_port()
+        self.env.update({
+            "WECHAT_API_BASE": f"http://127.0.0.1:{self.wechat_port}",
+            "WECHAT_NOTIFY_URL": f"http://127.0.0.1:{self.port}/api/pay/wechat/notify",
+        })
+        # -- end money --
         py = sys.executable
         self.worker = Proc("worker", [py, "-m", "celery", "-A", "workers", "worker", "-P",
                                       "eventlet", "-c", "50", "--loglevel", "INFO",
@@ -376,3 +386,16 @@ class Hall:
 @pytest_asyncio.fixture(scope="session")
 async def hall(stack: Stack) -> AsyncIterator[Hall]:
     yield await Hall(stack).setup()
+
+
+# -- money: the WeChat Pay simulator ------------------------------------------------
+
+@pytest.fixture(scope="session")
+def wechat_sim(stack: Stack) -> Any:
+    """The WeChat Pay gateway simulator on the port the stack's WECHAT_API_BASE
+    names, sharing the stack's dev keys (HALL_DATA_DIR/wechat)."""
+    from tests.wechat_sim import start_simulator
+    handle = start_simulator(stack.wechat_port, stack.wechat_keys)
+    yield handle
+    handle.stop()
+# -- end money --
