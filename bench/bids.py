@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RefServer, emit_result, pct  # noqa: E402
+from common import RefServer, cpu_seconds, emit_result, pct  # noqa: E402
 from load import run_load  # noqa: E402
 from stack import BenchStack, raise_nofile  # noqa: E402
 
@@ -49,13 +49,27 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
 
     with RefServer("echo") as ref:
-        echo = summarize(run_load(ref.url, [(None, 1)] * a.clients, "echo", a.duration, a.procs, a.warmup))
+        res = run_load(ref.url, [(None, 1)] * a.clients, "echo", a.duration, a.procs, a.warmup,
+                       probe=lambda: cpu_seconds(ref.proc.pid))
+        echo = summarize(res)
+        echo["cpu_us_per_reply"] = ((res["probe"][1] - res["probe"][0])
+                                    / max(1, echo["counts"].get("answers", 0)) * 1e6)
 
     with BenchStack(fsync=a.fsync) as st:
         users = st.bidders(a.clients)
         _sid, lot_ids = st.live_lots(lots, users)
         conns = [(u["token"], lot_ids[i % lots]) for i, u in enumerate(users)]
-        hall = summarize(run_load(st.ws_url, conns, "hall", a.duration, a.procs, a.warmup))
+        pids = (st.hall.proc.pid, st.redis.proc.pid)
+
+        def probe() -> tuple[float, float]:
+            return tuple(cpu_seconds(pid) for pid in pids)
+        res = run_load(st.ws_url, conns, "hall", a.duration, a.procs, a.warmup, probe=probe)
+        hall = summarize(res)
+        (h0, r0), (h1, r1) = res["probe"]
+        n = max(1, hall["counts"].get("answers", 0))
+        hall["cpu_us_per_bid"] = (h1 - h0) / n * 1e6
+        hall["redis_cpu_us_per_bid"] = (r1 - r0) / n * 1e6
+        hall["cpu_util"] = (h1 - h0) / a.duration
         notes = list(st.notes)
 
     ratio_tput = hall["accepted_per_s"] / echo["answers_per_s"] if echo["answers_per_s"] else 0.0
@@ -70,6 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  {'websockets echo (ref)':22} {echo['answers_per_s']:10.0f} {'':>11} "
           f"{echo['p50_ms']:8.2f} {echo['p99_ms']:8.2f}")
     print(f"  hall answer codes: {hall['counts']}")
+    print(f"  CPU per answered bid: hall process {hall['cpu_us_per_bid']:.0f} us "
+          f"({hall['cpu_util']:.0%} of a core), redis-server {hall['redis_cpu_us_per_bid']:.0f} us; "
+          f"echo server {echo['cpu_us_per_reply']:.0f} us per reply")
     print(f"  accepted/s / echo replies/s = {ratio_tput:.3f} (target >= 0.35: "
           f"{'MET' if ratio_tput >= 0.35 else 'MISSED'})")
     print(f"  p99 hall / p99 echo = {ratio_p99:.2f} (target <= 2: "

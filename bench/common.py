@@ -52,5 +52,21 @@ def emit_result(name: str, data: dict) -> None:
     print("RESULT " + json.dumps({"bench": name, **data}), flush=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process so far (Linux /proc; 0.0 elsewhere).
+
+    CPU per operation is far steadier than throughput on a shared, noisy box:
+    it does not change when other processes steal the cores, so it is what to
+    compare when trying a change (throughput ratios swing by 2x run to run).
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    import os
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def now() -> float:
     return time.monotonic()  # CLOCK_MONOTONIC: system-wide on Linux, comparable across processes

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import websockets  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from common import RefServer, emit_result, pct  # noqa: E402
+from common import RefServer, cpu_seconds, emit_result, pct  # noqa: E402
 from stack import INCREMENT, START_PRICE, BenchStack, raise_nofile  # noqa: E402
 
 now = time.monotonic
@@ -151,7 +151,7 @@ async def trigger_ref(url: str, bids: int, gap: float) -> dict[int, float]:
     return sent
 
 
-def measure(url: str, lot_id: int, clients: int, procs: int, trigger) -> dict:
+def measure(url: str, lot_id: int, clients: int, procs: int, trigger, server_pid: int = 0) -> dict:
     ctx = mp.get_context("fork")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     stop = ctx.Event()
@@ -163,7 +163,9 @@ def measure(url: str, lot_id: int, clients: int, procs: int, trigger) -> dict:
         p.start()
     for _ in ps:
         ready_q.get(timeout=300)
+    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
     sent = asyncio.run(trigger())
+    cpu1 = cpu_seconds(server_pid) if server_pid else 0.0
     time.sleep(1.0)
     stop.set()
     merged: dict[int, list[float]] = {}
@@ -186,7 +188,9 @@ def measure(url: str, lot_id: int, clients: int, procs: int, trigger) -> dict:
             per_client.extend(t - t0 for t in ts)
     return {"bids": len(last), "last_p50_ms": pct(last, 50) * 1000, "last_p99_ms": pct(last, 99) * 1000,
             "client_p50_ms": pct(per_client, 50) * 1000, "client_p99_ms": pct(per_client, 99) * 1000,
-            "missing": missing, "join_retries": join_errors}
+            "missing": missing, "join_retries": join_errors,
+            # server CPU per event delivered to one socket (all bids incl. warm-up)
+            "cpu_us_per_delivery": (cpu1 - cpu0) / max(1, len(sent) * clients) * 1e6}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         def ref_trigger() -> object:
             return trigger_ref(ref.url, a.bids + WARMUP_BIDS, gap)
         ref_trigger.__name__ = "ref"
-        refres = measure(ref.url, 0, a.clients, a.procs, ref_trigger)
+        refres = measure(ref.url, 0, a.clients, a.procs, ref_trigger, ref.proc.pid)
 
     with BenchStack() as st:
         users = st.bidders(2)
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         def hall_trigger() -> object:
             return trigger_hall(st.ws_url, tokens, lot_id, a.bids + WARMUP_BIDS, gap)
         hall_trigger.__name__ = "hall"
-        hallres = measure(st.ws_url, lot_id, a.clients, a.procs, hall_trigger)
+        hallres = measure(st.ws_url, lot_id, a.clients, a.procs, hall_trigger, st.hall.proc.pid)
         notes = list(st.notes)
 
     r_last = hallres["last_p99_ms"] / refres["last_p99_ms"]
@@ -231,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name, r in (("hall", hallres), ("websockets.broadcast (ref)", refres)):
         print(f"  {name:26} {r['last_p50_ms']:9.2f} {r['last_p99_ms']:9.2f} {r['client_p50_ms']:11.2f} "
               f"{r['client_p99_ms']:11.2f} {r['missing']:8d}")
+    print(f"  server CPU per delivered event: hall {hallres['cpu_us_per_delivery']:.1f} us, "
+          f"reference {refres['cpu_us_per_delivery']:.1f} us")
     if hallres["join_retries"]:
         print(f"  hall: {hallres['join_retries']} joins answered `unavailable` and were retried "
               "(the hall's Redis pool, max_connections=256, refuses bursts)")

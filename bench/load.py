@@ -155,7 +155,9 @@ def _proc(*args) -> None:
 
 
 def run_load(url: str, conns: list[tuple[str | None, int]], mode: str, duration: float,
-             procs: int = 2, warmup: float = 1.0) -> dict:
+             procs: int = 2, warmup: float = 1.0, probe=None) -> dict:
+    """probe(): called at the start and at the end of the measured window (in
+    this process); both values are returned as "probe"."""
     ctx = mp.get_context("fork")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     go = ctx.Event()
@@ -170,6 +172,12 @@ def run_load(url: str, conns: list[tuple[str | None, int]], mode: str, duration:
         ready_q.get(timeout=120)
     start_at.value = now() + 0.2
     go.set()
+    probes = None
+    if probe is not None:
+        time.sleep(max(0.0, start_at.value + warmup - now()))
+        p0 = probe()
+        time.sleep(max(0.0, start_at.value + warmup + duration - now()))
+        probes = (p0, probe())
     results = [out_q.get(timeout=warmup + duration + 120) for _ in ps]
     for p in ps:
         p.join(30)
@@ -179,4 +187,4 @@ def run_load(url: str, conns: list[tuple[str | None, int]], mode: str, duration:
     counts: Counter = Counter()
     for r in results:
         counts.update(r["counts"])
-    return {"lat": lat, "counts": dict(counts), "duration": duration}
+    return {"lat": lat, "counts": dict(counts), "duration": duration, "probe": probes}
