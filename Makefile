@@ -17,13 +17,14 @@ run: $(VENV)/.installed
 	$(PY) run.py all
 
 # Debian's chromium (Playwright's own browser download does not work here) and
-# nginx (its config is checked by `nginx -t`), and CJK fonts so the pages'
-# Chinese renders in screenshots; installed only when missing.
+# nginx (its config is checked by `nginx -t`), PostgreSQL (the multi-node test),
+# and CJK fonts so the pages' Chinese renders in screenshots; only when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \

@@ -209,6 +209,19 @@ class Refund(BaseModel):
 ALL_MODELS = [User, LedgerEntry, AuctionSession, Lot, Deposit, Bid, Coupon, Order,
               Payment, Refund]
 
+
+class Watch(BaseModel):
+    """关注: a user watching a lot gets its closing-soon notice (workers/notify.py)."""
+    user = ForeignKeyField(User, backref="watches")
+    lot = ForeignKeyField(Lot, backref="watchers")
+    created_at_ms = BigIntegerField(default=now_ms)
+
+    class Meta:
+        indexes = ((("user", "lot"), True),)
+
+
+ALL_MODELS.append(Watch)
+
 SQLITE_PRAGMAS = {
     # WAL + busy timeout: the hall and the workers share one SQLite file.
     "journal_mode": "wal",
@@ -259,6 +272,19 @@ def write_transaction() -> Any:
 
 
 def create_tables() -> None:
-    """Create every table (idempotent). Needs a synchronous database bound."""
+    """Create every table and add columns a newer release defines (idempotent).
+
+    Needs a synchronous database bound. New columns must be nullable or have
+    a default (the rule for every schema change here), so an old database is
+    brought up to date by peewee's migrator on SQLite and PostgreSQL alike.
+    """
+    from playhouse.migrate import SchemaMigrator, migrate
     with db.connection_context():
         db.create_tables(ALL_MODELS, safe=True)
+        migrator = SchemaMigrator.from_database(db.obj)
+        for model in ALL_MODELS:
+            table = model._meta.table_name
+            have = {c.name for c in db.get_columns(table)}
+            missing = [f for f in model._meta.sorted_fields if f.column_name not in have]
+            if missing:
+                migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))

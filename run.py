@@ -128,12 +128,39 @@ def _publish_demo() -> None:
 
 
 def cmd_hall(args: argparse.Namespace) -> None:
+    if args.processes > 1:
+        return _hall_processes(args)
     import logging
     logging.basicConfig(level=os.environ.get("HALL_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from hall.server import main
     import settings
     main(args.port or settings.HALL_PORT, args.host, args.reuse_port)
+
+
+def _hall_processes(args: argparse.Namespace) -> None:
+    """N hall processes sharing one port (SO_REUSEPORT: the kernel spreads
+    connections); each holds its own sockets and relays through Redis."""
+    import settings
+    port = args.port or settings.HALL_PORT
+    argv = [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port), "--reuse-port"]
+    if args.host:
+        argv += ["--host", args.host]
+    procs = [subprocess.Popen(argv, cwd=ROOT) for _ in range(args.processes)]
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def _celery(argv: list[str]) -> list[str]:
@@ -217,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     p_hall.add_argument("--host")
     p_hall.add_argument("--reuse-port", action="store_true",
                         help="SO_REUSEPORT: several hall processes on one port (Linux)")
+    p_hall.add_argument("--processes", type=int, default=1,
+                        help="start N hall processes on the port (implies --reuse-port)")
     p_worker = sub.add_parser("worker", help="a Celery worker (-P eventlet unless given)")
     p_worker.add_argument("celery_args", nargs=argparse.REMAINDER)
     sub.add_parser("beat", help="celery beat (exactly one per deployment)")

@@ -1,0 +1,80 @@
+"""A private PostgreSQL server for the tests (Debian's postgresql package).
+
+PostgreSQL refuses to run as root, so under root (CI) it runs as the
+`postgres` system user that the Debian package creates.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+def pg_bindir() -> Path | None:
+    for version in sorted(PG_BIN.glob("*/bin"), reverse=True):
+        if (version / "postgres").exists():
+            return version
+    return None
+
+
+def available() -> bool:
+    return pg_bindir() is not None
+
+
+class Postgres:
+    def __init__(self, base: Path, port: int) -> None:
+        self.bindir = pg_bindir()
+        self.base = base
+        self.data = base / "pgdata"
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+        self.url = f"postgresql://hall@127.0.0.1:{port}/auction"
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--"] + argv
+        return argv
+
+    def start(self) -> "Postgres":
+        self.base.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres")
+            os.chmod(self.base, 0o755)
+            for parent in self.base.parents:  # let the postgres user reach it
+                if str(parent).startswith("/tmp/") or parent == Path("/tmp"):
+                    os.chmod(parent, os.stat(parent).st_mode | 0o755)
+        subprocess.run(self._as_owner([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "hall",
+                                       "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        log = open(self.base / "postgres.log", "ab")
+        self.proc = subprocess.Popen(self._as_owner([
+            str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+            "-k", str(self.base), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+            "-c", "max_connections=300"]), stdout=log, stderr=subprocess.STDOUT)
+        import psycopg2
+        deadline = time.time() + 30
+        while True:
+            try:
+                conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="hall",
+                                        dbname="postgres")
+                break
+            except psycopg2.OperationalError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError((self.base / "postgres.log").read_text())
+                time.sleep(0.05)
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE auction")
+        conn.close()
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
