@@ -137,6 +137,7 @@ function render() {
   if (!$("bid-amount").value || document.activeElement !== $("bid-amount")) {
     $("bid-amount").placeholder = S.nextMin ? String(S.nextMin / 100) : "";
   }
+  $("next-min-bid").parentElement.hidden = closed;
   if (closed) renderClosed();
   tick();
 }
@@ -146,6 +147,8 @@ function renderClosed() {
   const n = $("closed-notice");
   if (!r) { n.textContent = statusText(S.status); n.dataset.result = ""; return; }
   n.dataset.result = r.result;
+  $("status-notice").textContent = "";
+  if ($("bid-message").dataset.kind === "err") bidMsg("");
   if (r.result === "sold") {
     const me = S.leaderMine;
     n.textContent = `${t("sold")} · ${t("closed_at")} ${money(r.price)} · ${t("winner")}: ${me ? t("you") : (r.winner || "—")}` +
