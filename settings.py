@@ -83,6 +83,36 @@ WECHAT_APIV3_KEY = os.environ.get("WECHAT_APIV3_KEY", "")
 WECHAT_NOTIFY_URL = os.environ.get("WECHAT_NOTIFY_URL", "")
 
 
+# Notifications (workers/notify.py). A "closing soon" notice goes out this many
+# seconds before a lot's deadline (again after an extension moves it); an
+# outbid SMS goes to one user at most once per lot per NOTIFY_OUTBID_SMS_EVERY_S.
+CLOSING_SOON_S = _int("HALL_CLOSING_SOON_S", 300)
+NOTIFY_OUTBID_SMS_EVERY_S = _int("HALL_NOTIFY_OUTBID_SMS_EVERY_S", 600)
+# SMS sends retry provider errors with exponential backoff: BACKOFF_S, 2x, 4x ...
+# (whole seconds, capped at 10 min, each jittered to 50-100 %), 10 times at most.
+NOTIFY_SMS_RETRY_BACKOFF_S = _int("HALL_NOTIFY_SMS_RETRY_BACKOFF_S", 2)
+NOTIFY_SMS_RETRY_MAX_S = 600
+NOTIFY_SMS_RETRIES = 10
+
+# SMS provider (workers/sms.py): "console" logs messages (default, dev);
+# "aliyun" calls Alibaba Cloud SMS (Dysmsapi SendSms, V3 ACS3-HMAC-SHA256
+# signature). In tests SMS_API_BASE points at tests/sms_sim.py.
+SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "console")
+SMS_API_BASE = os.environ.get("SMS_API_BASE", "https://dysmsapi.aliyuncs.com")
+SMS_ACCESS_KEY_ID = os.environ.get("SMS_ACCESS_KEY_ID", "")
+SMS_ACCESS_KEY_SECRET = os.environ.get("SMS_ACCESS_KEY_SECRET", "")
+SMS_SIGN_NAME = os.environ.get("SMS_SIGN_NAME", "拍卖大厅")
+SMS_TIMEOUT_S = 5.0
+# Our message kinds -> the provider's approved template codes; SMS_TEMPLATES
+# overrides any of them: "outbid:SMS_123,won:SMS_456".
+SMS_TEMPLATES = {
+    "outbid": "SMS_480010001",
+    "closing_soon": "SMS_480010002",
+    "won": "SMS_480010003",
+    "deposit_refunded": "SMS_480010004",
+    **dict(x.split(":", 1) for x in _list("SMS_TEMPLATES") if ":" in x),
+}
+
 def check_production() -> None:
     """Refuse to run in production with a secret anyone can read in this file."""
     if HALL_ENV == "production" and (HALL_SECRET == DEFAULT_SECRET or len(HALL_SECRET) < 32):
