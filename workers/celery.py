@@ -14,6 +14,7 @@ app = Celery(
         "workers.tasks.settlement",
         "workers.tasks.lots",
         "workers.tasks.orders",
+        "workers.tasks.notify",
     ],
 )
 app.conf.update(
@@ -58,6 +59,16 @@ app.conf.update(
             "task": "workers.tasks.settlement.money_sweep",
             "schedule": max(settings.SWEEP_INTERVAL_S, 1.0),
             "options": {"expires": 5 * max(settings.SWEEP_INTERVAL_S, 1.0)},
+        },
+        "notify-drain-events": {
+            "task": "workers.tasks.notify.drain_events",
+            "schedule": settings.SWEEP_INTERVAL_S,
+            "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
+        },
+        "notify-closing-soon": {
+            "task": "workers.tasks.notify.closing_soon",
+            "schedule": settings.SWEEP_INTERVAL_S,
+            "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
         },
     },
 )

@@ -1,0 +1,58 @@
+"""Notification tasks (queue: notify): outbid drain, closing soon, SMS sends.
+
+`drain_events` and `closing_soon` run from beat every SWEEP_INTERVAL_S;
+`send_sms` / `send_user_sms` are queued by workers/notify.py. Provider
+trouble (sms.SmsUnavailable: network, timeouts, 429/5xx, throttling) is
+retried with exponential backoff and full jitter; SMS sends live on their own
+queue, so a failing provider never delays bids, closes or money tasks.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import settings
+from workers import notify
+from workers.celery import app
+from workers.sms import SmsUnavailable
+from workers.tasks import CONSUMER, TRANSIENT, HallTask
+
+
+class SmsTask(HallTask):
+    """Autoretry on provider trouble: backoff * 2**n seconds (capped), then
+    "equal jitter" (between half and all of it) so a provider outage is not
+    answered by every queued message retrying in the same instant; unlike
+    Celery's full jitter, a retry never comes at once."""
+    abstract = True
+    autoretry_for = TRANSIENT + (SmsUnavailable,)
+    retry_backoff = settings.NOTIFY_SMS_RETRY_BACKOFF_S
+    retry_backoff_max = settings.NOTIFY_SMS_RETRY_MAX_S
+    retry_jitter = False
+    max_retries = settings.NOTIFY_SMS_RETRIES
+
+    def retry(self, *args: Any, countdown: float | None = None, **kwargs: Any) -> Any:
+        if countdown:
+            countdown = countdown * random.uniform(0.5, 1.0)
+        return super().retry(*args, countdown=countdown, **kwargs)
+
+
+
+
+@app.task(base=HallTask)
+def drain_events() -> dict:
+    return notify.drain_events(CONSUMER)
+
+
+@app.task(base=HallTask)
+def closing_soon() -> dict:
+    return notify.closing_soon()
+
+
+@app.task(base=SmsTask)
+def send_sms(phone: str, template: str, params: dict, out_id: str) -> dict:
+    return notify.send(phone, template, params, out_id)
+
+
+@app.task(base=SmsTask)
+def send_user_sms(user_id: int, template: str, params: dict, out_id: str) -> dict:
+    return notify.send_to_user(user_id, template, params, out_id)
