@@ -127,6 +127,15 @@ class Stack:
             "HALL_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         })
+        # -- notifications: SMS simulator (tests/sms_sim.py), short closing-soon window --
+        from tests.sms_sim import start_simulator as start_sms_simulator
+        self.sms = start_sms_simulator(0, "LTAI5tTest" + uuid.uuid4().hex[:12], uuid.uuid4().hex)
+        self.env.update({
+            "SMS_PROVIDER": "aliyun", "SMS_API_BASE": self.sms.url,
+            "SMS_ACCESS_KEY_ID": self.sms.key_id, "SMS_ACCESS_KEY_SECRET": self.sms.key_secret,
+            "HALL_CLOSING_SOON_S": "4", "HALL_NOTIFY_SMS_RETRY_BACKOFF_S": "1",
+        })
+        # -- end notifications --
         # -- money: WeChat Pay simulator (tests/wechat_sim.py; fixture `wechat_sim`) --
         # The hall and workers use the dev keys under HALL_DATA_DIR/wechat (created
         # once by workers/wechatpay.py dev_keys), the simulator the same directory.
