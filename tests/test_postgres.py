@@ -77,3 +77,32 @@ async def test_two_halls_two_workers_on_postgres(pg_stack, pg_hall):
         cur.execute("SELECT d.id FROM deposit d LEFT JOIN refund r ON r.deposit_id = d.id "
                     "WHERE (d.status = 'refunded') <> (r.id IS NOT NULL)")
         assert cur.fetchall() == []
+
+
+async def test_database_outage_tasks_retry_and_nothing_is_half_written(pg_stack, pg_hall):
+    """Stop PostgreSQL while a deposit is paid: the hall answers 503 (never 500),
+    the task retries, and once the database is back the deposit lands once."""
+    from conftest import Socket
+    stack, server = pg_stack
+    api, user = await pg_hall.bidder(balance=50_000)
+    _s, (lot,) = await pg_hall.live_lots(1, ends_in_s=600, deposit=20_000)
+    sock = await Socket.connect(stack.ws_url, api.token)
+
+    server.stop()
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(server.url, connect_timeout=2)
+    code, body = await api.call("GET", "/api/me")
+    assert (code, body["code"]) == (503, "unavailable")
+    answer = await api.post(f"/api/lots/{lot['id']}/deposit", {"scope": "session", "method": "balance"})
+    # The worker is retrying against the dead database; bring it back.
+    server.run()
+    done = await sock.wait_for(lambda m: m.get("type") == "task"
+                               and m.get("task_id") == answer["task_id"], timeout=60)
+    assert done["state"] == "SUCCESS", done
+    assert (await api.get("/api/me"))["balance"] == 30_000
+    with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*), SUM(amount) FROM ledgerentry WHERE user_id = %s", (user["id"],))
+        assert cur.fetchone() == (2, 30_000)  # the credit and the one deposit debit
+        cur.execute("SELECT COUNT(*) FROM deposit WHERE user_id = %s", (user["id"],))
+        assert cur.fetchone()[0] == 1
+    await sock.close()

@@ -1,6 +1,7 @@
 """The base handler: JSON in and out, contract errors, who is asking."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, TYPE_CHECKING
@@ -15,6 +16,24 @@ if TYPE_CHECKING:
     from hall.app import HallApplication
 
 logger = logging.getLogger(__name__)
+
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "a backend is down or restarting", not "a bug"."""
+    from peewee import InterfaceError, OperationalError
+    from redis.exceptions import RedisError
+    errors: list[type[BaseException]] = [RedisError, OperationalError, InterfaceError,
+                                         asyncio.TimeoutError, ConnectionError]
+    try:
+        import asyncpg
+        errors += [asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                   asyncpg.exceptions.ConnectionDoesNotExistError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+BACKEND_DOWN = _backend_errors()
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -84,9 +103,9 @@ class BaseHandler(tornado.web.RequestHandler):
                 return
             self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
             return
-        from redis.exceptions import RedisError
-        if isinstance(e, RedisError):
-            logger.warning("redis unavailable: %s", e)
+        if isinstance(e, BACKEND_DOWN):
+            # A backend is down or restarting: tell the client to retry.
+            logger.warning("backend unavailable: %s: %s", type(e).__name__, e)
             if not self._finished:
                 self.send_error(503)
             return

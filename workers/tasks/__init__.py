@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from celery import Task
-from peewee import OperationalError
+from peewee import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from models import db
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 FAILURES = "tasks:failures"
 # Transient failures worth retrying: a locked/unreachable database, Redis blips.
-TRANSIENT = (OperationalError, RedisConnectionError)
+TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError)
 CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -40,8 +40,13 @@ class HallTask(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         bind()
-        with db.connection_context():
+        # The connection opens lazily inside run(), so a database that is down
+        # raises there, where autoretry_for sees it and retries with backoff.
+        try:
             return super().__call__(*args, **kwargs)
+        finally:
+            if not db.is_closed():
+                db.close()
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if not isinstance(exc, Refused):
