@@ -319,17 +319,19 @@ def lot_won(user_id: int, lot_id: int, order: Any) -> None:
 
 
 def deposit_refunded(user_id: int, amount: int, lot_id: int | None = None,
-                     session_id: int | None = None) -> None:
+                     session_id: int | None = None, deposit_id: int | None = None) -> None:
     """SMS that a lot (lot_id) or session (session_id) deposit went back.
-    Call after the refund commits; one SMS per deposit however often called."""
+    Call after the refund commits; one SMS per deposit (per deposit_id if
+    given, else per user and lot/session) however often called."""
     try:
         if lot_id is not None:
             scope, ref = "lot", f"lot:{lot_id}"
             what = _short(_lot_info([lot_id]).get(lot_id, {}).get("title") or f"#{lot_id}")
         else:
             scope, ref, what = "session", f"session:{session_id}", f"#{session_id}"
+        out_id = (f"refund:deposit:{deposit_id}" if deposit_id is not None
+                  else f"refund:{ref}:{user_id}")
         queue_user_sms(int(user_id), "deposit_refunded",
-                       {"amount": yuan(int(amount)), "scope": scope, "name": what},
-                       f"refund:{ref}:{user_id}")
+                       {"amount": yuan(int(amount)), "scope": scope, "name": what}, out_id)
     except Exception:
         logger.exception("could not queue the refund SMS for user %s", user_id)
