@@ -81,8 +81,23 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
     return {"status": "paid", "deposit": deposit.public(), "balance": balance}
 
 
+def wechat_client():
+    """The gateway client, or Refused("unavailable") before anything is written
+    (a deposit left pending for a gateway we cannot reach would block the user)."""
+    from workers.wechatpay import WeChatPayClient, WeChatPayConfig, WeChatPayError
+    try:
+        config = WeChatPayConfig.from_settings()
+    except WeChatPayError as exc:
+        raise Refused("unavailable", f"WeChat Pay is not configured ({exc.code})")
+    if not config.api_base or not config.notify_url:
+        raise Refused("unavailable", "WeChat Pay is not configured (WECHAT_API_BASE, "
+                                     "WECHAT_NOTIFY_URL)")
+    return WeChatPayClient(config)
+
+
 def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, key: str,
                   amount: int, task_id: str) -> dict:
+    wechat_client()  # configured, or refused with nothing written
     out_trade_no = _trade_no("D", task_id)
     try:
         with write_transaction():
@@ -99,9 +114,7 @@ def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, k
 
 def _prepay(deposit: Deposit, session: AuctionSession) -> dict:
     """The JSAPI prepay for a pending WeChat deposit (the same every time)."""
-    from workers.wechatpay import WeChatPayClient, WeChatPayConfig
-    client = WeChatPayClient(WeChatPayConfig.from_settings())
-    prepay = client.jsapi_prepay(deposit.out_trade_no, f"保证金 {session.title}"[:100],
+    prepay = wechat_client().jsapi_prepay(deposit.out_trade_no, f"保证金 {session.title}"[:100],
                                  deposit.amount, openid=f"openid-{deposit.user_id}")
     return {"status": "awaiting_payment", "out_trade_no": deposit.out_trade_no,
             "amount": deposit.amount, "prepay": prepay}

@@ -115,8 +115,8 @@ def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
 
 
 def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: str) -> dict:
-    from workers.deposits import _trade_no
-    from workers.wechatpay import WeChatPayClient, WeChatPayConfig
+    from workers.deposits import _trade_no, wechat_client
+    client = wechat_client()  # configured, or refused with nothing written
     out_trade_no = _trade_no("O", task_id)
     existing = Payment.get_or_none(Payment.out_trade_no == out_trade_no)
     if existing is None:
@@ -143,7 +143,7 @@ def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: st
             return pay_order(user_id, order.id, "balance", coupon_id, task_id)
         except IntegrityError:
             existing = Payment.get(Payment.out_trade_no == out_trade_no)
-    prepay = WeChatPayClient(WeChatPayConfig.from_settings()).jsapi_prepay(
+    prepay = client.jsapi_prepay(
         out_trade_no, f"拍品订单 {order.id}", existing.amount, openid=f"openid-{user_id}")
     return {"status": "awaiting_payment", "out_trade_no": out_trade_no,
             "amount": existing.amount, "prepay": prepay}

@@ -100,8 +100,8 @@ def refund_deposit(deposit_id: int, dispatcher: Callable[[int], None] | None = N
 
 def send_refund(refund_id: int, client: Any = None) -> dict:
     """Ask WeChat Pay to refund a pending refund; idempotent by out_refund_no."""
-    from workers.wechatpay import (WeChatPayClient, WeChatPayConfig, WeChatPayError,
-                                   WeChatPayUnavailable)
+    from workers.wechatpay import (WeChatPayClient, WeChatPayConfig, WeChatPayConfigError,
+                                   WeChatPayError, WeChatPayUnavailable)
     refund = Refund.get_or_none(Refund.id == refund_id)
     if refund is None:
         return {"refund_id": refund_id, "status": "unknown"}
@@ -112,8 +112,10 @@ def send_refund(refund_id: int, client: Any = None) -> dict:
     try:
         answer = client.refund(deposit.out_trade_no, out_refund_no(deposit), refund.amount,
                                deposit.amount, reason=f"{deposit.scope} deposit refund")
-    except WeChatPayUnavailable:
-        raise  # the task retries with the same out_refund_no
+    except (WeChatPayUnavailable, WeChatPayConfigError):
+        # Transient, or fixable by configuration: the row stays pending; the
+        # task retries, then the money sweep re-queues it every minute.
+        raise
     except WeChatPayError as exc:
         with write_transaction():
             Refund.update(status="failed").where(
