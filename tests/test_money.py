@@ -503,3 +503,55 @@ async def test_unpaid_order_is_forfeited(stack, hall):
     assert (got, body["code"]) == (409, "conflict")
     check_money(stack, [user["id"]])
     await sock.close()
+
+
+# -- edges: money arriving after it is wanted ------------------------------------
+
+
+async def test_wechat_deposit_paid_after_the_lot_settled_is_refunded(stack, hall, wechat_sim):
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=6_000)
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    done = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="wechat")
+    no = done["result"]["out_trade_no"]
+    watcher = await Socket.connect(stack.ws_url)
+    await watcher.join(lot["id"])
+    await hammer(hall, lot["id"])  # no bids: unsold, settled without this deposit
+    await watcher.wait_for(lambda m: m.get("type") == "lot_status" and m.get("status") == "settled",
+                           timeout=30)
+    await watcher.close()
+    mark = len(sock.messages)
+    await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no})
+    first = await sock.wait_for(lambda m: m.get("type") == "refund", start=mark, timeout=30)
+    assert first["reason"] == "late_payment" and first["amount"] == 6_000
+    await sock.wait_for(lambda m: m.get("type") == "refund" and m["status"] == "done",
+                        start=mark, timeout=30)
+    assert not [m for m in sock.messages[mark:] if m.get("type") == "deposit"]
+    assert db_rows(stack, "SELECT status FROM deposit WHERE user_id=?", (user["id"],)) == [
+        ("refunded",)]
+    refunds = [r for r in (await Api(wechat_sim.url).get("/sim/refunds"))["refunds"]
+               if r["out_trade_no"] == no]
+    assert [r["amount"]["refund"] for r in refunds] == [6_000]
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_wechat_payment_for_an_order_already_paid_alerts_operators(stack, hall, wechat_sim):
+    api, user, sock, order = await won_order(stack, hall, price=4_000, lot_deposit=500)
+    answer = await api.post(f"/api/orders/{order['id']}/pay", {"method": "wechat"})
+    prepay = await task_result(sock, answer["task_id"])
+    assert prepay["result"]["status"] == "awaiting_payment"
+    answer = await api.post(f"/api/orders/{order['id']}/pay", {"method": "balance"})
+    assert (await task_result(sock, answer["task_id"]))["state"] == "SUCCESS"
+    mark = len(sock.messages)
+    await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": prepay["result"]["out_trade_no"]})
+    done = await sock.wait_for(lambda m: m.get("type") == "task"
+                               and m.get("kind") == "wechat_payment", start=mark, timeout=30)
+    assert done["state"] == "SUCCESS"
+    r = stack.sync_redis()
+    alerts = [json.loads(a) for a in r.lrange("ops:alerts", 0, -1)]
+    assert any(a["kind"] == "unmatched_payment" and a["order_id"] == order["id"]
+               and a["amount"] == 3_500 for a in alerts)
+    orders = (await api.get("/api/me/orders"))["orders"]
+    assert [o["status"] for o in orders] == ["paid"]
+    check_money(stack, [user["id"]])
+    await sock.close()
