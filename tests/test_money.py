@@ -555,3 +555,47 @@ async def test_wechat_payment_for_an_order_already_paid_alerts_operators(stack, 
     assert [o["status"] for o in orders] == ["paid"]
     check_money(stack, [user["id"]])
     await sock.close()
+
+
+# -- redelivery: the same task run twice moves money once -------------------------
+
+
+async def run_task_twice(stack, name: str, kwargs: dict) -> list:
+    """Deliver one task id twice (as the broker does after a worker dies)."""
+    from celery import Celery
+    celery = Celery(broker=stack.redis.url, backend=stack.redis.url)
+    task_id = str(uuid.uuid4())
+    loop = asyncio.get_running_loop()
+    out = []
+    for _ in range(2):
+        result = celery.send_task(name, kwargs=kwargs, task_id=task_id, queue="money")
+        out.append(await loop.run_in_executor(
+            None, lambda: result.get(timeout=30, propagate=False)))
+    return out
+
+
+async def test_redelivered_money_tasks_move_money_once(stack, hall, wechat_sim):
+    _, (l1, l2) = await hall.live_lots(2, ends_in_s=3600, lot_deposit=3_000)
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=100_000)
+    first, second = await run_task_twice(stack, "workers.tasks.deposits.pay_deposit", {
+        "user_id": user["id"], "lot_id": l1["id"], "scope": "lot", "method": "balance"})
+    assert first["status"] == second["status"] == "paid"
+    assert first["deposit"]["id"] == second["deposit"]["id"]
+    assert await balance(api) == 97_000
+    first, second = await run_task_twice(stack, "workers.tasks.deposits.pay_deposit", {
+        "user_id": user["id"], "lot_id": l2["id"], "scope": "lot", "method": "wechat"})
+    assert first["status"] == second["status"] == "awaiting_payment"
+    assert first["out_trade_no"] == second["out_trade_no"]
+    assert first["prepay"]["prepay_id"] == second["prepay"]["prepay_id"]
+    assert db_rows(stack, "SELECT COUNT(*) FROM payment WHERE user_id=?", (user["id"],)) == [(1,)]
+    assert db_rows(stack, "SELECT COUNT(*) FROM deposit WHERE user_id=?", (user["id"],)) == [(2,)]
+    await sock.close()
+
+    api, user, sock, order = await won_order(stack, hall, price=6_000, lot_deposit=1_000)
+    before = await balance(api)
+    first, second = await run_task_twice(stack, "workers.tasks.orders.pay_order", {
+        "user_id": user["id"], "order_id": order["id"], "method": "balance"})
+    assert first["status"] == second["status"] == "paid" and first["paid"] == second["paid"] == 5_000
+    assert await balance(api) == before - 5_000
+    check_money(stack, [user["id"]])
+    await sock.close()
