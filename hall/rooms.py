@@ -46,20 +46,24 @@ class Client(Protocol):
 
 
 class Room:
-    __slots__ = ("lot_id", "live", "joining", "by_user", "last_id", "resync_from", "subscribed")
+    __slots__ = ("lot_id", "live", "joining", "ahead", "by_user", "last_id", "resync_from",
+                 "subscribed")
 
     def __init__(self, lot_id: int) -> None:
         self.lot_id = lot_id
         self.live: set[Client] = set()
         # Sockets whose snapshot read is in flight -> events buffered for them.
         self.joining: dict[Client, list[tuple[EventId, str, bytes]]] = {}
+        # Joined sockets whose replay went past what pub/sub has delivered here
+        # yet -> the last event id they have; they go live after the next newer one.
+        self.ahead: dict[Client, EventId] = {}
         self.by_user: dict[int, set[Client]] = {}
         self.last_id: EventId | None = None  # last event broadcast here
         self.resync_from: EventId = (0, 0)    # where to re-read after a reconnect
         self.subscribed = None                # future: the lot channel is subscribed
 
     def __len__(self) -> int:
-        return len(self.live) + len(self.joining)
+        return len(self.live) + len(self.joining) + len(self.ahead)
 
     def bidders(self) -> int:
         return len(self.by_user)
@@ -78,6 +82,7 @@ class Room:
 
     def begin_join(self, client: Client) -> None:
         self.live.discard(client)
+        self.ahead.pop(client, None)
         self.joining[client] = []
         self._add_user(client)
 
@@ -91,11 +96,18 @@ class Room:
         for event_id, uid, payload in pending:
             if event_id > covered_to:
                 client.send_frame(text_frame(self.personal(client, uid, payload)))
-        self.live.add(client)
+        if self.last_id is None or covered_to > self.last_id:
+            # The replay read from the stream is ahead of the pub/sub messages
+            # this process has handled (they are still on their way): those
+            # must not reach this socket a second time.
+            self.ahead[client] = covered_to
+        else:
+            self.live.add(client)
 
     def remove(self, client: Client) -> None:
         self.live.discard(client)
         self.joining.pop(client, None)
+        self.ahead.pop(client, None)
         self._drop_user(client)
 
     @staticmethod
@@ -113,6 +125,11 @@ class Room:
             self.resync_from = event_id
         for pending in self.joining.values():
             pending.append((event_id, uid, payload))
+        if self.ahead:
+            for client, covered in tuple(self.ahead.items()):
+                if event_id > covered:
+                    del self.ahead[client]
+                    self.live.add(client)
         frame = text_frame(payload)
         mine = self.by_user.get(int(uid)) if uid else None
         if mine:
