@@ -17,6 +17,9 @@ class Metrics:
     def count_bid(self, answer: dict) -> None:
         self.bids[answer.get("code", "accepted")] += 1
 
+    def count_code(self, code: str) -> None:
+        self.bids[code] += 1
+
     def render(self, app: "HallApplication") -> str:
         lines = [
             "# HELP hall_bids_total Bids answered by this hall process, by outcome.",
