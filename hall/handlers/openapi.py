@@ -1,13 +1,10 @@
-"""GET /api/openapi.json: the API description (hall/openapi.json)."""
+"""GET /api/openapi.json: the API description (built by hall/openapi.py)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from hall.handlers.base import BaseHandler
-
-SPEC = Path(__file__).resolve().parent.parent / "openapi.json"
+from hall.openapi import build_spec
 
 
 class OpenApiHandler(BaseHandler):
     def get(self) -> None:
-        self.finish(SPEC.read_bytes() if SPEC.exists() else b'{"openapi":"3.1.0","paths":{}}')
+        self.send(build_spec())

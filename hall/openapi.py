@@ -1,0 +1,127 @@
+"""The OpenAPI description served at /api/openapi.json, built from the routes.
+
+Paths and methods come from hall/urls.py, so a new handler shows up by
+itself; request bodies for the operations that take one are described here.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import settings
+
+MONEY = {"type": "integer", "minimum": 1, "maximum": settings.MAX_AMOUNT,
+         "description": "fen (1/100 yuan)"}
+MONEY0 = {**MONEY, "minimum": 0}
+MS = {"type": "integer", "minimum": 0, "maximum": 2**53, "description": "epoch milliseconds"}
+TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+LONG_TEXT = {"type": "string", "maxLength": 10000}
+LADDER = {"type": "array", "minItems": 1, "maxItems": 20, "items": {
+    "type": "array", "minItems": 2, "maxItems": 2,
+    "prefixItems": [{"type": ["integer", "null"]}, MONEY]}}
+
+
+def obj(required: list[str], **props: Any) -> dict:
+    return {"type": "object", "required": required, "properties": props}
+
+
+BODIES: dict[tuple[str, str], dict] = {
+    ("post", "/api/auth/register"): obj(
+        ["username", "password"],
+        username={"type": "string", "minLength": 2, "maxLength": 32, "pattern": r"^[A-Za-z0-9_.\-]+$"},
+        password={"type": "string", "minLength": 6, "maxLength": 128},
+        phone={"type": "string", "maxLength": 20}),
+    ("post", "/api/auth/login"): obj(["username", "password"], username=TEXT, password=TEXT),
+    ("post", "/api/lots/{id}/bids"): obj(["ref"], amount=MONEY, max_amount=MONEY,
+                                         ref={"type": "string", "minLength": 1, "maxLength": 64}),
+    ("post", "/api/lots/{id}/deposit"): obj(["scope", "method"],
+                                            scope={"enum": ["session", "lot"]},
+                                            method={"enum": ["balance", "wechat"]}),
+    ("post", "/api/orders/{id}/pay"): obj(["method"], method={"enum": ["balance", "wechat"]},
+                                          coupon_id={"type": "integer", "minimum": 1}),
+    ("post", "/api/admin/sessions"): obj(["title", "deposit_amount"], title=TEXT,
+                                         description=LONG_TEXT, deposit_amount=MONEY0,
+                                         starts_at_ms=MS, stagger_s={"type": "integer",
+                                                                     "minimum": 0, "maximum": 86400}),
+    ("post", "/api/admin/sessions/{id}/lots"): obj(
+        ["title", "start_price", "increment", "lot_deposit", "ends_at_ms"], title=TEXT,
+        description=LONG_TEXT, images={"type": "array", "maxItems": 20,
+                                       "items": {"type": "string", "minLength": 1, "maxLength": 500}},
+        start_price=MONEY, increment={"oneOf": [MONEY, LADDER]}, reserve_price=MONEY,
+        lot_deposit=MONEY0, buyer_premium_bp={"type": "integer", "minimum": 0, "maximum": 5000},
+        ends_at_ms=MS, extend_window_s={"type": "integer", "minimum": 0, "maximum": 86400},
+        extend_by_s={"type": "integer", "minimum": 0, "maximum": 86400}),
+    ("post", "/api/admin/sessions/{id}/publish"): obj([], at_ms=MS),
+    ("post", "/api/admin/users/{id}/credit"): obj(["amount"], amount=MONEY),
+}
+ERROR = {"description": "an error: {code, message}",
+         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+OK = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+PUBLIC = re.compile(r"^/api/(auth/.*|sessions.*|lots/\{id\}|lots/\{id\}/bids|openapi\.json|pay/.*)$")
+
+
+def _path(pattern: str) -> str:
+    return (pattern.replace(r"([0-9]{1,19})", "{id}")
+            .replace("(open|pause|resume|fair-warning|hammer)", "{action}")
+            .replace(r"([A-Za-z0-9\-]{1,64})", "{task_id}"))
+
+
+def _methods(cls: type) -> list[str]:
+    found = []
+    for method in ("get", "post", "patch", "delete"):
+        for klass in cls.__mro__:
+            if klass.__module__.startswith("tornado."):
+                break
+            if method in klass.__dict__:
+                found.append(method)
+                break
+    return found
+
+
+@lru_cache(maxsize=1)
+def build_spec() -> dict:
+    from hall.urls import handlers
+    paths: dict[str, dict] = {}
+    for entry in handlers:
+        pattern, cls = entry[0], entry[1]
+        if not pattern.startswith("/api/") or pattern == "/api/.*":
+            continue
+        path = _path(pattern)
+        params = [{"name": p, "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": r"^[0-9]{1,19}$"} if p == "id" else
+                   {"type": "string", "enum": ["open", "pause", "resume", "fair-warning", "hammer"]}
+                   if p == "action" else {"type": "string", "maxLength": 64}}
+                  for p in re.findall(r"\{(\w+)\}", path)]
+        ops = {}
+        for method in _methods(cls):
+            doc = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+            op: dict[str, Any] = {
+                "summary": doc, "operationId": f"{method}_{cls.__name__}", "parameters": params,
+                "responses": {"200": OK, "201": OK, "202": OK, "204": {"description": "done"},
+                              **{c: ERROR for c in ("400", "401", "403", "404", "409", "413",
+                                                    "429", "503")}}}
+            body = BODIES.get((method, path))
+            if body is not None:
+                op["requestBody"] = {"required": True,
+                                     "content": {"application/json": {"schema": body}}}
+            elif method in ("post", "patch"):
+                op["requestBody"] = {"required": False, "content": {"application/json": {
+                    "schema": {"type": "object"}}}}
+            if not (PUBLIC.match(path) and method == "get") and not path.startswith("/api/auth/") \
+                    and path != "/api/pay/wechat/notify":
+                op["security"] = [{"bearer": []}]
+            ops[method] = op
+        if ops:
+            paths[path] = ops
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Auction hall", "version": "1.0.0",
+                 "description": "Live auctions: HTTP API (WebSocket /ws: see docs/api.md). "
+                                "Money is integer fen; times are epoch milliseconds."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {"Error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}}}}},
+    }
