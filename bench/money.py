@@ -26,10 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from websockets.asyncio.client import connect  # noqa: E402
-
-from common import emit_result, pct  # noqa: E402
-from stack import BenchStack  # noqa: E402
+from common import emit_result, pct
+from stack import BenchStack
+from websockets.asyncio.client import connect
 
 
 async def run(st: BenchStack, n: int, warmup: int) -> dict:
@@ -43,8 +42,8 @@ async def run(st: BenchStack, n: int, warmup: int) -> dict:
     async with connect(f"{st.ws_url}?token={user['token']}", max_size=2**22) as ws:
         for i, lot_id in enumerate(lots):
             t0 = time.perf_counter()
-            status, body = await loop.run_in_executor(None, lambda: st.http.call(
-                "POST", f"/api/lots/{lot_id}/deposit", {"scope": "lot", "method": "balance"},
+            status, body = await loop.run_in_executor(None, lambda lid=lot_id: st.http.call(
+                "POST", f"/api/lots/{lid}/deposit", {"scope": "lot", "method": "balance"},
                 token=user["token"]))
             if status != 202:
                 raise RuntimeError(f"deposit -> {status} {body}")

@@ -14,7 +14,6 @@ import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
-
 from conftest import Api, Socket
 
 # -- helpers ---------------------------------------------------------------------
@@ -234,7 +233,7 @@ async def test_wechat_amount_mismatch_changes_nothing(stack, hall, wechat_sim):
 
 
 async def test_settlement_orders_and_refunds(stack, hall, wechat_sim):
-    session, (l1, l2) = await hall.live_lots(2, ends_in_s=3600, deposit=10_000, lot_deposit=5_000,
+    _, (l1, l2) = await hall.live_lots(2, ends_in_s=3600, deposit=10_000, lot_deposit=5_000,
                                              buyer_premium_bp=1000)
     w_api, w, w_sock = await user_with_socket(stack, hall)  # wins L1 (lot deposit > due)
     a_api, a, a_sock = await user_with_socket(stack, hall)  # loses L1 (balance deposit)
@@ -363,7 +362,7 @@ def add_coupon(stack, user_id: int, kind: str, value: int, min_spend: int = 0,
 
 async def test_order_pay_by_balance_with_coupons(stack, hall):
     api, user, sock, order = await won_order(stack, hall)
-    other_api, other, other_sock = await user_with_socket(stack, hall)
+    _, other, other_sock = await user_with_socket(stack, hall)
     bad = {
         "expired": (add_coupon(stack, user["id"], "fixed", 1000, expires_in_ms=-1000), 409, "conflict"),
         "used": (add_coupon(stack, user["id"], "fixed", 1000, used=True), 409, "conflict"),
@@ -570,7 +569,7 @@ async def run_task_twice(stack, name: str, kwargs: dict) -> list:
     for _ in range(2):
         result = celery.send_task(name, kwargs=kwargs, task_id=task_id, queue="money")
         out.append(await loop.run_in_executor(
-            None, lambda: result.get(timeout=30, propagate=False)))
+            None, lambda r=result: r.get(timeout=30, propagate=False)))
     return out
 
 

@@ -17,8 +17,7 @@ import uuid
 
 import redis.asyncio as aioredis
 from celery import Celery
-
-from conftest import Proc, Socket
+from conftest import Proc
 from test_money import check_money, db_rows, hammer, user_with_socket, wechat_deposit
 
 
@@ -30,11 +29,11 @@ def money_worker(stack, name: str, **env: str) -> Proc:
 
 
 async def test_settlement_survives_a_killed_worker(stack, hall, wechat_sim):
-    session, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=5_000,
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=5_000,
                                            start_price=10_000)
     lot_id = lot["id"]
     people = [await user_with_socket(stack, hall) for _ in range(5)]
-    (w_api, w, w_sock), *losers = people
+    (_, w, w_sock), *losers = people
     # Two losers paid by balance, two by WeChat Pay; the winner by balance.
     for api, user, sock in (people[0], people[1], people[2]):
         assert (await hall.pay_deposit(api, sock, lot_id, scope="lot"))["state"] == "SUCCESS"

@@ -15,9 +15,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-
 from conftest import RedisServer
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 _seq = itertools.count(1)
 
@@ -93,8 +94,17 @@ def snapshot() -> tuple:
 def test_settlement_conserves_money(money_env: Path, sc: dict) -> None:
     from peewee import fn
 
-    from models import (AuctionSession, Deposit, LedgerEntry, Lot, Order, Payment, Refund,
-                        User, now_ms)
+    from models import (
+        AuctionSession,
+        Deposit,
+        LedgerEntry,
+        Lot,
+        Order,
+        Payment,
+        Refund,
+        User,
+        now_ms,
+    )
     from workers import deposits, refunds, settlement
 
     tag = next(_seq)
@@ -155,9 +165,9 @@ def test_settlement_conserves_money(money_env: Path, sc: dict) -> None:
     order = list(lots)
     sc["order"].shuffle(order)
     for lot in order:
-        args = dict(sold=leader[lot.id] is not None, price=price[lot.id],
-                    winner_id=leader[lot.id], closed_at=now_ms(), bid_count=count[lot.id],
-                    dispatcher=dispatched.append)
+        args = {"sold": leader[lot.id] is not None, "price": price[lot.id],
+                "winner_id": leader[lot.id], "closed_at": now_ms(), "bid_count": count[lot.id],
+                "dispatcher": dispatched.append}
         settlement.settle_closed(lot.id, **args)
         if sc["twice"][lot.position]:
             before = snapshot()

@@ -5,7 +5,16 @@ import logging
 
 from peewee import IntegrityError
 
-from models import AuctionSession, Deposit, LedgerEntry, Lot, Payment, User, db, write_transaction, now_ms
+from models import (
+    AuctionSession,
+    Deposit,
+    LedgerEntry,
+    Lot,
+    Payment,
+    User,
+    now_ms,
+    write_transaction,
+)
 from workers import lotstate, publish
 from workers.errors import Refused
 

@@ -22,7 +22,16 @@ import logging
 
 from peewee import IntegrityError
 
-from models import Coupon, Deposit, LedgerEntry, Order, Payment, User, now_ms, write_transaction
+from models import (
+    Coupon,
+    Deposit,
+    LedgerEntry,
+    Order,
+    Payment,
+    User,
+    now_ms,
+    write_transaction,
+)
 from workers import publish
 from workers.errors import Refused
 

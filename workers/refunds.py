@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from models import Deposit, LedgerEntry, Refund, User, now_ms, write_transaction
 from workers import publish
@@ -66,7 +67,7 @@ def refund_in_transaction(deposit: Deposit, amount: int) -> Refund:
 
 def dispatch(refund_id: int) -> None:
     """Queue the gateway call of a pending refund (default dispatcher)."""
-    from workers.tasks.settlement import send_refund  # noqa: PLC0415 - import cycle
+    from workers.tasks.settlement import send_refund
     send_refund.delay(refund_id)
 
 
@@ -100,8 +101,13 @@ def refund_deposit(deposit_id: int, dispatcher: Callable[[int], None] | None = N
 
 def send_refund(refund_id: int, client: Any = None) -> dict:
     """Ask WeChat Pay to refund a pending refund; idempotent by out_refund_no."""
-    from workers.wechatpay import (WeChatPayClient, WeChatPayConfig, WeChatPayConfigError,
-                                   WeChatPayError, WeChatPayUnavailable)
+    from workers.wechatpay import (
+        WeChatPayClient,
+        WeChatPayConfig,
+        WeChatPayConfigError,
+        WeChatPayError,
+        WeChatPayUnavailable,
+    )
     refund = Refund.get_or_none(Refund.id == refund_id)
     if refund is None:
         return {"refund_id": refund_id, "status": "unknown"}

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import settings
 from hall import engine
