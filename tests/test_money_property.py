@@ -71,6 +71,7 @@ scenario = st.fixed_dictionaries({
                      max_size=25),
     "order": st.randoms(use_true_random=False),
     "twice": st.lists(st.booleans(), min_size=3, max_size=3),
+    "forfeit": st.lists(st.booleans(), min_size=3, max_size=3),  # 悔拍 per lot's order
 })
 
 
@@ -173,6 +174,7 @@ def test_settlement_conserves_money(money_env: Path, sc: dict) -> None:
             before = snapshot()
             settlement.settle_closed(lot.id, **args)
             assert snapshot() == before
+
     gateway = FakeGateway()
     for rid in dispatched:
         assert refunds.send_refund(rid, client=gateway)["status"] == "done"
@@ -236,3 +238,25 @@ def test_settlement_conserves_money(money_env: Path, sc: dict) -> None:
                                  bid_count=count[lot.id], dispatcher=dispatched.append)
     settlement.settle_session_if_done(session.id, dispatched.append)
     assert snapshot() == before
+
+    # 悔拍: some winners never pay. Their unpaid orders and the deposits credited
+    # to them are forfeited; no balance moves; doing it again changes nothing.
+    from workers import orders as order_fns
+    balances = {u.id: User.get_by_id(u.id).balance for u in users}
+    later = now_ms() + 100 * 24 * 3600 * 1000
+    doomed = [o for o in orders.values()
+              if sc["forfeit"][Lot.get_by_id(o.lot_id).position] and o.status == "unpaid"]
+    for o in doomed:
+        assert order_fns.forfeit_order(o.id, later)
+        assert not order_fns.forfeit_order(o.id, later)
+        assert Order.get_by_id(o.id).status == "forfeited"
+        credited = list(Deposit.select().where(Deposit.credited_to == o.id))
+        assert all(d.status == "forfeited" for d in credited)
+        assert sum(d.credited for d in credited) == o.deposit_credited
+    for o in orders.values():
+        if o not in doomed:
+            assert not order_fns.forfeit_order(o.id, now_ms() - 1)  # not due: untouched
+    assert {u.id: User.get_by_id(u.id).balance for u in users} == balances
+    (ledger_sum,), = LedgerEntry.select(fn.SUM(LedgerEntry.amount)).tuples()
+    (balance_sum,), = User.select(fn.SUM(User.balance)).tuples()
+    assert ledger_sum == balance_sum
