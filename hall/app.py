@@ -25,6 +25,7 @@ from hall import engine
 from hall.auth import Identity
 from hall.errors import ApiError
 from hall.metrics import Metrics
+from hall.ops import OpsFeed, room_bidders
 from hall.relay import Relay
 from hall.rooms import RoomRegistry, text_frame
 from hall.urls import handlers
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = settings.BASE_DIR / "hall" / "static"
 PUBLISH_ZSET = "sessions:publish"
 FAILURES = "tasks:failures"
+TASKS_DONE = "tasks:done:"  # + epoch second: tasks finished (workers/tasks HallTask)
+TASK_RATE_WINDOW_S = 10
 
 
 class Scripts:
@@ -63,6 +66,7 @@ class HallApplication(tornado.web.Application):
         self.sockets: set[RoomSocket] = set()
         self.user_sockets: dict[int, set[RoomSocket]] = {}
         self.relay = Relay(redis, self.rooms, self.user_message)
+        self.ops = OpsFeed(self)  # overview pushes to operator sockets ({"op":"ops"})
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hall-blocking")
         self.metrics = Metrics()
         self.login_rate = settings.LOGIN_RATE_PER_MIN
@@ -115,6 +119,7 @@ class HallApplication(tornado.web.Application):
 
     def socket_closed(self, conn: "RoomSocket") -> None:
         self.sockets.discard(conn)
+        self.ops.unsubscribe(conn)
         for lot_id in list(conn.lots):
             if self.rooms.leave(conn, lot_id):
                 self._spawn(self.relay.unsubscribe(engine.lot_channel(lot_id)))
@@ -172,7 +177,7 @@ class HallApplication(tornado.web.Application):
         key = f"hall:stats:{self.name}"
         while True:
             await asyncio.sleep(2)
-            stats = {lid: [len(r), r.bidders()] for lid, r in self.rooms.rooms.items()}
+            stats = {lid: [len(r), room_bidders(r)] for lid, r in self.rooms.rooms.items()}
             try:
                 await self.redis.set(key, json.dumps({"connections": len(self.sockets),
                                                       "rooms": stats}), ex=10)
@@ -284,7 +289,10 @@ class HallApplication(tornado.web.Application):
         for q in settings.CELERY_QUEUES:
             pipe.llen(q)
         pipe.lrange(FAILURES, 0, 19)
-        *lengths, failures = await pipe.execute()
+        # Tasks finished in the last TASK_RATE_WINDOW_S whole seconds.
+        now_s = int(time.time())
+        pipe.mget([f"{TASKS_DONE}{s}" for s in range(now_s - TASK_RATE_WINDOW_S, now_s)])
+        *lengths, failures, done = await pipe.execute()
 
         def ping() -> list:
             try:
@@ -300,6 +308,7 @@ class HallApplication(tornado.web.Application):
             "queues": dict(zip(settings.CELERY_QUEUES, lengths)),
             "workers": workers,
             "recent_failures": [json.loads(f) for f in failures],
+            "task_rate_per_s": round(sum(int(n) for n in done if n) / TASK_RATE_WINDOW_S, 2),
             "server_time_ms": int(time.time() * 1000),
         }
 

@@ -167,6 +167,8 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
                 await self.op_join(data)
             elif op == "leave":
                 await self.op_leave(data)
+            elif op == "ops":  # operators: overview pushes (hall/ops.py)
+                self.application.ops.subscribe(self)
             else:
                 self.send_error_msg("invalid", "unknown op; use join, leave, bid or ping")
         except ApiError as exc:

@@ -25,6 +25,8 @@ from workers.errors import Refused
 logger = logging.getLogger(__name__)
 
 FAILURES = "tasks:failures"
+TASKS_DONE = "tasks:done:"  # + epoch second: tasks finished then (the overview's task rate)
+TASKS_DONE_TTL_S = 30
 # Transient failures worth retrying: a locked/unreachable database, Redis blips.
 TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError)
 CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
@@ -47,6 +49,19 @@ class HallTask(Task):
         finally:
             if not db.is_closed():
                 db.close()
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
+                     einfo: Any) -> None:
+        """Count the finished task (SUCCESS or FAILURE; Celery skips retries) in a
+        per-second bucket: one pipelined round trip."""
+        key = f"{TASKS_DONE}{int(time.time())}"
+        try:
+            pipe = publish.client().pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, TASKS_DONE_TTL_S)
+            pipe.execute()
+        except Exception as exc:
+            logger.warning("could not count a finished task: %s", exc)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if not isinstance(exc, Refused):
