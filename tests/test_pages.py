@@ -262,3 +262,95 @@ async def test_pages_two_bidders(stack, hall):
 
         assert not errors, errors
         await browser.close()
+
+
+async def test_ops_page_live_overview_and_chart(stack, hall):
+    """The operator dashboard over the socket: the overview is pushed (no
+    polling), the room's figures follow a new connection and new bids, and the
+    lot's price chart gains a point per bid."""
+    from conftest import Socket
+    base = stack.base
+    dora_api, _ = await hall.bidder(prefix="dora")
+    emil_api, _ = await hall.bidder(prefix="emil")
+    _, (lot,) = await hall.live_lots(1, ends_in_s=300, start_price=20_000, increment=1_000,
+                                     title="翡翠手镯")
+    lid = lot["id"]
+    for who in (dora_api, emil_api):
+        task = await wait_task(who, (await who.post(
+            f"/api/lots/{lid}/deposit", {"scope": "lot", "method": "balance"}))["task_id"])
+        assert task["state"] == "SUCCESS", task
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+        await ctx.add_init_script(init_script(hall.operator.token, "zh"))
+        op = await ctx.new_page()
+        errors: list[str] = []
+        polls: list[str] = []
+        op.on("pageerror", lambda exc: errors.append(str(exc)))
+        op.on("request", lambda req: polls.append(req.url) if "/api/admin/overview" in req.url else None)
+        await op.goto(base + "/ops")
+        await expect(op.get_by_test_id("conn")).to_have_attribute("data-state", "online")
+
+        row = op.locator(f'[data-testid="room-row"][data-lot-id="{lid}"]')
+        chart = op.locator(f'[data-testid="price-chart"][data-lot-id="{lid}"]')
+        line = chart.get_by_test_id("chart-line")
+        await expect(row.get_by_test_id("room-status")).to_have_text("拍卖中")
+        await expect(line).to_have_attribute("data-points", "0")
+        await expect(op.get_by_test_id("workers-online")).to_have_text(re.compile(r"^[1-9]\d*$"))
+        await expect(op.get_by_test_id("task-rate")).to_have_text(re.compile(r"^\d+\.\d 个/秒$"))
+        await expect(op.get_by_test_id("queues")).to_contain_text("=")
+        # The dashboard's own socket is in the room (to draw the chart) but an
+        # operator is not a bidder. live_lots' watcher leaves within a report.
+        await expect(row.get_by_test_id("room-connections")).to_have_text("1")
+        await expect(row.get_by_test_id("room-bidders")).to_have_text("0")
+        stamp = await op.get_by_test_id("overview-time").get_attribute("data-server-time-ms")
+
+        # A bidder connects: the pushed overview shows it, no reload.
+        sock = await Socket.connect(stack.ws_url, dora_api.token)
+        assert (await sock.join(lid))["type"] == "snapshot"
+        await expect(row.get_by_test_id("room-connections")).to_have_text("2")
+        await expect(row.get_by_test_id("room-bidders")).to_have_text("1")
+        await expect(op.get_by_test_id("overview-time")).not_to_have_attribute(
+            "data-server-time-ms", stamp)
+
+        # Bids: the chart gains a point each, the row's price follows.
+        accepted = await sock.bid(lid, 20_000)
+        assert accepted["type"] == "accepted", accepted
+        await expect(line).to_have_attribute("data-points", "1")
+        await expect(chart.get_by_test_id("chart-price")).to_have_text("¥200.00")
+        await expect(row.get_by_test_id("room-price")).to_have_text("¥200.00")
+        one = await line.get_attribute("points")
+        ans = await emil_api.post(f"/api/lots/{lid}/bids", {"amount": 21_000, "ref": uuid.uuid4().hex})
+        assert ans["accepted"] is True
+        await expect(line).to_have_attribute("data-points", "2")
+        await expect(chart.get_by_test_id("chart-price")).to_have_text("¥210.00")
+        await expect(row.get_by_test_id("room-price")).to_have_text("¥210.00")
+        await expect(row.get_by_test_id("room-bids")).to_have_text("2")
+        two = await line.get_attribute("points")
+        assert len(one.split()) == 1 and len(two.split()) == 2, (one, two)
+        # The later, higher bid is further right and higher up (smaller y).
+        (x1, y1), (x2, y2) = (map(float, p.split(",")) for p in two.split())
+        assert x2 >= x1 and y2 < y1
+        # A later pushed overview agrees with the events (never rolls the price back).
+        stamp = await op.get_by_test_id("overview-time").get_attribute("data-server-time-ms")
+        await expect(op.get_by_test_id("overview-time")).not_to_have_attribute(
+            "data-server-time-ms", stamp)
+        await expect(row.get_by_test_id("room-price")).to_have_text("¥210.00")
+        await expect(row.get_by_test_id("room-bids")).to_have_text("2")
+        # A few more bids for the screenshot: one point each.
+        price = 21_000
+        for i in range(4):
+            price += 1_000
+            if i % 2 == 0:
+                assert (await sock.bid(lid, price))["type"] == "accepted"
+            else:
+                await emil_api.post(f"/api/lots/{lid}/bids", {"amount": price, "ref": uuid.uuid4().hex})
+            await expect(line).to_have_attribute("data-points", str(3 + i))
+        await expect(row.get_by_test_id("room-price")).to_have_text("¥250.00")
+        await shot(op, "ops")
+
+        assert polls == [], f"the dashboard polled while its socket was up: {polls}"
+        assert not errors, errors
+        await sock.close()
+        await browser.close()

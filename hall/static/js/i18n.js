@@ -37,6 +37,8 @@ const DICT = {
     create: "创建", open: "开拍", pause: "暂停", resume: "恢复", fair_warning_btn: "最后警告", hammer: "落槌",
     credit_user: "充值", user_id: "用户ID", connections: "连接数", bidders: "竞拍人数", deadline: "截止",
     queues: "队列", workers: "Worker", failures: "最近失败任务", done: "完成", not_operator: "需要运营账号",
+    workers_online: "在线 Worker", task_rate: "任务速率", per_s: "个/秒", hall_connections: "大厅连接",
+    price_charts: "价格走势", updated: "更新于", none: "无",
     kind: "类型", time: "时间", scope: "范围", method: "方式",
   },
   en: {
@@ -76,6 +78,8 @@ const DICT = {
     create: "Create", open: "Open", pause: "Pause", resume: "Resume", fair_warning_btn: "Fair warning", hammer: "Hammer",
     credit_user: "Credit", user_id: "User ID", connections: "Connections", bidders: "Bidders", deadline: "Deadline",
     queues: "Queues", workers: "Workers", failures: "Recent task failures", done: "Done", not_operator: "Operator account required",
+    workers_online: "Workers online", task_rate: "Task rate", per_s: "/s", hall_connections: "Hall connections",
+    price_charts: "Price charts", updated: "Updated", none: "none",
     kind: "Kind", time: "Time", scope: "Scope", method: "Method",
   },
 };

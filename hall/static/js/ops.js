@@ -1,4 +1,6 @@
-// 运营后台: overview, live prices over the socket, create/publish, lot controls, credit.
+// 运营后台: the overview pushed over the socket ({"op":"ops"} -> `overview` every ~2 s),
+// live prices and a price chart per lot from the rooms' `bid` events, create/publish,
+// lot controls, credit. HTTP polling only while the socket is down.
 import { t, api, token, money, fmtTime, statusText, el, header, errText, loginUrl } from "./common.js";
 
 const app = document.getElementById("app");
@@ -7,7 +9,9 @@ const rooms = new Map();   // lot_id -> row state
 let ws = null;
 let attempts = 0;
 const joined = new Set();
+const charts = new Map();  // lot_id -> {points: [[at_ms, amount]], seq, node}
 let offset = 0;
+const SVG = "http://www.w3.org/2000/svg";
 
 function $(id) { return app.querySelector(`[data-testid="${id}"]`); }
 
@@ -58,7 +62,7 @@ function layout() {
     el("div", { class: "notice", testid: "publish-result" }));
   pForm.addEventListener("submit", (e) => submit(e, pForm, async () => {
     const s = await api("POST", `/api/admin/sessions/${pForm.elements["p-session"].value}/publish`, {});
-    setTimeout(refresh, 500);
+    if (!online()) setTimeout(refresh, 500);
     return `${t("done")}: ${statusText(s.status)}`;
   }));
   const cForm = el("form", { class: "card", testid: "credit-form" }, el("h2", {}, t("credit_user")),
@@ -77,8 +81,18 @@ function layout() {
         el("thead", {}, el("tr", {}, ["#", t("title"), "", t("current_price"), t("bid_count"), t("deadline"), t("connections"), t("bidders"), ""].map((h) => el("th", {}, h)))),
         el("tbody", { testid: "rooms-body" }))),
       el("div", { class: "notice", testid: "ops-message" }),
-      el("p", { class: "muted", testid: "system" })),
+      el("div", { class: "stats", testid: "system" },
+        stat("workers-online", t("workers_online")), stat("task-rate", t("task_rate")),
+        stat("hall-connections", t("hall_connections")), stat("queues", t("queues"))),
+      el("div", { class: "muted", testid: "failures-title" }, t("failures")),
+      el("ol", { class: "failures", testid: "failures" }),
+      el("p", { class: "muted" }, `${t("updated")} `, el("span", { testid: "overview-time" }, "—"))),
+    el("div", { class: "card" }, el("h2", {}, t("price_charts")), el("div", { class: "charts", testid: "charts" })),
     el("div", { class: "grid2" }, sForm, pForm), lForm, cForm);
+}
+
+function stat(id, label) {
+  return el("div", { class: "stat" }, el("span", { class: "muted" }, label), el("b", { testid: id }, "—"));
 }
 
 async function submit(e, form, fn) {
@@ -107,26 +121,47 @@ function renderRoom(r) {
   tr.replaceChildren(
     el("td", {}, el("a", { href: `/lots/${r.lot_id}` }, `#${r.lot_id}`)), el("td", {}, r.title || ""),
     el("td", {}, el("span", { class: `badge ${r.status}`, testid: "room-status" }, statusText(r.status))),
-    el("td", { testid: "room-price" }, money(r.price)), el("td", {}, r.bid_count ?? 0),
-    el("td", {}, fmtTime(r.deadline_ms).slice(11)), el("td", {}, r.connections ?? 0), el("td", {}, r.bidders ?? 0),
+    el("td", { testid: "room-price" }, money(r.price)), el("td", { testid: "room-bids" }, r.bid_count ?? 0),
+    el("td", {}, fmtTime(r.deadline_ms).slice(11)), el("td", { testid: "room-connections" }, r.connections ?? 0),
+    el("td", { testid: "room-bidders" }, r.bidders ?? 0),
     el("td", {}, el("div", { class: "row" }, btns)));
+}
+
+// One overview (pushed, or fetched while the socket is down) into the page.
+function applyOverview(o) {
+  offset = o.server_time_ms - Date.now();
+  for (const r of o.rooms) {
+    const cur = rooms.get(r.lot_id) || {};
+    const next = { ...cur, ...r };
+    if ((cur.bid_count || 0) > (r.bid_count || 0)) {
+      // A bid event newer than this overview already arrived: keep its figures.
+      Object.assign(next, { price: cur.price, bid_count: cur.bid_count, deadline_ms: cur.deadline_ms });
+    }
+    rooms.set(r.lot_id, next);
+    renderRoom(next);
+    if (!joined.has(r.lot_id) && online() && !["closed", "settled"].includes(r.status)) {
+      joined.add(r.lot_id);
+      const c = chart(r.lot_id);
+      ws.send(JSON.stringify({ op: "join", lot_id: r.lot_id, since_seq: c.seq }));
+    }
+  }
+  $("workers-online").textContent = String(o.workers.length);
+  $("workers-online").title = o.workers.join("\n");
+  $("task-rate").textContent = `${Number(o.task_rate_per_s ?? 0).toFixed(1)} ${t("per_s")}`;
+  $("hall-connections").textContent = String((o.halls || []).reduce((n, h) => n + h.connections, 0));
+  $("queues").replaceChildren(...Object.entries(o.queues).map(([k, v]) =>
+    el("span", { testid: `queue-${k}`, style: "margin-right:10px" }, `${k}=${v}`)));
+  $("failures").replaceChildren(...(o.recent_failures.length ? o.recent_failures.slice(0, 5).map((f) =>
+    el("li", { testid: "failure-row" }, `${fmtTime(f.at_ms).slice(11)} ${f.task} — ${f.error}`))
+    : [el("li", { class: "muted", style: "list-style:none" }, t("none"))]));
+  const when = $("overview-time");
+  when.textContent = fmtTime(o.server_time_ms).slice(11);
+  when.dataset.serverTimeMs = o.server_time_ms;
 }
 
 async function refresh() {
   try {
-    const o = await api("GET", "/api/admin/overview");
-    offset = o.server_time_ms - Date.now();
-    for (const r of o.rooms) {
-      const cur = rooms.get(r.lot_id) || {};
-      rooms.set(r.lot_id, { ...cur, ...r });
-      renderRoom(rooms.get(r.lot_id));
-      if (!joined.has(r.lot_id) && ws && ws.readyState === WebSocket.OPEN && !["closed", "settled"].includes(r.status)) {
-        joined.add(r.lot_id);
-        ws.send(JSON.stringify({ op: "join", lot_id: r.lot_id }));
-      }
-    }
-    $("system").textContent = `${t("workers")}: ${o.workers.length} · ${t("queues")}: ${Object.entries(o.queues).map(([k, v]) => `${k}=${v}`).join(" ")}` +
-      (o.recent_failures.length ? ` · ${t("failures")}: ${o.recent_failures.length}` : "");
+    applyOverview(await api("GET", "/api/admin/overview"));
   } catch (e) {
     const msg = $("ops-message");
     msg.textContent = e.code === "forbidden" ? t("not_operator") : errText(e);
@@ -134,7 +169,77 @@ async function refresh() {
   }
 }
 
+const online = () => ws !== null && ws.readyState === WebSocket.OPEN;
+
+// -- price charts: an inline SVG polyline of (time, price) per lot ------------------
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
+function chart(lotId) {
+  let c = charts.get(lotId);
+  if (!c) {
+    c = { points: [], seq: 0, node: el("div", { class: "chart", testid: "price-chart", "data-lot-id": lotId }) };
+    charts.set(lotId, c);
+    const box = $("charts");
+    const after = [...box.children].find((n) => Number(n.dataset.lotId) > lotId);
+    box.insertBefore(c.node, after || null);
+    drawChart(lotId);
+  }
+  return c;
+}
+
+function addPoint(m) {
+  const c = charts.get(m.lot_id);
+  if (!c || m.seq <= c.seq) return;  // replayed after a rejoin: already drawn
+  c.seq = m.seq;
+  c.points.push([m.at_ms, m.amount]);
+  drawChart(m.lot_id);
+}
+
+function drawChart(lotId) {
+  const c = charts.get(lotId);
+  const r = rooms.get(lotId) || {};
+  const W = 300, H = 110, L = 4, R = 4, T = 14, B = 16;
+  const pts = c.points;
+  const kids = [svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B })];
+  let coords = "";
+  if (pts.length) {
+    const t0 = pts[0][0], t1 = pts[pts.length - 1][0];
+    let lo = Math.min(...pts.map((p) => p[1])), hi = Math.max(...pts.map((p) => p[1]));
+    if (hi === lo) { lo -= 1; hi += 1; }
+    const x = (tm) => (t1 === t0 ? (L + W - R) / 2 : L + ((tm - t0) / (t1 - t0)) * (W - L - R));
+    const y = (p) => T + (1 - (p - lo) / (hi - lo)) * (H - T - B);
+    coords = pts.map(([tm, p]) => `${x(tm).toFixed(1)},${y(p).toFixed(1)}`).join(" ");
+    const [lx, ly] = coords.split(" ").pop().split(",");
+    kids.push(svg("circle", { cx: lx, cy: ly, r: 3 }));
+    kids.push(svg("text", { x: L, y: 10 }, money(Math.max(...pts.map((p) => p[1])))));
+    if (pts.length > 1) kids.push(svg("text", { x: W - R, y: 10, "text-anchor": "end" }, `${pts.length} × ${t("bid_btn")}`));
+    kids.push(svg("text", { x: L, y: H - 4 }, fmtTime(t0).slice(11)));
+    kids.push(svg("text", { x: W - R, y: H - 4, "text-anchor": "end" }, fmtTime(t1).slice(11)));
+  } else {
+    kids.push(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, t("no_bids")));
+  }
+  kids.unshift(svg("polyline", { points: coords, "data-testid": "chart-line", "data-points": pts.length }));
+  c.node.replaceChildren(
+    el("div", { class: "row", style: "justify-content:space-between" },
+      el("span", {}, `#${lotId} ${r.title || ""}`),
+      el("b", { testid: "chart-price" }, money(pts.length ? pts[pts.length - 1][1] : r.price))),
+    svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `#${lotId}` }, ...kids));
+}
+
 function onMessage(m) {
+  if (m.type === "overview") { applyOverview(m); return; }
+  if (m.type === "error" && (m.code === "forbidden" || m.code === "unauthorized")) {
+    const msg = $("ops-message");
+    msg.textContent = t("not_operator");
+    msg.className = "notice err";
+    return;
+  }
+  if (m.type === "bid") addPoint(m);
   const lid = m.type === "snapshot" ? m.id : m.lot_id;
   const r = rooms.get(lid);
   if (!r) return;
@@ -152,7 +257,10 @@ function connect() {
   const sock = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(token())}`);
   ws = sock;
   const conn = $("conn");
-  sock.onopen = () => { attempts = 0; joined.clear(); conn.dataset.state = "online"; conn.textContent = t("conn_online"); refresh(); };
+  sock.onopen = () => {
+    attempts = 0; joined.clear(); conn.dataset.state = "online"; conn.textContent = t("conn_online");
+    sock.send(JSON.stringify({ op: "ops" }));  // the hall pushes `overview` from now on
+  };
   sock.onmessage = (e) => { try { onMessage(JSON.parse(e.data)); } catch (_) { /* */ } };
   sock.onclose = () => {
     conn.dataset.state = "offline"; conn.textContent = t("conn_offline");
@@ -163,7 +271,7 @@ function connect() {
 if (!token()) location.href = loginUrl();
 else {
   layout();
-  refresh();
   connect();
-  setInterval(refresh, 5000);
+  // Fallback only: poll while the socket is down (the push covers the rest).
+  setInterval(() => { if (!online()) refresh(); }, 5000);
 }
