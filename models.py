@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from peewee import (
-    BigIntegerField, BooleanField, CharField, DatabaseProxy, ForeignKeyField,
+    BigIntegerField, CharField, DatabaseProxy, ForeignKeyField,
     IntegerField, TextField,
 )
 from playhouse.db_url import parse as parse_db_url

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql")
@@ -25,10 +26,12 @@ def available() -> bool:
 
 
 class Postgres:
-    def __init__(self, base: Path, port: int) -> None:
+    def __init__(self, port: int) -> None:
         self.bindir = pg_bindir()
-        self.base = base
-        self.data = base / "pgdata"
+        # Outside pytest's private (0700) temporary folders, which the
+        # postgres user could not enter.
+        self.base = Path(tempfile.mkdtemp(prefix="hall-pg-"))
+        self.data = self.base / "pgdata"
         self.port = port
         self.url = f"postgresql://hall@127.0.0.1:{port}/auction"
 
@@ -42,9 +45,6 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres")
             os.chmod(self.base, 0o755)
-            for parent in self.base.parents:  # let the postgres user reach it
-                if str(parent).startswith("/tmp/") or parent == Path("/tmp"):
-                    os.chmod(parent, os.stat(parent).st_mode | 0o755)
         subprocess.run(self._as_owner([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "hall",
                                        "--auth=trust", "-E", "UTF8", "--no-sync"]),
                        check=True, stdout=subprocess.DEVNULL)
@@ -68,6 +68,12 @@ class Postgres:
     def stop(self) -> None:
         """A fast shutdown: open sessions are cut, as when a database host goes away."""
         if (self.data / "postmaster.pid").exists():
-            subprocess.run(self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data),
-                                           "-m", "fast", "-w", "stop"]),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            out = subprocess.run(self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data),
+                                                 "-m", "fast", "-w", "stop"]),
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"pg_ctl stop failed: {out.stdout} {out.stderr}")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)

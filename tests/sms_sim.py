@@ -34,13 +34,14 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+
+from tests.simserver import ThreadedServer
 
 DEV_KEY_ID = "LTAI5tDevSmsSimulator"
 DEV_KEY_SECRET = "dev-sms-simulator-secret"
@@ -252,72 +253,21 @@ def make_app(gw: Gateway) -> tornado.web.Application:
         (r"/sim/reset", ResetHandler, args),
     ])
 
+class SimulatorHandle(ThreadedServer):
+    """The simulator on its own loop in a background thread; `.gateway` is its state."""
 
-@dataclass
-class SimulatorHandle:
-    """A simulator running on its own asyncio loop in a background thread."""
-
-    url: str
-    port: int
-    key_id: str
-    key_secret: str
-    gateway: Gateway
-    _loop: asyncio.AbstractEventLoop = field(repr=False)
-    _server: tornado.httpserver.HTTPServer = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            self._server.stop()
-            await self._server.close_all_connections()
-
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+    def __init__(self, gateway: "Gateway", port: int, host: str, key_id: str,
+                 key_secret: str) -> None:
+        self.gateway = gateway
+        self.key_id = key_id
+        self.key_secret = key_secret
+        super().__init__(make_app(gateway), port, host, name="sms-sim")
 
 
 def start_simulator(port: int = 0, key_id: str = DEV_KEY_ID, key_secret: str = DEV_KEY_SECRET,
                     host: str = "127.0.0.1") -> SimulatorHandle:
     """Start the simulator in a background thread; ``port=0`` picks a free port."""
-    gw = Gateway(key_id, key_secret)
-    # Bound here, in the caller's thread: listening before we return.
-    sockets = tornado.netutil.bind_sockets(port, host)
-    actual_port = sockets[0].getsockname()[1]
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            async def listen() -> tornado.httpserver.HTTPServer:
-                server = tornado.httpserver.HTTPServer(make_app(gw))
-                server.add_sockets(sockets)
-                return server
-
-            box["server"] = loop.run_until_complete(listen())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            box["error"] = exc
-            started.set()
-            return
-        started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    thread = threading.Thread(target=run, name=f"sms-sim-{actual_port}", daemon=True)
-    thread.start()
-    started.wait()
-    if "error" in box:
-        for s in sockets:
-            s.close()
-        raise box["error"]
-    return SimulatorHandle(url=f"http://{host}:{actual_port}", port=actual_port, key_id=key_id,
-                           key_secret=key_secret, gateway=gw, _loop=loop,
-                           _server=box["server"], _thread=thread)
+    return SimulatorHandle(Gateway(key_id, key_secret), port, host, key_id, key_secret)
 
 
 def main(argv: list[str] | None = None) -> None:

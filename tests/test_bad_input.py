@@ -298,10 +298,11 @@ async def test_someone_elses_task_and_order(stack, hall, live):
 
 
 async def test_pay_someone_elses_order(stack, hall):
-    _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
+    # Start price above the deposit: the order stays unpaid after settlement.
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, start_price=50_000)
     winner, _, wsock = await ready_bidder(stack, hall, lot["id"])
     thief, _ = await hall.bidder()
-    assert (await wsock.bid(lot["id"], 1000))["type"] == "accepted"
+    assert (await wsock.bid(lot["id"], 50_000))["type"] == "accepted"
     await hall.operator.post(f"/api/admin/lots/{lot['id']}/hammer")
 
     async def order() -> dict:

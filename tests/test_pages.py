@@ -7,10 +7,9 @@ import re
 import uuid
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from conftest import Api, ApiError
+from conftest import Api
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"

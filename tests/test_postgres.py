@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not pg.available(), reason="PostgreSQL server bi
 @pytest.fixture(scope="module")
 def pg_stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pgstack")
-    server = pg.Postgres(tmp / "pg", free_port()).start()
+    server = pg.Postgres(free_port()).start()
     stack = Stack(tmp)
     stack.env["DATABASE_URL"] = server.url  # the Procs share this env dict
     py = sys.executable
@@ -45,7 +45,7 @@ def pg_stack(tmp_path_factory):
         for p in (stack.hall_b, stack.worker_b):
             p.stop()
         stack.stop()
-        server.stop()
+        server.remove()
 
 
 @pytest_asyncio.fixture(scope="module")

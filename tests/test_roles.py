@@ -135,7 +135,9 @@ async def test_operator_can_use_the_operator_api(stack, hall):
 
 
 async def test_tasks_and_orders_are_private(stack, hall):
-    _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
+    # The start price is above the lot deposit, so the order stays unpaid
+    # (a deposit that covers the whole order pays it).
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, start_price=50_000)
     lid = lot["id"]
     alice, _ = await hall.bidder(prefix="alice")
     bob, _ = await hall.bidder(prefix="bob")
@@ -157,8 +159,8 @@ async def test_tasks_and_orders_are_private(stack, hall):
     assert a_task["task_id"] not in [m.get("task_id") for m in b.messages]
     assert b_task["task_id"] not in [m.get("task_id") for m in a.messages]
 
-    assert (await a.bid(lid, 1000))["type"] == "accepted"
-    assert (await b.bid(lid, 1100))["type"] == "accepted"
+    assert (await a.bid(lid, 50_000))["type"] == "accepted"
+    assert (await b.bid(lid, 50_100))["type"] == "accepted"
     mark = len(b.messages)
     await hall.operator.post(f"/api/admin/lots/{lid}/hammer")
     await b.wait_for(lambda m: m.get("type") == "closed", start=mark)
@@ -171,7 +173,7 @@ async def test_tasks_and_orders_are_private(stack, hall):
             await b.wait_for(lambda m: m.get("type") in ("won", "task", "refund", "order"),
                              start=len(b.messages), timeout=30)
     orders = await asyncio.wait_for(bobs_orders(), 40)
-    assert [(o["lot_id"], o["amount"]) for o in orders] == [(lid, 1100)]
+    assert [(o["lot_id"], o["amount"]) for o in orders] == [(lid, 50_100)]
     assert (await alice.get("/api/me/orders"))["orders"] == []
     code, data = await alice.call("POST", f"/api/orders/{orders[0]['id']}/pay", {"method": "balance"})
     assert code == 404 and data["code"] == "not_found"

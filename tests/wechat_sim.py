@@ -34,10 +34,8 @@ import json
 import re
 import secrets
 import string
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests.simserver import ThreadedServer
 from workers.wechatpay import DEV_MCHID, dev_keys
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
@@ -421,28 +420,12 @@ def make_app(gw: Gateway) -> tornado.web.Application:
         (r"/sim/reset", SimResetHandler, args),
     ])
 
+class SimulatorHandle(ThreadedServer):
+    """The simulator on its own loop in a background thread; `.gateway` is its state."""
 
-@dataclass
-class SimulatorHandle:
-    """A simulator running on its own asyncio loop in a background thread."""
-
-    url: str
-    port: int
-    gateway: Gateway
-    _loop: asyncio.AbstractEventLoop = field(repr=False)
-    _server: tornado.httpserver.HTTPServer = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            self._server.stop()
-            await self._server.close_all_connections()
-            tornado.httpclient.AsyncHTTPClient().close()
-
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+    def __init__(self, gateway: "Gateway", port: int, host: str) -> None:
+        self.gateway = gateway
+        super().__init__(make_app(gateway), port, host, name="wechat-sim")
 
 
 def start_simulator(
@@ -450,46 +433,7 @@ def start_simulator(
     mchid: str = DEV_MCHID,
 ) -> SimulatorHandle:
     """Start the simulator in a background thread; ``port=0`` picks a free port."""
-    gw = Gateway(keys_dir, mchid)
-    # Bind here, in the caller's thread, so the port is known and listening
-    # before we return: no sleeps, no polling.
-    sockets = tornado.netutil.bind_sockets(port, host)
-    actual_port = sockets[0].getsockname()[1]
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            async def listen() -> tornado.httpserver.HTTPServer:
-                server = tornado.httpserver.HTTPServer(make_app(gw))
-                server.add_sockets(sockets)
-                return server
-
-            box["server"] = loop.run_until_complete(listen())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            box["error"] = exc
-            started.set()
-            return
-        started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    thread = threading.Thread(target=run, name=f"wechat-sim-{actual_port}", daemon=True)
-    thread.start()
-    started.wait()
-    if "error" in box:
-        for s in sockets:
-            s.close()
-        raise box["error"]
-    return SimulatorHandle(
-        url=f"http://{host}:{actual_port}", port=actual_port, gateway=gw,
-        _loop=loop, _server=box["server"], _thread=thread,
-    )
+    return SimulatorHandle(Gateway(keys_dir, mchid), port, host)
 
 
 def main(argv: list[str] | None = None) -> None:

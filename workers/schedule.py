@@ -13,7 +13,7 @@ from typing import Callable
 
 import settings
 from hall import engine
-from models import AuctionSession, Bid, Lot, User, db, write_transaction, now_ms
+from models import AuctionSession, Bid, Lot, User, write_transaction, now_ms
 from workers import lotstate
 from workers.publish import client
 

@@ -1,0 +1,70 @@
+"""Run a Tornado app on its own asyncio loop in a background thread.
+
+The local simulators of outside services (WeChat Pay, SMS) use this so a
+test can start one with a plain function call and stop it again.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import tornado.httpclient
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+
+class ThreadedServer:
+    """A started server: `url`, `port`, and `stop()`."""
+
+    def __init__(self, app: tornado.web.Application, port: int = 0, host: str = "127.0.0.1",
+                 name: str = "sim") -> None:
+        # Bound here, in the caller's thread, so the port is listening before
+        # we return: no sleeps, no polling.
+        sockets = tornado.netutil.bind_sockets(port, host)
+        self.port = sockets[0].getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                async def listen() -> tornado.httpserver.HTTPServer:
+                    server = tornado.httpserver.HTTPServer(app)
+                    server.add_sockets(sockets)
+                    return server
+
+                box["server"] = self._loop.run_until_complete(listen())
+            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+                box["error"] = exc
+                started.set()
+                return
+            started.set()
+            try:
+                self._loop.run_forever()
+            finally:
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name=f"{name}-{self.port}", daemon=True)
+        self._thread.start()
+        started.wait()
+        if "error" in box:
+            for s in sockets:
+                s.close()
+            raise box["error"]
+        self._server: tornado.httpserver.HTTPServer = box["server"]
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            self._server.stop()
+            await self._server.close_all_connections()
+            tornado.httpclient.AsyncHTTPClient().close()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
