@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
             fan_two = measure_split([url1, url2], fan_lots[1], a.viewers, trig(fan_lots[1]), [pid1, pid2])
 
             # 3. settlement: one worker, then two
-            margin = 5 + 0.1 * a.lots + 3
+            margin = 12.0 if a.quick else 8 + 0.15 * a.lots + 4
             bid_lots = min(10, max(1, a.lots // 5))
             set1 = closing.run_round(st, settle_users, a.lots, bid_lots, margin, 180)
             worker2 = Proc("worker2", [PY, "-m", "celery", "-A", "workers", "worker", "-P", "eventlet",

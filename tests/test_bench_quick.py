@@ -1,0 +1,81 @@
+"""Every benchmark script runs with --quick, exits 0 and prints its figures.
+
+No speed assertions: on a shared box the numbers say nothing in a test. The
+scripts run as subprocesses, all at once (each starts its own private stack
+on free ports), so the module takes about as long as the slowest one.
+Deselect with `-m "not bench"`.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+# script -> lines (substrings) its figures are printed on
+EXPECT = {
+    "bids.py": ["accepted/s / echo replies/s", "p99 hall / p99 echo"],
+    "fanout.py": ["hall/ref: last-receiver p50", "server CPU per delivered event"],
+    "money.py": ["ratio deposit / bare"],
+    "closing.py": ["closed-after-deadline p99", "close_lot outcomes"],
+    "idle.py": ["hall/ref KB per connection", "hall (one process)", "websockets server (ref)"],
+    "scaling.py": ["2 halls / 1 hall: accepted/s", "2 halls / 1 hall: last-receiver",
+                   "2 workers / 1 worker: all settled"],
+}
+TIMEOUT_S = 240
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "bench: runs the benchmark scripts (deselect: -m 'not bench')")
+
+
+# pytest calls hooks only from conftest files and plugins, not from a test
+# module: register this module as a plugin (pytest_configure is a historic
+# hook, so it runs at once) before `pytest.mark.bench` is looked up below.
+_config = getattr(pytest.mark, "_config", None)
+if _config is not None and not _config.pluginmanager.is_registered(sys.modules[__name__]):
+    _config.pluginmanager.register(sys.modules[__name__], "bench-quick-markers")
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict:
+    """Start every present script with --quick at once; collect their output."""
+    procs = {}
+    for script in EXPECT:
+        if (BENCH / script).exists():
+            procs[script] = subprocess.Popen([sys.executable, str(BENCH / script), "--quick"], cwd=ROOT,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    for script, p in procs.items():
+        try:
+            stdout, stderr = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            stdout, stderr = p.communicate()
+            out[script] = (None, stdout, stderr)
+            continue
+        out[script] = (p.returncode, stdout, stderr)
+    return out
+
+
+@pytest.mark.parametrize("script", list(EXPECT))
+def test_quick(runs: dict, script: str) -> None:
+    if script not in runs:
+        pytest.skip(f"bench/{script} is not in this checkout")
+    code, stdout, stderr = runs[script]
+    assert code is not None, f"bench/{script} --quick timed out after {TIMEOUT_S}s:\n{stdout[-2000:]}"
+    assert code == 0, f"bench/{script} --quick exited {code}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
+    for needle in EXPECT[script]:
+        assert needle in stdout, f"bench/{script} did not print {needle!r}:\n{stdout[-2000:]}"
+    results = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    if results:  # the machine-readable summary, where the script emits one
+        json.loads(results[-1][len("RESULT "):])
