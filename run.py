@@ -119,12 +119,12 @@ def cmd_seed(args: argparse.Namespace) -> bool:
 
 def _publish_demo() -> None:
     """Schedule the seeded session's publication (the worker does it)."""
-    import redis
     import models
-    import settings
+    from hall import redisconn
+    r = redisconn.sync_client()  # REDIS_URL or the Sentinel master
     for s in models.AuctionSession.select().where(models.AuctionSession.status == "draft",
                                                    models.AuctionSession.publish_at_ms.is_null(False)):
-        redis.Redis.from_url(settings.REDIS_URL).zadd("sessions:publish", {s.id: s.publish_at_ms})
+        r.zadd("sessions:publish", {s.id: s.publish_at_ms})
 
 
 def cmd_hall(args: argparse.Namespace) -> None:

@@ -29,6 +29,14 @@ DATA_DIR = Path(os.environ.get("HALL_DATA_DIR", BASE_DIR / "var"))
 # exports the URL before it starts any other process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'auction.db'}")
+# Redis Sentinel (deploy/README.md, "Redis Sentinel"): "host:port,host:port" of
+# the sentinels; empty = no Sentinel, REDIS_URL is the master. With sentinels the
+# clients (hall/redisconn.py, Celery) ask them for the master of
+# REDIS_SENTINEL_MASTER, and REDIS_URL only supplies the Redis password and the
+# database number. REDIS_SENTINEL_PASSWORD: the sentinels' own requirepass.
+REDIS_SENTINELS = _list("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "") or "mymaster"
+REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD", "")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or REDIS_URL
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or REDIS_URL
 

@@ -5,15 +5,11 @@ import asyncio
 import logging
 import signal
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 import tornado.httpserver
 
 import models
 import settings
+from hall import redisconn
 from hall.app import HallApplication
 
 logger = logging.getLogger(__name__)
@@ -21,20 +17,12 @@ logger = logging.getLogger(__name__)
 
 async def serve(port: int, host: str | None = None, reuse_port: bool = False) -> None:
     settings.check_production()
-    if not settings.REDIS_URL:
+    if not settings.REDIS_URL and not settings.REDIS_SENTINELS:
         raise SystemExit("REDIS_URL is not set (run.py all starts an embedded Redis)")
     database = models.init_db(settings.DATABASE_URL, asynchronous=True)
-    # Pooled connections die with a Redis restart; retry such a command on a
-    # fresh connection instead of failing the request that happened to get it.
-    # A blocking pool: when a room opens and hundreds of sockets join at once,
-    # commands wait a moment for a connection instead of failing with
-    # "Too many connections".
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.REDIS_URL, max_connections=256, timeout=10, decode_responses=False,
-        health_check_interval=15, socket_keepalive=True,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError])
-    redis = aioredis.Redis(connection_pool=pool)
+    # A blocking pool with retries on a fresh connection, on REDIS_URL or on
+    # the master the sentinels name (hall/redisconn.py).
+    redis = redisconn.async_client()
     from workers.celery import app as celery_app  # the client side only
 
     app = HallApplication(redis, database, celery_app)
@@ -59,8 +47,7 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
     server.stop()
     await app.stop()
     await server.close_all_connections()
-    await redis.aclose()
-    await pool.aclose()
+    await redis.aclose()  # and its pool
     try:
         await database.close_pool()
     except Exception:

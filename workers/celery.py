@@ -6,6 +6,10 @@ from celery.signals import worker_init
 from kombu import Queue
 
 import settings
+from hall.redisconn import celery_urls
+
+# REDIS_URL, or with REDIS_SENTINELS sentinel:// URLs plus the master's name.
+_redis = celery_urls()
 
 app = Celery(
     "auction",
@@ -18,8 +22,8 @@ app = Celery(
     ],
 )
 app.conf.update(
-    broker_url=settings.CELERY_BROKER_URL,
-    result_backend=settings.CELERY_RESULT_BACKEND,
+    broker_url=_redis["broker_url"],
+    result_backend=_redis["result_backend"],
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
@@ -38,8 +42,10 @@ app.conf.update(
     task_routes=settings.CELERY_TASK_ROUTES,
     # No task here uses a long ETA (decision 4), so a short visibility timeout
     # only means faster redelivery of tasks from a dead worker.
-    broker_transport_options={"visibility_timeout": settings.VISIBILITY_TIMEOUT_S},
-    result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+    broker_transport_options={"visibility_timeout": settings.VISIBILITY_TIMEOUT_S,
+                              **_redis["broker_transport_options"]},
+    result_backend_transport_options={"retry_policy": {"timeout": 5.0},
+                                      **_redis["result_backend_transport_options"]},
     broker_connection_retry_on_startup=True,
     worker_send_task_events=True,
     task_send_sent_event=False,

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 import settings
-from hall import engine
+from hall import engine, redisconn
 
 _client: redis.Redis | None = None
 _lock = threading.Lock()
@@ -26,8 +26,7 @@ def client() -> redis.Redis:
     if _client is None:
         with _lock:
             if _client is None:
-                _client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True,
-                                               health_check_interval=15)
+                _client = redisconn.sync_client()  # REDIS_URL or Sentinel
     return _client
 
 
