@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from models import Deposit, LedgerEntry, Refund, User, now_ms, write_transaction
-from workers import publish
+from workers import notify, publish
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,9 @@ def announce(refund: Refund, deposit: Deposit, dispatcher: Callable[[int], None]
         msg["lot_id"] = deposit.lot_id
     msg.update(extra)
     publish.to_user(deposit.user_id, msg)
+    notify.deposit_refunded(deposit.user_id, refund.amount,
+                            lot_id=deposit.lot_id if deposit.scope == "lot" else None,
+                            session_id=deposit.session_id, deposit_id=deposit.id)
 
 
 def refund_deposit(deposit_id: int, dispatcher: Callable[[int], None] | None = None

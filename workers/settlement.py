@@ -29,7 +29,7 @@ from collections.abc import Callable
 import settings
 from hall import engine
 from models import AuctionSession, Deposit, Lot, Order, now_ms, write_transaction
-from workers import bidlog, lotstate, publish, refunds
+from workers import bidlog, lotstate, notify, publish, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
     if order is not None:
         order = Order.get_by_id(order.id)
         publish.to_user(winner_id, {"type": "won", "lot_id": lot_id, "order": order.public()})
+        notify.lot_won(winner_id, lot_id, order)  # SMS, on the notify queue
     session_done = settle_session_if_done(lot.session_id, dispatcher)
     return {"lot_id": lot_id, "settled": True, "price": price,
             "order_id": order.id if order else None, "refunded": refunded,
