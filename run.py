@@ -201,8 +201,20 @@ def cmd_all(args: argparse.Namespace) -> None:
         procs.append(("redis", redis_proc))
         os.environ["REDIS_URL"] = url
         print(f"embedded Redis on {url} (data in {data_dir / 'redis'})")
-    env = dict(os.environ)
     port = args.port or settings.HALL_PORT
+    if settings.HALL_ENV != "production" and not os.environ.get("WECHAT_API_BASE"):
+        # The embedded default pays "WeChat" through the local gateway
+        # simulator (real v3 signatures and encrypted notifications, dev keys
+        # in the data folder); a real deployment sets WECHAT_* instead.
+        sim_port = _free_port()
+        procs.append(("wechat-sim", subprocess.Popen(
+            [sys.executable, "-m", "tests.wechat_sim", "--port", str(sim_port),
+             "--keys", str(data_dir / "wechat")], cwd=ROOT, stdout=subprocess.DEVNULL)))
+        os.environ["WECHAT_API_BASE"] = f"http://127.0.0.1:{sim_port}"
+        os.environ["WECHAT_NOTIFY_URL"] = f"http://127.0.0.1:{port}/api/pay/wechat/notify"
+        print(f"WeChat Pay simulator on http://127.0.0.1:{sim_port} "
+              f"(pay an order: POST /sim/pay {{\"out_trade_no\": ...}})")
+    env = dict(os.environ)
     # Re-read settings in this process now that REDIS_URL is known.
     import importlib
     importlib.reload(settings)

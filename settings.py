@@ -70,6 +70,7 @@ CELERY_QUEUES = ("money", "lots", "notify")
 CELERY_TASK_ROUTES = {
     "workers.tasks.deposits.*": {"queue": "money"},
     "workers.tasks.settlement.*": {"queue": "money"},
+    "workers.tasks.orders.*": {"queue": "money"},
     "workers.tasks.lots.*": {"queue": "lots"},
     "workers.tasks.notify.*": {"queue": "notify"},
 }
