@@ -196,7 +196,7 @@ def cmd_all(args: argparse.Namespace) -> None:
     import settings
     procs: list[tuple[str, subprocess.Popen]] = []
     data_dir = settings.DATA_DIR
-    if not os.environ.get("REDIS_URL"):
+    if not os.environ.get("REDIS_URL") and not os.environ.get("REDIS_SENTINELS"):
         redis_proc, url = start_embedded_redis(data_dir / "redis")
         procs.append(("redis", redis_proc))
         os.environ["REDIS_URL"] = url
