@@ -23,8 +23,9 @@ and the time from the deadline until all lots had settled.
 The beat sweep interval (HALL_SWEEP_INTERVAL_S) is tried for each value of
 --intervals: worker and beat are restarted with it between rounds (same
 Redis, database and hall). After each round the worker log is read for how
-each lot was closed: by its short-ETA `close_lot` task (`closed`), a
-`close_lot` that ran too early (`not_due`), or by a later sweep.
+each lot was closed: by the short-ETA `close_at` timer armed for its deadline
+(one timer per distinct deadline, closing every due lot in one Lua call), or
+by a sweep.
 """
 from __future__ import annotations
 
@@ -205,18 +206,17 @@ async def watch_round(url: str, lots: list[int], users: list[dict], bid_lots: in
 
 
 # -- analysis -----------------------------------------------------------------------
-CLOSE_RE = re.compile(r"workers\.tasks\.lots\.close_lot\[[^\]]+\] succeeded in [0-9.e-]+s: (\{.*\})")
+CLOSE_RE = re.compile(r"workers\.tasks\.lots\.close_at\[[^\]]+\] succeeded in [0-9.e-]+s: (\[.*\])")
 SWEEP_RE = re.compile(r"workers\.tasks\.lots\.sweep\[[^\]]+\] succeeded in [0-9.e-]+s: (\{.*\})")
 
 
 def how_closed(log_text: str) -> dict:
-    """From the worker's INFO log: close_lot outcomes and lots closed by sweeps."""
+    """From the worker's INFO log: what the close_at timers and the sweeps closed."""
     outcomes: Counter = Counter()
     for m in CLOSE_RE.finditer(log_text):
-        s = m.group(1)
-        key = ("closed" if "'closed': True" in s else "not_due" if "'not_due'" in s
-               else "already" if "'already'" in s else "other")
-        outcomes[key] += 1
+        ids = [x for x in m.group(1).strip("[]").split(",") if x.strip()]
+        outcomes["timers"] += 1
+        outcomes["lots closed by timers"] += len(ids)
     by_sweep = 0
     for m in SWEEP_RE.finditer(log_text):
         cm = re.search(r"'closed': \[([^\]]*)\]", m.group(1))

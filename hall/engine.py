@@ -23,6 +23,7 @@ def _lua(name: str) -> str:
 
 BID_LUA = _lua("bid")
 CLOSE_LUA = _lua("close")
+CLOSE_DUE_LUA = _lua("close_due")
 STATUS_LUA = _lua("status")
 LOAD_LUA = _lua("load")
 SNAPSHOT_LUA = (LUA_DIR / "snapshot.lua").read_text()

@@ -23,6 +23,13 @@ def close(lot_id: int, force: bool = False) -> dict:
     return json.loads(raw)
 
 
+def close_due(limit: int = 1000) -> list[int]:
+    """Close every lot whose deadline has passed (Redis' clock); their ids."""
+    raw = _script("close_due", engine.CLOSE_DUE_LUA)(keys=[engine.DEADLINES],
+                                                      args=[engine.MAXLEN, limit])
+    return json.loads(raw)
+
+
 def control(lot_id: int, action: str) -> dict:
     raw = _script("status", engine.STATUS_LUA)(keys=engine.control_keys(lot_id),
                                                args=[lot_id, action, engine.MAXLEN])

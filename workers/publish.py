@@ -13,7 +13,6 @@ from typing import Any
 
 import redis
 
-import settings
 from hall import engine, redisconn
 
 _client: redis.Redis | None = None

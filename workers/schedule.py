@@ -84,36 +84,52 @@ def start_session(session_id: int) -> dict:
     return {"session_id": session_id, "opened": opened, "expired": expired}
 
 
-def sweep(on_closed: Callable[[int], None],
-          close_soon: Callable[[int, float], None] | None = None) -> dict:
-    """One pass: scheduled publishes and starts, then due lots."""
+def close_due(on_closed: Callable[[list[int]], None]) -> list[int]:
+    """Close every lot whose deadline has passed, in one Lua call; settle them."""
+    closed = lotstate.close_due()
+    if closed:
+        on_closed(closed)
+    return closed
+
+
+def sweep(on_closed: Callable[[list[int]], None],
+          arm: Callable[[int, float], None] | None = None) -> dict:
+    """One pass: scheduled publishes and starts, due lots, and the short-ETA
+    closes for deadlines that fall before the next pass."""
     r = client()
+    # Beat starts a pass every interval even if the last one is still running;
+    # overlapping passes would only fight over the same lots.
+    if not r.set("sweep:lock", 1, nx=True, px=max(int(settings.SWEEP_INTERVAL_S * 4000), 2000)):
+        return {"skipped": True}
+    try:
+        now = lotstate.redis_now_ms()
+        published = [int(s) for s in r.zrangebyscore(PUBLISH_ZSET, "-inf", now)]
+        for sid in published:
+            publish_session(sid)
+        started = [int(s) for s in r.zrangebyscore(START_ZSET, "-inf", now)]
+        for sid in started:
+            start_session(sid)
+        closed = close_due(on_closed)
+        if arm is not None:
+            # One timer per distinct deadline (200 lots ending together: one
+            # task), armed before the next pass could see the deadline.
+            horizon = now + int(settings.SWEEP_INTERVAL_S * 1000) * 2 + 200
+            upcoming = {int(score) for _m, score in r.zrangebyscore(
+                engine.DEADLINES, f"({now}", horizon, withscores=True)}
+            for deadline in sorted(upcoming):
+                if r.set(f"closing:at:{deadline}", 1, nx=True, ex=120):
+                    arm(deadline, (deadline - now) / 1000.0)
+        return {"published": published, "started": started, "closed": closed}
+    finally:
+        r.delete("sweep:lock")
+
+
+def close_at(deadline_ms: int, on_closed: Callable[[list[int]], None],
+             arm: Callable[[int, float], None]) -> list[int]:
+    """A short-ETA timer for one deadline: close what is due; if the timer fired
+    early (clocks differ between hosts), arm it again for the time left."""
+    closed = close_due(on_closed)
     now = lotstate.redis_now_ms()
-    published = [int(s) for s in r.zrangebyscore(PUBLISH_ZSET, "-inf", now)]
-    for sid in published:
-        publish_session(sid)
-    started = [int(s) for s in r.zrangebyscore(START_ZSET, "-inf", now)]
-    for sid in started:
-        start_session(sid)
-    closed = []
-    horizon = now + int(settings.SWEEP_INTERVAL_S * 1000) + 200
-    for member, score in r.zrangebyscore(engine.DEADLINES, "-inf", horizon, withscores=True):
-        lot_id, deadline = int(member), int(score)
-        if deadline <= now:
-            result = lotstate.close(lot_id)
-            if result.get("closed"):
-                closed.append(lot_id)
-                on_closed(lot_id)
-            elif result.get("already") or result.get("error"):
-                r.zrem(engine.DEADLINES, lot_id)
-        elif close_soon is not None and r.set(f"closing:{lot_id}:{deadline}", 1, nx=True, ex=60):
-            close_soon(lot_id, (deadline - now) / 1000.0)
-    return {"published": published, "started": started, "closed": closed}
-
-
-def close_lot(lot_id: int, on_closed: Callable[[int], None]) -> dict:
-    """A short-ETA close: closes only if the deadline has really passed."""
-    result = lotstate.close(lot_id)
-    if result.get("closed"):
-        on_closed(lot_id)
-    return result
+    if now < deadline_ms and client().zcount(engine.DEADLINES, deadline_ms, deadline_ms):
+        arm(deadline_ms, (deadline_ms - now) / 1000.0)
+    return closed

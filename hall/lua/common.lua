@@ -31,3 +31,43 @@ local function emit(stream, channel, lot_id, id, uid, payload, maxlen)
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'u', uid, 'd', payload)
   redis.call('PUBLISH', channel, lot_id .. '|' .. id .. '|' .. uid .. '|' .. payload)
 end
+
+-- Close one lot whose deadline has passed (or now, when forced by the hammer).
+-- Idempotent: closing a closed lot returns its result again. Used by
+-- close.lua (one lot) and close_due.lua (every due lot in one call).
+local function close_lot(lot_id, force, deadlines, maxlen)
+  local lot, stream = 'lot:' .. lot_id, 'lot:' .. lot_id .. ':events'
+  local f = redis.call('HMGET', lot, 'status', 'deadline', 'price', 'leader', 'leader_name',
+                       'reserve', 'result', 'seq')
+  local status = f[1]
+  if not status then return {error = 'not_found'} end
+  local now = now_ms()
+  if status == 'closed' or status == 'settled' then
+    return {already = true, status = status, result = f[7], price = tonumber(f[3] or '0'),
+            winner_id = f[4] or '', seq = tonumber(f[8] or '0')}
+  end
+  local deadline = tonumber(f[2] or '0')
+  if not force then
+    if status ~= 'live' then return {not_due = true, status = status} end
+    if now < deadline then return {not_due = true, deadline_ms = deadline} end
+  elseif status ~= 'live' and status ~= 'paused' then
+    return {error = 'lot_not_open', status = status}
+  end
+  local price = tonumber(f[3] or '0')
+  local leader = f[4] or ''
+  local reserve = tonumber(f[6] or '0')
+  local result = 'unsold'
+  if leader ~= '' and price >= reserve then result = 'sold' end
+  local winner, winner_id = cjson.null, ''
+  if result == 'sold' then winner, winner_id = f[5], leader end
+  redis.call('HSET', lot, 'status', 'closed', 'result', result, 'closed_at', now,
+             'deadline', math.min(deadline, now))
+  redis.call('ZREM', deadlines, lot_id)
+  local p = cjson.null
+  if price > 0 then p = price end
+  emit(stream, 'lot:' .. lot_id, lot_id, next_event_id(lot), winner_id, cjson.encode(
+    {type = 'closed', lot_id = tonumber(lot_id), result = result, price = p, winner = winner,
+     server_time_ms = now}), maxlen)
+  return {closed = true, result = result, price = price, winner_id = winner_id,
+          seq = tonumber(f[8] or '0'), closed_at_ms = now, deadline_ms = deadline}
+end

@@ -7,22 +7,25 @@ from workers.tasks import CONSUMER, HallTask
 from workers.tasks.settlement import settle_lot
 
 
-def _settle_later(lot_id: int) -> None:
-    settle_lot.delay(lot_id)
+def _settle_later(lot_ids: list[int]) -> None:
+    """Queue one settlement per closed lot over one broker connection."""
+    with app.producer_or_acquire() as producer:
+        for lot_id in lot_ids:
+            settle_lot.apply_async((lot_id,), producer=producer)
 
 
-def _close_at(lot_id: int, in_s: float) -> None:
-    close_lot.apply_async((lot_id,), countdown=max(in_s, 0), expires=in_s + 30)
+def _arm(deadline_ms: int, in_s: float) -> None:
+    close_at.apply_async((deadline_ms,), countdown=max(in_s, 0), expires=max(in_s, 0) + 60)
 
 
 @app.task(base=HallTask)
 def sweep() -> dict:
-    return schedule.sweep(_settle_later, _close_at)
+    return schedule.sweep(_settle_later, _arm)
 
 
 @app.task(base=HallTask)
-def close_lot(lot_id: int) -> dict:
-    return schedule.close_lot(lot_id, _settle_later)
+def close_at(deadline_ms: int) -> list[int]:
+    return schedule.close_at(deadline_ms, _settle_later, _arm)
 
 
 @app.task(base=HallTask)
