@@ -54,6 +54,11 @@ BODIES: dict[tuple[str, str], dict] = {
         extend_by_s={"type": "integer", "minimum": 0, "maximum": 86400}),
     ("post", "/api/admin/sessions/{id}/publish"): obj([], at_ms=MS),
     ("post", "/api/admin/users/{id}/credit"): obj(["amount"], amount=MONEY),
+    ("post", "/api/admin/users/{id}/coupons"): obj(
+        ["kind", "value", "expires_at_ms"], kind={"enum": ["fixed", "percent"]},
+        value={"type": "integer", "minimum": 1, "maximum": settings.MAX_AMOUNT,
+               "description": "fen off (fixed) or 1-100 percent off (percent)"},
+        min_spend=MONEY0, expires_at_ms={**MS, "description": "epoch ms, in the future"}),
 }
 ERROR = {"description": "an error: {code, message}",
          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
-from hall.handlers import watch
+from hall.handlers import coupons, watch
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -34,6 +34,8 @@ handlers = [
     (r"/api/admin/overview", admin.AdminOverviewHandler),
     (rf"/api/lots/{ID}/watch", watch.WatchHandler),
     (r"/api/me/watches", watch.MyWatchesHandler),
+    (rf"/api/admin/users/{ID}/coupons", coupons.AdminUserCouponsHandler),
+    (r"/api/me/coupons", coupons.MyCouponsHandler),
     (r"/api/openapi.json", OpenApiHandler),
     (r"/api/.*", NotFoundHandler),
     (r"/healthz", health.HealthHandler),
