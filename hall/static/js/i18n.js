@@ -40,6 +40,12 @@ const DICT = {
     workers_online: "在线 Worker", task_rate: "任务速率", per_s: "个/秒", hall_connections: "大厅连接",
     price_charts: "价格走势", updated: "更新于", none: "无",
     kind: "类型", time: "时间", scope: "范围", method: "方式",
+    my_coupons: "我的优惠券", no_coupons: "暂无可用优惠券", coupon: "优惠券", no_coupon: "不使用优惠券",
+    coupon_fixed: "立减", coupon_percent: "折扣", coupon_off_pct: "% 优惠", coupon_min_spend: "满",
+    coupon_min_spend_suffix: "可用", coupon_expires: "有效期至", to_pay: "实付", coupon_discount: "优惠",
+    closing_soon: "即将截拍，截止时间", refund_notice: "保证金已退还", refund_pending: "保证金退款处理中",
+    won_notice: "恭喜，您已拍得此拍品！请在付款截止前付款", go_pay: "去付款",
+    watch: "关注", unwatch: "取消关注", watching: "已关注",
   },
   en: {
     brand: "Auction Hall", nav_home: "Sessions", nav_me: "Me", nav_login: "Log in", nav_ops: "Ops", nav_logout: "Log out",
@@ -81,6 +87,12 @@ const DICT = {
     workers_online: "Workers online", task_rate: "Task rate", per_s: "/s", hall_connections: "Hall connections",
     price_charts: "Price charts", updated: "Updated", none: "none",
     kind: "Kind", time: "Time", scope: "Scope", method: "Method",
+    my_coupons: "My coupons", no_coupons: "No usable coupons", coupon: "Coupon", no_coupon: "No coupon",
+    coupon_fixed: "Off", coupon_percent: "Percent", coupon_off_pct: "% off", coupon_min_spend: "Min. spend",
+    coupon_min_spend_suffix: "", coupon_expires: "Expires", to_pay: "To pay", coupon_discount: "Discount",
+    closing_soon: "Closing soon, deadline", refund_notice: "Deposit refunded", refund_pending: "Deposit refund in progress",
+    won_notice: "You won this lot! Please pay before the deadline", go_pay: "Pay now",
+    watch: "Watch", unwatch: "Unwatch", watching: "Watching",
   },
 };
 

@@ -24,6 +24,7 @@ const S = {
   depositPaid: false,
   depositTask: null,
   earlyTasks: new Map(),
+  watching: null,       // null: unknown / logged out
 };
 let ws = null;
 let attempts = 0;
@@ -38,7 +39,10 @@ function layout() {
     <a data-testid="back-session" href="/" data-i18n="back"></a>
     <span class="conn" data-testid="conn" data-state="connecting"></span>
   </div>
-  <h1 data-testid="lot-title"></h1>
+  <div class="row" style="justify-content:space-between;align-items:center">
+    <h1 data-testid="lot-title"></h1>
+    <button type="button" data-testid="watch-toggle" hidden></button>
+  </div>
   <div class="room">
     <div>
       <div class="card">
@@ -68,6 +72,9 @@ function layout() {
         <div class="notice" data-testid="extended-notice"></div>
         <div class="notice err" data-testid="outbid-notice"></div>
         <div class="notice ok" data-testid="closed-notice"></div>
+        <div class="notice" data-testid="closing-soon-notice" role="status"></div>
+        <div class="notice ok" data-testid="won-notice" role="status"></div>
+        <div class="notice ok" data-testid="refund-notice" role="status"></div>
       </div>
       <div class="card" data-testid="bid-panel">
         <button class="primary big" data-testid="bid-button" type="button"></button>
@@ -87,6 +94,7 @@ function layout() {
   </div>`;
   applyI18n(app);
   $("bid-button").addEventListener("click", () => placeBid(S.nextMin));
+  $("watch-toggle").addEventListener("click", toggleWatch);
   $("bid-amount-button").addEventListener("click", () => {
     const yuan = Number($("bid-amount").value);
     const fen = Math.round(yuan * 100);
@@ -241,7 +249,8 @@ function onBid(m) {
 
 function onMessage(m) {
   lastMsgAt = Date.now();
-  if (m.lot_id !== undefined && m.lot_id !== lotId && m.type !== "task" && m.type !== "deposit") return;
+  if (m.lot_id !== undefined && m.lot_id !== lotId && m.type !== "task" && m.type !== "deposit"
+      && m.type !== "refund") return;
   switch (m.type) {
     case "snapshot":
       if (m.id !== lotId) return;
@@ -308,6 +317,29 @@ function onMessage(m) {
       }
       break;
     case "task": onTask(m); break;
+    case "closing_soon": {
+      const n = $("closing-soon-notice");
+      n.textContent = `${t("closing_soon")} ${fmtTime(m.deadline_ms).slice(11)}`;
+      n.dataset.deadlineMs = String(m.deadline_ms);
+      break;
+    }
+    case "won": {
+      const n = $("won-notice");
+      const o = m.order || {};
+      n.replaceChildren(`${t("won_notice")}`, o.due !== undefined ? ` · ${t("due")} ${money(o.due)} · ` : " · ",
+        el("a", { href: "/me", testid: "won-pay-link" }, t("go_pay")));
+      n.dataset.orderId = o.id === undefined ? "" : String(o.id);
+      break;
+    }
+    case "refund":
+      // A refund of this lot's deposit, or of the session deposit covering it.
+      if (S.lot && (m.lot_id === lotId || (m.scope === "session" && m.session_id === S.lot.session_id))) {
+        const n = $("refund-notice");
+        n.textContent = `${m.status === "done" ? t("refund_notice") : t("refund_pending")} ${money(m.amount)}`;
+        n.dataset.status = m.status || "";
+        n.dataset.amount = String(m.amount);
+      }
+      break;
     case "error":
       if (m.code === "not_found" || m.code === "lot_not_open") bidMsg(errText(m), "err");
       break;
@@ -461,6 +493,39 @@ async function loadDeposit() {
   }
 }
 
+// -- watch list (关注) -----------------------------------------------------------
+function renderWatch() {
+  const b = $("watch-toggle");
+  if (!b) return;
+  b.hidden = !token() || S.watching === null;
+  b.dataset.watching = S.watching ? "true" : "false";
+  b.setAttribute("aria-pressed", S.watching ? "true" : "false");
+  b.textContent = S.watching ? `★ ${t("watching")}` : `☆ ${t("watch")}`;
+  b.title = S.watching ? t("unwatch") : t("watch");
+}
+
+async function loadWatch() {
+  if (!token()) return;
+  try {
+    const { watches } = await api("GET", "/api/me/watches");
+    S.watching = watches.some((w) => w.lot_id === lotId);
+  } catch (_) { S.watching = null; }
+  renderWatch();
+}
+
+async function toggleWatch() {
+  const b = $("watch-toggle");
+  b.disabled = true;
+  try {
+    const r = await api(S.watching ? "DELETE" : "POST", `/api/lots/${lotId}/watch`);
+    S.watching = !!r.watching;
+  } catch (e) {
+    bidMsg(errText(e), "err");
+  }
+  b.disabled = false;
+  renderWatch();
+}
+
 async function init() {
   header(() => location.reload());
   layout();
@@ -479,5 +544,6 @@ async function init() {
   }
   connect();
   loadDeposit();
+  loadWatch();
 }
 init();

@@ -1,4 +1,5 @@
-// 我的: balance, orders (pay with balance), deposits and the ledger.
+// 我的: balance, orders (pay with balance, optionally with a coupon), coupons,
+// deposits and the ledger.
 import { t, api, token, money, fmtTime, el, header, errText, loginUrl } from "./common.js";
 
 const app = document.getElementById("app");
@@ -10,11 +11,32 @@ function table(testid, head, rows) {
     el("tbody", {}, rows));
 }
 
-async function payOrder(order, btn, msg) {
+// What a coupon takes off an order's due (as workers/orders.py discount()).
+export function discount(coupon, due) {
+  if (!coupon) return 0;
+  const off = coupon.kind === "fixed" ? coupon.value : Math.floor((due * coupon.value) / 100);
+  return Math.max(0, Math.min(off, due));
+}
+
+function couponLabel(c) {
+  const what = c.kind === "fixed" ? `${t("coupon_fixed")} ${money(c.value)}` : `${c.value}${t("coupon_off_pct")}`;
+  const min = c.min_spend ? ` · ${t("coupon_min_spend")} ${money(c.min_spend)}${t("coupon_min_spend_suffix")}` : "";
+  return `${what}${min}`;
+}
+
+// The coupons that can pay towards this order (usable, minimum spend met).
+function couponsFor(order, coupons) {
+  return coupons.filter((c) => c.usable && (order.amount + (order.premium || 0)) >= c.min_spend);
+}
+
+async function payOrder(order, btn, msg, select) {
   btn.disabled = true;
+  if (select) select.disabled = true;
   msg.textContent = t("paying");
   try {
-    const r = await api("POST", `/api/orders/${order.id}/pay`, { method: "balance" });
+    const body = { method: "balance" };
+    if (select && select.value) body.coupon_id = Number(select.value);
+    const r = await api("POST", `/api/orders/${order.id}/pay`, body);
     pendingTasks.set(r.task_id, order.id);
     // Follow the task until it finishes, then refresh.
     for (let i = 0; i < 60; i++) {
@@ -32,24 +54,43 @@ async function payOrder(order, btn, msg) {
   } catch (e) {
     msg.textContent = errText(e);
     btn.disabled = false;
+    if (select) select.disabled = false;
   }
 }
 
 async function main() {
   if (!token()) { location.href = loginUrl(); return; }
   try {
-    const [me, { orders }, deps] = await Promise.all([
-      api("GET", "/api/me"), api("GET", "/api/me/orders"), api("GET", "/api/me/deposits")]);
+    const [me, { orders }, deps, { coupons }] = await Promise.all([
+      api("GET", "/api/me"), api("GET", "/api/me/orders"), api("GET", "/api/me/deposits"),
+      api("GET", "/api/me/coupons")]);
     const orderRows = orders.map((o) => {
       const msg = el("div", { class: "muted", testid: "order-message" });
-      const btn = o.status === "unpaid" ? el("button", { class: "primary", type: "button", testid: "order-pay", "data-id": o.id }, t("pay_now")) : null;
-      if (btn) btn.addEventListener("click", () => payOrder(o, btn, msg));
+      const unpaid = o.status === "unpaid";
+      const btn = unpaid ? el("button", { class: "primary", type: "button", testid: "order-pay", "data-id": o.id }, t("pay_now")) : null;
+      // A coupon picker (when one applies) and the amount actually paid.
+      const usable = unpaid && o.due > 0 ? couponsFor(o, coupons) : [];
+      const select = usable.length ? el("select", { testid: "order-coupon", "data-id": o.id, "aria-label": t("coupon") },
+        el("option", { value: "" }, t("no_coupon")),
+        ...usable.map((c) => el("option", { value: c.id }, couponLabel(c)))) : null;
+      const toPay = unpaid ? el("div", { class: "muted", testid: "order-to-pay", "data-amount": o.due }, `${t("to_pay")} ${money(o.due)}`) : null;
+      if (select) {
+        select.addEventListener("change", () => {
+          const c = usable.find((x) => String(x.id) === select.value);
+          const off = discount(c, o.due);
+          toPay.dataset.amount = String(o.due - off);
+          toPay.textContent = `${t("to_pay")} ${money(o.due - off)}` + (off ? ` (${t("coupon_discount")} −${money(off)})` : "");
+        });
+      }
+      if (btn) btn.addEventListener("click", () => payOrder(o, btn, msg, select));
       return el("tr", { testid: "order-row", "data-id": o.id, "data-status": o.status },
         el("td", {}, el("a", { href: `/lots/${o.lot_id}` }, `#${o.lot_id}`)),
-        el("td", {}, money(o.amount)), el("td", {}, money(o.due)),
-        el("td", { testid: "order-status" }, t(`order_${o.status}`), o.status === "unpaid" ? el("div", { class: "muted" }, `${t("pay_by")} ${fmtTime(o.pay_by_ms)}`) : null),
-        el("td", {}, btn, msg));
+        el("td", {}, money(o.amount)), el("td", {}, money(o.due), toPay),
+        el("td", { testid: "order-status" }, t(`order_${o.status}`), unpaid ? el("div", { class: "muted" }, `${t("pay_by")} ${fmtTime(o.pay_by_ms)}`) : null),
+        el("td", {}, select, btn, msg));
     });
+    const couponRows = coupons.filter((c) => c.usable).map((c) => el("li", { testid: "coupon-row", "data-id": c.id, "data-kind": c.kind },
+      el("b", {}, couponLabel(c)), " ", el("span", { class: "muted" }, `${t("coupon_expires")} ${fmtTime(c.expires_at_ms)}`)));
     const depRows = deps.deposits.map((d) => el("tr", { testid: "deposit-row", "data-id": d.id },
       el("td", {}, t(`deposit_scope_${d.scope}`), " ", d.lot_id ? el("a", { href: `/lots/${d.lot_id}` }, `#${d.lot_id}`) : `S${d.session_id}`),
       el("td", {}, money(d.amount)), el("td", {}, t(`method_${d.method}`)),
@@ -62,6 +103,8 @@ async function main() {
       el("div", { class: "card" }, el("div", { class: "muted" }, t("my_balance")), el("div", { class: "price", testid: "balance", "data-amount": me.balance }, money(me.balance))),
       el("div", { class: "card" }, el("h2", {}, t("my_orders")),
         orders.length ? table("orders", [t("order_lot"), t("amount"), t("due"), "", ""], orderRows) : el("p", { class: "muted", testid: "no-orders" }, t("no_orders"))),
+      el("div", { class: "card", testid: "coupons" }, el("h2", {}, t("my_coupons")),
+        couponRows.length ? el("ul", { class: "list" }, couponRows) : el("p", { class: "muted", testid: "no-coupons" }, t("no_coupons"))),
       el("div", { class: "card" }, el("h2", {}, t("my_deposits")), table("deposits", [t("scope"), t("amount"), t("method"), ""], depRows)),
       el("div", { class: "card" }, el("h2", {}, t("ledger")), table("ledger", [t("time"), t("kind"), t("amount"), t("balance")], ledRows)));
   } catch (e) {
