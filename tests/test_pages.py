@@ -353,3 +353,71 @@ async def test_ops_page_live_overview_and_chart(stack, hall):
         assert not errors, errors
         await sock.close()
         await browser.close()
+
+
+async def test_pages_coupon_on_a_won_order(stack, hall):
+    """An operator issues a coupon; the bidder watches the lot, wins it (the
+    room shows the won notice), picks the coupon on /me, sees the discounted
+    amount, pays, and the balance drops by exactly that."""
+    import time
+    base = stack.base
+    fay_api, fay = await hall.bidder(balance=1_000_000, prefix="fay")
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, start_price=50_000, lot_deposit=5_000,
+                                     title="端砚")
+    lid = lot["id"]
+    task = await wait_task(fay_api, (await fay_api.post(
+        f"/api/lots/{lid}/deposit", {"scope": "lot", "method": "balance"}))["task_id"])
+    assert task["state"] == "SUCCESS", task
+    coupon = await hall.operator.post(f"/api/admin/users/{fay['id']}/coupons", {
+        "kind": "fixed", "value": 3_000, "min_spend": 50_000,
+        "expires_at_ms": int(time.time() * 1000) + 3_600_000})
+    ans = await fay_api.post(f"/api/lots/{lid}/bids", {"amount": 50_000, "ref": uuid.uuid4().hex})
+    assert ans["accepted"] is True
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = await browser.new_context(viewport={"width": 1200, "height": 900})
+        await ctx.add_init_script(init_script(fay_api.token, "zh"))
+        page = await ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        # The room: watch the lot, then the hammer falls and the win is announced.
+        await page.goto(f"{base}/lots/{lid}")
+        await expect(page.get_by_test_id("conn")).to_have_attribute("data-state", "online")
+        toggle = page.get_by_test_id("watch-toggle")
+        await expect(toggle).to_have_attribute("data-watching", "false")
+        await toggle.click()
+        await expect(toggle).to_have_attribute("data-watching", "true")
+        await expect(toggle).to_contain_text("已关注")
+        assert [w["lot_id"] for w in (await fay_api.get("/api/me/watches"))["watches"]] == [lid]
+        await hall.operator.post(f"/api/admin/lots/{lid}/hammer")
+        won = page.get_by_test_id("won-notice")
+        await expect(won).to_contain_text("恭喜，您已拍得此拍品")
+        await expect(won).to_contain_text("¥450.00")
+        order_id = await won.get_attribute("data-order-id")
+
+        # /me: the coupon is listed, picking it shows the discounted amount, pay.
+        await won.get_by_test_id("won-pay-link").click()
+        await expect(page).to_have_url(f"{base}/me")
+        await expect(page.get_by_test_id("coupon-row")).to_have_count(1)
+        await expect(page.get_by_test_id("coupon-row")).to_contain_text("立减 ¥30.00")
+        row = page.locator(f'[data-testid="order-row"][data-id="{order_id}"]')
+        await expect(row).to_have_attribute("data-status", "unpaid")
+        balance = page.get_by_test_id("balance")
+        await expect(balance).to_have_attribute("data-amount", str(1_000_000 - 5_000))
+        to_pay = row.get_by_test_id("order-to-pay")
+        await expect(to_pay).to_have_attribute("data-amount", "45000")
+        await row.get_by_test_id("order-coupon").select_option(str(coupon["id"]))
+        await expect(to_pay).to_have_attribute("data-amount", "42000")
+        await expect(to_pay).to_contain_text("实付 ¥420.00")
+        await shot(page, "me-coupon")
+        await row.get_by_test_id("order-pay").click()
+        paid = page.locator(f'[data-testid="order-row"][data-status="paid"]')
+        await expect(paid).to_have_count(1)
+        await expect(paid.get_by_test_id("order-status")).to_have_text("已付款")
+        await expect(balance).to_have_attribute("data-amount", str(1_000_000 - 5_000 - 42_000))
+        await expect(page.get_by_test_id("no-coupons")).to_be_visible()  # used up
+
+        assert not errors, errors
+        await browser.close()
