@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import RedisServer
+from conftest import RedisServer, free_port
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -23,21 +23,33 @@ from hypothesis import strategies as st
 _seq = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def money_env(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def money_env(request, tmp_path_factory: pytest.TempPathFactory):
+    """The same property on both databases the product supports."""
     tmp = tmp_path_factory.mktemp("money-property")
+    pg_server = None
+    if request.param == "postgresql":
+        import pg
+        if not pg.available():
+            pytest.skip("PostgreSQL server binaries not installed")
+        pg_server = pg.Postgres(free_port()).start()
+        db_url = pg_server.url
+    else:
+        db_url = f"sqlite:///{tmp / 'money.db'}"
     server = RedisServer(tmp / "redis", tmp).start()
     import models
     import settings as hall_settings
     from workers import publish
     old_url, old_client = hall_settings.REDIS_URL, publish._client
     hall_settings.REDIS_URL, publish._client = server.url, None
-    models.init_db(f"sqlite:///{tmp / 'money.db'}")
+    models.init_db(db_url)
     models.create_tables()
     yield tmp
     hall_settings.REDIS_URL, publish._client = old_url, old_client
     models.db.close()
     server.stop()
+    if pg_server is not None:
+        pg_server.remove()
 
 
 class FakeGateway:
