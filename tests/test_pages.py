@@ -215,14 +215,10 @@ async def test_pages_two_bidders(stack, hall):
         await shot(a, "lot-closed-phone")
         await shot(b, "lot-closed-desktop-en")
 
-        # -- me: the order appears after settlement; pay it ------------------------------
+        # -- me: settlement pushes `won` once the order exists; pay it -------------------
+        await expect(a.get_by_test_id("won-notice")).to_be_visible(timeout=60_000)
         await a.goto(base + "/me")
-        for _ in range(30):
-            try:
-                await expect(a.get_by_test_id("order-row")).to_have_count(1, timeout=1_000)
-                break
-            except AssertionError:
-                await a.reload()
+        await expect(a.get_by_test_id("order-row")).to_have_count(1)
         row = a.get_by_test_id("order-row")
         await expect(row).to_have_attribute("data-status", "unpaid")
         await expect(a.get_by_test_id("deposit-row")).to_have_count(1)
