@@ -101,7 +101,7 @@ def snapshot() -> tuple:
     )
 
 
-@hsettings(max_examples=40, deadline=None,
+@hsettings(max_examples=25, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(sc=scenario)
 def test_settlement_conserves_money(money_env: Path, sc: dict) -> None:
