@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import signal
 
@@ -55,4 +56,11 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
 
 
 def main(port: int, host: str | None = None, reuse_port: bool = False) -> None:
+    if os.environ.get("HALL_UVLOOP", "1") == "1":
+        try:
+            import uvloop  # libuv's loop: less Python per socket event (Linux/macOS)
+        except ImportError:
+            uvloop = None
+        if uvloop is not None:
+            uvloop.install()
     asyncio.run(serve(port, host, reuse_port))
