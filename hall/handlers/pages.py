@@ -1,22 +1,29 @@
-"""The pages (served by the hall itself, no CDN): one HTML shell per page."""
+"""The pages (served by the hall itself, no CDN): one HTML shell, one script per page."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import tornado.web
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "static" / "pages"
+SHELL = Path(__file__).resolve().parent.parent / "static" / "pages" / "shell.html"
+PAGES = ("index", "session", "lot", "me", "login", "ops")
+
+
+@lru_cache(maxsize=len(PAGES))
+def render(page: str) -> bytes:
+    """The shell with this page's script and markers (`__PAGE__`)."""
+    return SHELL.read_text(encoding="utf-8").replace("__PAGE__", page).encode()
 
 
 class PageHandler(tornado.web.RequestHandler):
     def initialize(self, page: str) -> None:
+        if page not in PAGES:
+            raise ValueError(f"unknown page {page}")
         self.page = page
 
     def get(self, *_args: str) -> None:
-        path = PAGES_DIR / f"{self.page}.html"
-        if not path.exists():
-            raise tornado.web.HTTPError(404)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Frame-Options", "DENY")
-        self.finish(path.read_bytes())
+        self.finish(render(self.page))
