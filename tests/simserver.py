@@ -6,6 +6,7 @@ test can start one with a plain function call and stop it again.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -13,6 +14,27 @@ import tornado.httpclient
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+
+
+class ControlHandler(tornado.web.RequestHandler):
+    """A simulator's test-only control endpoints: plain JSON, no signatures."""
+
+    def initialize(self, gw: Any) -> None:
+        self.gw = gw
+
+    def send(self, status: int, obj: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(obj, ensure_ascii=False))
+
+    def body_json(self) -> dict:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise tornado.web.HTTPError(400)
+        return data
 
 
 class ThreadedServer:

@@ -41,7 +41,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from tests.simserver import ThreadedServer
+from tests.simserver import ControlHandler, ThreadedServer
 
 DEV_KEY_ID = "LTAI5tDevSmsSimulator"
 DEV_KEY_SECRET = "dev-sms-simulator-secret"
@@ -193,54 +193,38 @@ class SendSmsHandler(tornado.web.RequestHandler):
         self.answer(200, "OK", "OK", phone, BizId=biz_id)
 
 
-class ControlHandler(tornado.web.RequestHandler):
-    def initialize(self, gw: Gateway) -> None:
-        self.gw = gw
-
-    def send(self, obj: Any) -> None:
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(obj, ensure_ascii=False))
-
-    def body(self) -> dict:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise tornado.web.HTTPError(400)
-        return data
-
+class SmsControlHandler(ControlHandler):
     def _filtered(self, rows: list[dict]) -> list[dict]:
         phone = self.get_query_argument("phone", None)
         with self.gw.lock:
             return [r for r in rows if phone is None or r["phone"] == phone]
 
 
-class MessagesHandler(ControlHandler):
+class MessagesHandler(SmsControlHandler):
     def get(self) -> None:
-        self.send({"messages": self._filtered(self.gw.messages)})
+        self.send(200, {"messages": self._filtered(self.gw.messages)})
 
 
-class RequestsHandler(ControlHandler):
+class RequestsHandler(SmsControlHandler):
     def get(self) -> None:
-        self.send({"requests": self._filtered(self.gw.requests)})
+        self.send(200, {"requests": self._filtered(self.gw.requests)})
 
 
-class FailHandler(ControlHandler):
+class FailHandler(SmsControlHandler):
     def post(self) -> None:
-        b = self.body()
+        b = self.body_json()
         fault = {"status": int(b.get("status", 503)),
                  "code": str(b.get("code") or "ServiceUnavailable"), "phone": b.get("phone")}
         with self.gw.lock:
             self.gw.faults.extend(dict(fault) for _ in range(int(b.get("count", 1))))
             pending = len(self.gw.faults)
-        self.send({"pending_faults": pending})
+        self.send(200, {"pending_faults": pending})
 
 
-class ResetHandler(ControlHandler):
+class ResetHandler(SmsControlHandler):
     def post(self) -> None:
         self.gw.reset()
-        self.send({"ok": True})
+        self.send(200, {"ok": True})
 
 
 def make_app(gw: Gateway) -> tornado.web.Application:

@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.simserver import ThreadedServer
+from tests.simserver import ControlHandler, ThreadedServer
 from workers.wechatpay import DEV_MCHID, dev_keys
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
@@ -330,27 +330,6 @@ class RefundHandler(V3Handler):
         order["trade_state"] = "REFUND"
         self.gw.refunds[b["out_refund_no"]] = refund
         self.reply(200, refund)
-
-
-class ControlHandler(tornado.web.RequestHandler):
-    """Test-only controls; plain JSON, no signatures."""
-
-    def initialize(self, gw: Gateway) -> None:
-        self.gw = gw
-
-    def send(self, status: int, obj: Any) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(obj, ensure_ascii=False))
-
-    def body_json(self) -> dict:
-        try:
-            data = json.loads(self.request.body or b"{}")
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise tornado.web.HTTPError(400)
-        return data
 
 
 class SimPayHandler(ControlHandler):

@@ -12,3 +12,21 @@ class Refused(Exception):
         super().__init__(code, message)
         self.code = code
         self.message = message
+
+
+class GatewayError(Exception):
+    """An outside service (WeChat Pay, the SMS provider) refused an operation.
+
+    code, message and HTTP status all go to Exception.__init__, so `args`
+    can rebuild it: Celery's result backend re-creates it as cls(*args).
+    """
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(code, message, status)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        tail = f" (HTTP {self.status})" if self.status else ""
+        return f"{self.code}: {self.message}{tail}"

@@ -55,6 +55,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 import settings
+from workers.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +67,8 @@ RETRYABLE_CODES = {"isv.BUSINESS_LIMIT_CONTROL", "isp.SYSTEM_ERROR", "ServiceUna
                    "InternalError", "SignatureNonceUsed"}
 
 
-class SmsError(Exception):
+class SmsError(GatewayError):
     """The provider refused the message; retrying will not help."""
-
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(code, message, status)  # args rebuild it in the result backend
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def __str__(self) -> str:
-        tail = f" (HTTP {self.status})" if self.status else ""
-        return f"{self.code}: {self.message}{tail}"
 
 
 class SmsUnavailable(SmsError):

@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from workers.errors import GatewayError
+
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 DEV_APPID = "wx-dev-appid"
 DEV_MCHID = "1900000001"
@@ -52,20 +54,8 @@ _OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
 # --------------------------------------------------------------------------- errors
 
 
-class WeChatPayError(Exception):
+class WeChatPayError(GatewayError):
     """The gateway (or our checks of its answer) refused the operation."""
-
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        # All three go to Exception.__init__ so ``args`` can rebuild the
-        # exception: Celery's result backend re-creates it as cls(*args).
-        super().__init__(code, message, status)
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def __str__(self) -> str:
-        tail = f" (HTTP {self.status})" if self.status else ""
-        return f"{self.code}: {self.message}{tail}"
 
 
 class WeChatPayUnavailable(WeChatPayError):
