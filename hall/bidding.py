@@ -26,14 +26,18 @@ if TYPE_CHECKING:
     from hall.app import HallApplication
 
 
-def read_bid(data: dict) -> tuple[int, str, int | None]:
-    """(amount, ref, max_amount) from a bid message; ApiError('invalid') if bad."""
+def read_bid(data: dict) -> tuple[int | None, str, int | None]:
+    """(amount, ref, max_amount) from a bid message; ApiError('invalid') if bad.
+
+    `amount` may be left out when `max_amount` is given: the bid is then the
+    minimum next bid, or, from the leader, only a higher private maximum.
+    """
     ref = data.get("ref")
     if not isinstance(ref, str) or not 1 <= len(ref) <= 64:
         raise ApiError("invalid", "ref must be a string of 1 to 64 characters")
-    amount = money(data, "amount")
     max_amount = money(data, "max_amount", required=False)
-    if max_amount is not None and max_amount < amount:
+    amount = money(data, "amount", required=max_amount is None)
+    if max_amount is not None and amount is not None and max_amount < amount:
         raise ApiError("invalid", "max_amount must be at least amount")
     return amount, ref, max_amount
 
@@ -122,7 +126,7 @@ def batcher(app: "HallApplication") -> BidBatcher:
     return b
 
 
-async def place_bid_raw(app: "HallApplication", user: Identity, lot_id: int, amount: int,
+async def place_bid_raw(app: "HallApplication", user: Identity, lot_id: int, amount: int | None,
                         ref: str, max_amount: int | None = None) -> bytes:
     """Run the bid script; returns its stored answer as JSON bytes (accepted or a code)."""
     session_id = await app.lot_session(lot_id)
@@ -131,12 +135,12 @@ async def place_bid_raw(app: "HallApplication", user: Identity, lot_id: int, amo
             raise ApiError("lot_not_open", "this lot is not published yet")
         raise ApiError("not_found", "no such lot")
     keys = engine.bid_keys(lot_id, session_id, user.id, ref)
-    args = [lot_id, user.id, engine.mask_name(user.name), amount, ref,
+    args = [lot_id, user.id, engine.mask_name(user.name), "" if amount is None else amount, ref,
             settings.REF_TTL_S, engine.MAXLEN, max_amount or ""]
     return await batcher(app).call(keys, args)
 
 
-async def place_bid(app: "HallApplication", user: Identity, lot_id: int, amount: int,
+async def place_bid(app: "HallApplication", user: Identity, lot_id: int, amount: int | None,
                     ref: str, max_amount: int | None = None) -> dict:
     """Run the bid script; returns the stored answer (accepted or a code)."""
     return json.loads(await place_bid_raw(app, user, lot_id, amount, ref, max_amount))

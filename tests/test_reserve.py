@@ -45,3 +45,33 @@ async def test_a_bid_reaching_the_reserve_meets_it(stack, hall):
     snap = await hall.anon.get(f"/api/lots/{lot['id']}")
     assert snap["reserve_met"] is True and snap["price"] == 3000
     await sock.close()
+
+
+async def test_proxy_maximum_alone_and_a_leaders_raise(stack, hall):
+    """Over the socket: a bid with only `max_amount` bids the minimum; the
+    leader raises the maximum without outbidding themself; a challenger is
+    answered by the proxy."""
+    _s, (lot,) = await hall.live_lots(1, ends_in_s=600, start_price=1000, increment=100)
+    lid = lot["id"]
+    (a_api, _), (b_api, _) = await hall.bidder(), await hall.bidder()
+    a = await Socket.connect(stack.ws_url, a_api.token)
+    b = await Socket.connect(stack.ws_url, b_api.token)
+    for api, sock in ((a_api, a), (b_api, b)):
+        assert (await hall.pay_deposit(api, sock, lid))["state"] == "SUCCESS"
+        await sock.join(lid)
+    ref = "max-only"
+    await a.send({"op": "bid", "lot_id": lid, "max_amount": 1500, "ref": ref})
+    first = await a.wait_for(lambda m: m.get("ref") == ref)
+    assert (first["type"], first["seq"], first["price"]) == ("accepted", 1, 1000)
+    ref = "raise"
+    await a.send({"op": "bid", "lot_id": lid, "max_amount": 3000, "ref": ref})
+    raised = await a.wait_for(lambda m: m.get("ref") == ref)
+    assert (raised["type"], raised["seq"], raised["price"], raised["leading"]) == (
+        "accepted", 1, 1000, True)
+    challenge = await b.bid(lid, 2000)
+    assert challenge["type"] == "accepted" and challenge["leading"] is False
+    answer = await b.wait_for(lambda m: m.get("type") == "bid" and m["seq"] == 3)
+    assert answer["amount"] == 2100  # the proxy's answer: one increment above
+    assert (await b.wait_for(lambda m: m.get("type") == "outbid"))["price"] == 2100
+    for s in (a, b):
+        await s.close()
