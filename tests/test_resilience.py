@@ -35,6 +35,11 @@ async def test_redis_restart_hall_reconnects_and_client_misses_nothing(stack, ha
     # Restart Redis (AOF on): the pub/sub connection drops under the hall.
     stack.redis.stop()
     stack.redis.start()
+    # Known issue (issue 7 note): the eventlet worker's kombu consumer does not
+    # always come back from a broker restart. This test is about the hall, so
+    # the worker is restarted to keep the rest of the session's stack healthy.
+    stack.worker.stop()
+    stack.worker.start()
 
     first = await _bid_until_answered(other, lot_id, 1100, uuid.uuid4().hex)
     assert first["status"] == 200 and first["seq"] == 2, first
