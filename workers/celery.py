@@ -7,6 +7,7 @@ from kombu import Queue
 
 import settings
 from hall.redisconn import celery_urls
+from workers.broker import transport_for
 
 # REDIS_URL, or with REDIS_SENTINELS sentinel:// URLs plus the master's name.
 _redis = celery_urls()
@@ -23,6 +24,9 @@ app = Celery(
 )
 app.conf.update(
     broker_url=_redis["broker_url"],
+    # kombu's Redis transport, but a channel used after its connection closed
+    # raises ConnectionError (reconnect) rather than AttributeError (worker exits).
+    broker_transport=transport_for(_redis["broker_url"]),
     result_backend=_redis["result_backend"],
     task_serializer="json",
     result_serializer="json",
@@ -44,6 +48,11 @@ app.conf.update(
     # only means faster redelivery of tasks from a dead worker.
     broker_transport_options={"visibility_timeout": settings.VISIBILITY_TIMEOUT_S,
                               **_redis["broker_transport_options"]},
+    # A result stored while Redis restarts or fails over waits for it (backing
+    # off up to 2 s) rather than failing the task's last step.
+    result_backend_always_retry=True,
+    result_backend_max_retries=30,
+    result_backend_max_sleep_between_retries_ms=2000,
     result_backend_transport_options={"retry_policy": {"timeout": 5.0},
                                       **_redis["result_backend_transport_options"]},
     broker_connection_retry_on_startup=True,
@@ -85,3 +94,11 @@ def _bind_database(**_kwargs) -> None:
     """Workers use plain peewee (the hall binds the async database itself)."""
     from workers.db import bind
     bind()
+
+
+@worker_init.connect
+def _guard_pool(sender=None, **_kwargs) -> None:
+    """Under -P eventlet, a task's failing last step must not stall the consumer."""
+    if "eventlet" in str(getattr(sender, "pool_cls", "")).lower():
+        from workers.pool import install
+        install()

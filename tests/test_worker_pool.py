@@ -1,0 +1,68 @@
+"""The eventlet pool survives a task whose last step fails (Redis gone mid-task).
+
+The failure mode is eventlet's, so it is reproduced exactly, in a child process
+under eventlet: a consumer green thread waits to read a socket (as kombu waits on
+the broker connection), a task green thread was last woken through the same file
+descriptor, and the task's result callback raises ConnectionError (as storing a
+result does while Redis restarts). Unguarded, the hub removes every listener on
+that descriptor and the consumer never wakes again: the worker is alive but
+takes no more tasks. workers.pool's guard must keep the consumer reading.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from procs import ROOT
+
+SCRIPT = textwrap.dedent("""
+    import eventlet
+    eventlet.monkey_patch()
+    import os, socket, sys
+    from eventlet.hubs import trampoline
+    from celery.concurrency import eventlet as eventlet_pool
+    if sys.argv[1] == "guarded":
+        from workers.pool import install
+        install()
+
+    broker, peer = socket.socketpair()
+    got = []
+    def consumer():
+        got.append(broker.recv(1))
+    eventlet.spawn(consumer)
+    eventlet.sleep(0)  # the consumer now listens on the broker socket
+
+    def task():
+        trampoline(broker.fileno(), write=True)  # woken through the same fd
+        return "done"
+    def store_result(_ret):
+        raise ConnectionError("Error 111 connecting to redis. ECONNREFUSED.")
+    eventlet.spawn(eventlet_pool.apply_target, task, (), {}, store_result, None, os.getpid)
+    eventlet.sleep(0.05)
+
+    peer.send(b"t")  # the next task message arrives
+    with eventlet.Timeout(5, False):
+        while not got:
+            eventlet.sleep(0.01)
+    print("consumer got", got)
+""")
+
+
+def _run(mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, mode], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_unguarded_pool_loses_its_consumer():
+    """The trap is real: without the guard the consumer is cut off."""
+    out = _run("plain")
+    assert "Removing descriptor" in out.stderr, out.stderr
+    assert "consumer got []" in out.stdout, out.stdout
+
+
+def test_guarded_pool_keeps_consuming_and_logs_the_failure():
+    out = _run("guarded")
+    assert "consumer got [b't']" in out.stdout, (out.stdout, out.stderr)
+    assert "Removing descriptor" not in out.stderr, out.stderr
+    assert "will be delivered again" in out.stderr, out.stderr
