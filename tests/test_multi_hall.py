@@ -39,11 +39,16 @@ async def test_bids_through_either_hall_reach_every_client_in_one_order(stack, h
 
     rnd = random.Random(7)
     price = 0
+    leader = None
+    lost = [0, 0, 0, 0]  # how often each bidder lost the lead
     for _ in range(40):
         i = rnd.randrange(4)
         answer = await socks[i].bid(lid, max(1000, price + 100))
         if answer["type"] == "accepted":
             price = answer["price"]
+            if leader is not None:
+                lost[leader] += 1
+            leader = i
     seq = (await hall.anon.get(f"/api/lots/{lid}"))["seq"]
     assert seq > 10
     for v in viewers + socks:
@@ -52,6 +57,14 @@ async def test_bids_through_either_hall_reach_every_client_in_one_order(stack, h
     assert [s for s, _ in expected] == list(range(1, seq + 1))
     for v in viewers + socks:
         assert [(m["seq"], m["amount"]) for m in v.of_type("bid", lid)] == expected
+
+    # One `outbid` per lost lead, whichever hall took the bid: a bidder's own hall
+    # delivers it at once, the other from pub/sub, and nobody gets it twice. A
+    # pause published after every bid reaches each socket behind any late copy.
+    await hall.operator.post(f"/api/admin/lots/{lid}/pause")
+    for sock, n in zip(socks, lost):
+        await sock.wait_for(lambda m: m.get("type") == "lot_status" and m["status"] == "paused")
+        assert len(sock.of_type("outbid", lid)) == n, (n, sock.of_type("outbid", lid))
     for s in viewers + socks:
         await s.close()
 
