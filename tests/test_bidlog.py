@@ -1,0 +1,55 @@
+"""Accepted bids reach the database through the ingest stream (workers/bidlog.py).
+
+Rows are written by a beat-driven worker flush, so there is no event to await:
+the test polls the database until the rows are there (with a deadline).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from conftest import Socket
+from hall import engine
+from test_concurrency import sqlite_rows
+
+
+async def _until(pred, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never: {what}")
+        await asyncio.sleep(0.1)  # the flush runs every HALL_SWEEP_INTERVAL_S
+
+
+async def test_bids_reach_the_database_and_a_bad_entry_blocks_none(stack, hall):
+    alice, _ = await hall.bidder()
+    bob, bob_user = await hall.bidder()
+    _s, (lot,) = await hall.live_lots(1, ends_in_s=600, extend_window_s=0,
+                                      start_price=1000, increment=100)
+    lid = lot["id"]
+    a = await Socket.connect(stack.ws_url, alice.token)
+    b = await Socket.connect(stack.ws_url, bob.token)
+    for api, sock in ((alice, a), (bob, b)):
+        assert (await hall.pay_deposit(api, sock, lid))["state"] == "SUCCESS"
+
+    # An entry the database cannot hold (no such lot) lands in the stream
+    # first; the bids behind it must still be stored, and it must not stay.
+    r = stack.sync_redis()
+    bad = r.xadd(engine.INGEST, {"lot": 2**31 - 1, "seq": 1, "uid": bob_user["id"],
+                                 "amount": 100, "at": 0, "ref": "no-such-lot"})
+    amounts = [1000, 1100, 1200, 1300]
+    for i, amount in enumerate(amounts):
+        assert (await (a if i % 2 == 0 else b).bid(lid, amount))["type"] == "accepted"
+
+    rows = sqlite_rows(stack)
+    bids = await _until(lambda: rows(lid)[0] if len(rows(lid)[0]) == 4 else None,
+                        "all four bids in the database")
+    assert bids == [(1, 1000), (2, 1100), (3, 1200), (4, 1300)]
+    await _until(lambda: not r.xrange(engine.INGEST, bad, bad), "the bad entry dropped")
+    assert "dropping a bid the database cannot hold" in stack.worker.log_path.read_text(
+        errors="replace")
+    for s in (a, b):
+        await s.close()
