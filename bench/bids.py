@@ -12,6 +12,7 @@ Targets (issue): accepted bids/s >= 0.35 x echo replies/s; p99 <= 2 x echo p99.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,21 +55,26 @@ def main(argv: list[str] | None = None) -> dict:
         echo = summarize(res)
         echo["cpu_us_per_reply"] = ((res["probe"][1] - res["probe"][0])
                                     / max(1, echo["counts"].get("answers", 0)) * 1e6)
+        echo["clients_cpu_us_per_reply"] = (res["clients_cpu_s"]
+                                            / max(1, echo["counts"].get("answers", 0)) * 1e6)
 
     with BenchStack(fsync=a.fsync) as st:
         users = st.bidders(a.clients)
         _sid, lot_ids = st.live_lots(lots, users)
         conns = [(u["token"], lot_ids[i % lots]) for i, u in enumerate(users)]
-        pids = (st.hall.proc.pid, st.redis.proc.pid)
+        pids = (st.hall.proc.pid, st.redis.proc.pid, st.worker.proc.pid)
 
         def probe() -> tuple[float, float]:
             return tuple(cpu_seconds(pid) for pid in pids)
         res = run_load(st.ws_url, conns, "hall", a.duration, a.procs, a.warmup, probe=probe)
         hall = summarize(res)
-        (h0, r0), (h1, r1) = res["probe"]
+        (h0, r0, w0), (h1, r1, w1) = res["probe"]
         n = max(1, hall["counts"].get("answers", 0))
         hall["cpu_us_per_bid"] = (h1 - h0) / n * 1e6
         hall["redis_cpu_us_per_bid"] = (r1 - r0) / n * 1e6
+        hall["worker_cpu_us_per_bid"] = (w1 - w0) / n * 1e6  # bids -> database (bidlog)
+        hall["clients_cpu_us_per_bid"] = res["clients_cpu_s"] / n * 1e6
+        hall["cores_busy"] = (h1 - h0 + r1 - r0 + w1 - w0 + res["clients_cpu_s"]) / a.duration
         hall["cpu_util"] = (h1 - h0) / a.duration
         notes = list(st.notes)
 
@@ -87,6 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  CPU per answered bid: hall process {hall['cpu_us_per_bid']:.0f} us "
           f"({hall['cpu_util']:.0%} of a core), redis-server {hall['redis_cpu_us_per_bid']:.0f} us; "
           f"echo server {echo['cpu_us_per_reply']:.0f} us per reply")
+    print(f"  CPU per bid, all processes: hall {hall['cpu_us_per_bid']:.0f} + redis "
+          f"{hall['redis_cpu_us_per_bid']:.0f} + worker {hall['worker_cpu_us_per_bid']:.0f} + "
+          f"clients {hall['clients_cpu_us_per_bid']:.0f} us; {hall['cores_busy']:.2f} of "
+          f"{os.cpu_count()} cores busy. Echo: server {echo['cpu_us_per_reply']:.0f} + clients "
+          f"{echo['clients_cpu_us_per_reply']:.0f} us per reply")
     print(f"  accepted/s / echo replies/s = {ratio_tput:.3f} (target >= 0.35: "
           f"{'MET' if ratio_tput >= 0.35 else 'MISSED'})")
     print(f"  p99 hall / p99 echo = {ratio_p99:.2f} (target <= 2: "

@@ -19,6 +19,8 @@ from collections import Counter
 import websockets
 from websockets.asyncio.client import connect
 
+from common import cpu_seconds
+
 now = time.monotonic
 INCREMENT = 100
 
@@ -157,7 +159,8 @@ def _proc(*args) -> None:
 def run_load(url: str, conns: list[tuple[str | None, int]], mode: str, duration: float,
              procs: int = 2, warmup: float = 1.0, probe=None) -> dict:
     """probe(): called at the start and at the end of the measured window (in
-    this process); both values are returned as "probe"."""
+    this process); both values are returned as "probe". "clients_cpu_s" is the
+    CPU the client processes used in that window."""
     ctx = mp.get_context("fork")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     go = ctx.Event()
@@ -172,12 +175,15 @@ def run_load(url: str, conns: list[tuple[str | None, int]], mode: str, duration:
         ready_q.get(timeout=120)
     start_at.value = now() + 0.2
     go.set()
-    probes = None
-    if probe is not None:
-        time.sleep(max(0.0, start_at.value + warmup - now()))
-        p0 = probe()
-        time.sleep(max(0.0, start_at.value + warmup + duration - now()))
-        probes = (p0, probe())
+    # The load generator's own CPU in the measured window: on a small box it
+    # shares the cores with the server under test (see bench/bids.py).
+    def clients_cpu() -> float:
+        return sum(cpu_seconds(p.pid) for p in ps)
+    time.sleep(max(0.0, start_at.value + warmup - now()))
+    p0, c0 = (probe() if probe else None), clients_cpu()
+    time.sleep(max(0.0, start_at.value + warmup + duration - now()))
+    p1, c1 = (probe() if probe else None), clients_cpu()
+    probes = (p0, p1) if probe is not None else None
     results = [out_q.get(timeout=warmup + duration + 120) for _ in ps]
     for p in ps:
         p.join(30)
@@ -187,4 +193,5 @@ def run_load(url: str, conns: list[tuple[str | None, int]], mode: str, duration:
     counts: Counter = Counter()
     for r in results:
         counts.update(r["counts"])
-    return {"lat": lat, "counts": dict(counts), "duration": duration, "probe": probes}
+    return {"lat": lat, "counts": dict(counts), "duration": duration, "probe": probes,
+            "clients_cpu_s": c1 - c0}
