@@ -217,9 +217,10 @@ async def test_wechat_amount_mismatch_changes_nothing(stack, hall, wechat_sim):
     again = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="wechat")
     assert again["result"]["out_trade_no"] == no
     assert again["result"]["prepay"]["prepay_id"] == done["result"]["prepay"]["prepay_id"]
-    # Paying by balance meanwhile is refused (no balance moves).
+    # Paying by balance meanwhile, with no balance, is refused and leaves the
+    # WeChat payment open (see the balance-instead test for the switch).
     bal = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="balance")
-    assert bal["state"] == "FAILURE" and bal["error"]["code"] == "conflict"
+    assert bal["state"] == "FAILURE" and bal["error"]["code"] == "insufficient_balance"
     # The real payment then goes through.
     mark = len(sock.messages)
     await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no})
@@ -230,6 +231,64 @@ async def test_wechat_amount_mismatch_changes_nothing(stack, hall, wechat_sim):
 
 
 # -- 3. settlement: orders, credits, refunds the way they came --------------------
+
+
+async def _sim_order(sim, no: str) -> dict:
+    return {o["out_trade_no"]: o for o in (await Api(sim.url).get("/sim/orders"))["orders"]}[no]
+
+
+async def test_an_open_wechat_deposit_can_be_paid_by_balance_instead(stack, hall, wechat_sim):
+    """The bidder opens WeChat Pay, leaves it, and pays from the balance."""
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, deposit=20_000)
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=15_000)
+    opened = await hall.pay_deposit(api, sock, lot["id"], method="wechat")
+    assert opened["result"]["status"] == "awaiting_payment", opened
+    no = opened["result"]["out_trade_no"]
+
+    # Short of balance: refused, and WeChat Pay stays open.
+    short = await hall.pay_deposit(api, sock, lot["id"])
+    assert short["state"] == "FAILURE" and short["error"]["code"] == "insufficient_balance"
+    assert (await _sim_order(wechat_sim, no))["trade_state"] == "NOTPAY"
+
+    await hall.operator.post(f"/api/admin/users/{user['id']}/credit", {"amount": 10_000})
+    done = await hall.pay_deposit(api, sock, lot["id"])
+    assert done["state"] == "SUCCESS" and done["result"]["status"] == "paid", done
+    assert done["result"]["deposit"]["method"] == "balance"
+    assert await balance(api) == 5_000
+    assert (await sock.bid(lot["id"], 1000))["type"] == "accepted"
+    # The WeChat order was closed at the gateway: the payer cannot pay it now,
+    # and a forged "paid" notification for it moves no money.
+    assert (await _sim_order(wechat_sim, no))["trade_state"] == "CLOSED"
+    code, answer = await Api(wechat_sim.url).call("POST", "/sim/pay", {"out_trade_no": no})
+    assert code == 400 and answer["code"] == "ORDER_CLOSED"
+    body, headers = forged_copy(wechat_sim, await _sim_order(wechat_sim, no))
+    assert (await post_notification(stack, body, headers))[0] == 200
+    assert db_rows(stack, "SELECT status FROM payment WHERE out_trade_no=?", (no,)) == [("closed",)]
+    assert db_rows(stack, "SELECT method, status, amount FROM deposit WHERE user_id=?",
+                   (user["id"],)) == [("balance", "paid", 20_000)]
+    assert await balance(api) == 5_000
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_balance_payment_after_an_unnotified_wechat_payment_keeps_the_wechat_one(
+        stack, hall, wechat_sim):
+    """Paid at the gateway, notification not here yet: the WeChat money counts."""
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, deposit=20_000)
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=50_000)
+    opened = await hall.pay_deposit(api, sock, lot["id"], method="wechat")
+    no = opened["result"]["out_trade_no"]
+    paid = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "deliver": False})
+    assert paid["order"]["trade_state"] == "SUCCESS"
+
+    again = await hall.pay_deposit(api, sock, lot["id"])
+    assert again["state"] == "FAILURE" and again["error"]["code"] == "already_paid", again
+    assert await balance(api) == 50_000
+    assert db_rows(stack, "SELECT method, status FROM deposit WHERE user_id=?",
+                   (user["id"],)) == [("wechat", "paid")]
+    assert (await sock.bid(lot["id"], 1000))["type"] == "accepted"
+    check_money(stack, [user["id"]])
+    await sock.close()
 
 
 async def test_settlement_orders_and_refunds(stack, hall, wechat_sim):

@@ -175,6 +175,22 @@ def test_query_order_before_and_after_payment(sim, client):
     assert (err.value.code, err.value.status) == ("ORDER_NOT_EXIST", 404)
 
 
+def test_close_order_stops_payment_and_a_paid_order_cannot_be_closed(sim, client):
+    no = trade_no()
+    client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+    client.close_order(no)  # 204, signed by the platform like every answer
+    client.close_order(no)  # closing twice is fine
+    assert client.query_order(no)["trade_state"] == "CLOSED"
+
+    paid = trade_no()
+    client.jsapi_prepay(paid, "Lot 9", 5000, "openid-buyer")
+    pay(sim, paid, deliver=False)
+    with pytest.raises(WeChatPayError) as err:
+        client.close_order(paid)
+    assert (err.value.code, err.value.status) == ("ORDERPAID", 400)
+    assert client.query_order(paid)["trade_state"] == "SUCCESS"
+
+
 def test_gateway_5xx_and_network_errors_are_retryable(sim, client, config):
     requests.post(f"{sim.url}/sim/fail", json={"status": 500}, timeout=10).raise_for_status()
     no = trade_no()

@@ -16,9 +16,11 @@ Import:  handle = start_simulator(0, keys_dir); handle.url; handle.stop()
 Gateway endpoints:
   POST /v3/pay/transactions/jsapi                 -> {"prepay_id"}
   GET  /v3/pay/transactions/out-trade-no/{no}?mchid=
+  POST /v3/pay/transactions/out-trade-no/{no}/close  {mchid} -> 204; a paid order: ORDERPAID
   POST /v3/refund/domestic/refunds                idempotent by out_refund_no
 Test controls (no auth):
-  POST /sim/pay {out_trade_no, deliver?=true}     mark paid, POST the notification,
+  POST /sim/pay {out_trade_no, deliver?=true}     mark paid (a closed order: 400 ORDER_CLOSED),
+                                                   POST the notification,
                                                    answer {status, body, notification_id}
                                                    (paying again re-delivers, same id)
   GET  /sim/orders, GET /sim/refunds              what the gateway saw
@@ -139,7 +141,7 @@ class Gateway:
             "out_trade_no": order["out_trade_no"],
             "trade_type": "JSAPI",
             "trade_state": order["trade_state"],
-            "trade_state_desc": {"NOTPAY": "未支付", "SUCCESS": "支付成功", "REFUND": "转入退款"}[
+            "trade_state_desc": {"NOTPAY": "未支付", "SUCCESS": "支付成功", "REFUND": "转入退款", "CLOSED": "已关闭"}[
                 order["trade_state"]
             ],
             "attach": "",
@@ -275,6 +277,23 @@ class QueryHandler(V3Handler):
         self.reply(200, self.gw.transaction(order))
 
 
+class CloseHandler(V3Handler):
+    def post(self, no: str) -> None:
+        b = self.body_json()
+        if b is None or b.get("mchid") != self.gw.mchid:
+            return self.fail(400, "PARAM_ERROR", "invalid mchid")
+        order = self.gw.orders.get(no)
+        if order is None:
+            return self.fail(404, "ORDER_NOT_EXIST", "order does not exist")
+        if order["trade_state"] not in ("NOTPAY", "CLOSED"):
+            return self.fail(400, "ORDERPAID", "order already paid")
+        order["trade_state"] = "CLOSED"  # closing twice is fine, as on the real gateway
+        self.set_status(204)
+        for name, value in self.gw.signed_headers(b"").items():
+            self.set_header(name, value)
+        self.finish()
+
+
 class RefundHandler(V3Handler):
     def post(self) -> None:
         b = self.body_json()
@@ -338,6 +357,8 @@ class SimPayHandler(ControlHandler):
         order = self.gw.orders.get(b.get("out_trade_no", ""))
         if order is None:
             return self.send(404, {"code": "ORDER_NOT_EXIST", "message": "no such order"})
+        if order["trade_state"] == "CLOSED":
+            return self.send(400, {"code": "ORDER_CLOSED", "message": "the order was closed"})
         if order["trade_state"] == "NOTPAY":
             order.update(
                 trade_state="SUCCESS",
@@ -390,6 +411,7 @@ def make_app(gw: Gateway) -> tornado.web.Application:
     args = {"gw": gw}
     return tornado.web.Application([
         (r"/v3/pay/transactions/jsapi", JsapiHandler, args),
+        (r"/v3/pay/transactions/out-trade-no/([^/]+)/close", CloseHandler, args),
         (r"/v3/pay/transactions/out-trade-no/([^/]+)", QueryHandler, args),
         (r"/v3/refund/domestic/refunds", RefundHandler, args),
         (r"/sim/pay", SimPayHandler, args),

@@ -54,11 +54,12 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
         if existing.task_id == task_id and existing.status == "paid":
             _in_force(existing)  # a redelivered task: finish what it started
             return {"status": "paid", "deposit": existing.public()}
-        if existing.status == "pending" and existing.method == "wechat" and method == "wechat":
+        if existing.status == "pending" and method == "wechat":
             # Paying again while a WeChat payment is open: the same payment.
             return _prepay(existing, session)
         if existing.status == "pending":
-            raise Refused("conflict", "a WeChat payment for this deposit is in progress")
+            # The bidder opened WeChat Pay, left it, and pays by balance now.
+            return _switch_to_balance(existing, lot.id, amount, task_id)
         raise Refused("already_paid", f"a {scope} deposit is already in force")
     if scope == "lot" and Deposit.select().where(
             (Deposit.scope_key == scope_key("session", session.id, lot.id, user_id))
@@ -71,21 +72,75 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
     # One transaction: a refusal (insufficient balance) rolls everything back.
     try:
         with write_transaction():
-            debited = User.update(balance=User.balance - amount).where(
-                (User.id == user_id) & (User.balance >= amount)).execute()
-            if not debited:
-                raise Refused("insufficient_balance",
-                              f"the deposit is {amount} fen; top up your balance first")
+            _debit(user_id, amount)
             deposit = Deposit.create(user=user_id, auction_session=session.id,
                                      lot=lot.id if scope == "lot" else None, scope=scope,
                                      scope_key=key, amount=amount, method="balance",
                                      status="paid", task_id=task_id, paid_at_ms=now_ms())
-            balance = User.get_by_id(user_id).balance
-            LedgerEntry.create(user=user_id, amount=-amount, balance_after=balance,
-                               kind="deposit", ref=f"deposit:{deposit.id}",
-                               memo=f"{scope} deposit, lot {lot.id}")
+            balance = _ledger_deposit(deposit, lot.id)
     except IntegrityError:
         raise Refused("already_paid", f"a {scope} deposit is already in force")
+    _in_force(deposit)
+    return {"status": "paid", "deposit": deposit.public(), "balance": balance}
+
+
+def _debit(user_id: int, amount: int) -> None:
+    """Take `amount` from the balance, or Refused (in a transaction: rolled back)."""
+    debited = User.update(balance=User.balance - amount).where(
+        (User.id == user_id) & (User.balance >= amount)).execute()
+    if not debited:
+        raise Refused("insufficient_balance",
+                      f"the deposit is {amount} fen; top up your balance first")
+
+
+def _ledger_deposit(deposit: Deposit, lot_id: int) -> int:
+    """The ledger line for a deposit paid from the balance; returns the balance."""
+    balance = User.get_by_id(deposit.user_id).balance
+    LedgerEntry.create(user=deposit.user_id, amount=-deposit.amount, balance_after=balance,
+                       kind="deposit", ref=f"deposit:{deposit.id}",
+                       memo=f"{deposit.scope} deposit, lot {lot_id}")
+    return balance
+
+
+def _switch_to_balance(deposit: Deposit, lot_id: int, amount: int, task_id: str) -> dict:
+    """Pay a deposit whose WeChat payment is open from the balance instead.
+
+    The WeChat order is closed at the gateway first, so the payer can no longer
+    pay it; only then is the balance debited. If the gateway says it was paid
+    meanwhile (its notification not here yet), that payment is settled and
+    counts: the balance is not touched.
+    """
+    from workers.wechatpay import WeChatPayError, WeChatPayUnavailable
+    if User.get_by_id(deposit.user_id).balance < amount:
+        # Checked before closing, so a short balance leaves WeChat Pay open.
+        raise Refused("insufficient_balance",
+                      f"the deposit is {amount} fen; top up your balance first")
+    client = wechat_client()
+    no = deposit.out_trade_no
+    try:
+        client.close_order(no)
+    except WeChatPayUnavailable:
+        raise Refused("unavailable", "WeChat Pay did not answer; retry")
+    except WeChatPayError:
+        order = client.query_order(no)
+        if order.get("trade_state") == "SUCCESS":
+            wechat_paid(no, order.get("transaction_id") or "", "SUCCESS",
+                        (order.get("amount") or {}).get("total"))
+            raise Refused("already_paid", "the WeChat payment went through; the deposit is paid")
+        if order.get("trade_state") != "CLOSED":
+            raise Refused("conflict", "the open WeChat payment could not be closed; retry")
+    with write_transaction():
+        closed = Payment.update(status="closed").where(
+            (Payment.out_trade_no == no) & (Payment.status == "pending")).execute()
+        if not closed:  # its notification was applied meanwhile
+            raise Refused("already_paid", f"a {deposit.scope} deposit is already in force")
+        _debit(deposit.user_id, amount)
+        Deposit.update(method="balance", status="paid", amount=amount, task_id=task_id,
+                       out_trade_no=None, paid_at_ms=now_ms()).where(
+            (Deposit.id == deposit.id) & (Deposit.status == "pending")).execute()
+        deposit = Deposit.get_by_id(deposit.id)
+        balance = _ledger_deposit(deposit, lot_id)
+    logger.info("deposit %s: WeChat order %s closed, paid from the balance", deposit.id, no)
     _in_force(deposit)
     return {"status": "paid", "deposit": deposit.public(), "balance": balance}
 

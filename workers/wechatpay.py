@@ -451,6 +451,15 @@ class WeChatPayClient:
         )
         return self._request("GET", path)
 
+    def close_order(self, out_trade_no: str) -> None:
+        """Close an unpaid order (204): the payer can no longer pay it.
+
+        Closing a paid order is refused (WeChatPayError); query it to learn why.
+        """
+        _check_out_trade_no(out_trade_no)
+        self._request("POST", f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}"
+                              "/close", {"mchid": self.config.mchid})
+
     # ---------------------------------------------------------------- transport
 
     def _request(self, method: str, path: str, payload: dict | None = None) -> dict[str, Any]:
