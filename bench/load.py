@@ -157,22 +157,26 @@ def _proc(*args) -> None:
 
 
 def run_load(url: str, conns: list[tuple[str | None, int]], mode: str, duration: float,
-             procs: int = 2, warmup: float = 1.0, probe=None) -> dict:
-    """probe(): called at the start and at the end of the measured window (in
+             procs: int = 2, warmup: float = 1.0, probe=None,
+             split: list[tuple[str, list]] | None = None) -> dict:
+    """`conns` spread over `procs` client processes on `url`; or, with `split`,
+    one client process per (url, conns) (bench/scaling.py: one per hall).
+
+    probe(): called at the start and at the end of the measured window (in
     this process); both values are returned as "probe". "clients_cpu_s" is the
     CPU the client processes used in that window."""
     ctx = mp.get_context("fork")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     go = ctx.Event()
     start_at = ctx.Value("d", 0.0)
-    parts = [conns[i::procs] for i in range(procs)]
-    parts = [p for p in parts if p]
-    ps = [ctx.Process(target=_proc, args=(url, part, mode, ready_q, go, start_at, warmup, duration, out_q),
-                      daemon=True) for part in parts]
+    parts = split if split is not None else [(url, conns[i::procs]) for i in range(procs)]
+    ps = [ctx.Process(target=_proc, args=(part_url, part, mode, ready_q, go, start_at, warmup,
+                                          duration, out_q), daemon=True)
+          for part_url, part in parts if part]
     for p in ps:
         p.start()
     for _ in ps:
-        ready_q.get(timeout=120)
+        ready_q.get(timeout=180)
     start_at.value = now() + 0.2
     go.set()
     # The load generator's own CPU in the measured window: on a small box it

@@ -30,7 +30,6 @@ import multiprocessing as mp
 import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,33 +45,10 @@ now = time.monotonic
 
 # -- bids over several halls: bench/load.py's client processes, one URL each -------
 def run_load_split(parts: list[tuple[str, list]], duration: float, warmup: float, probe) -> dict:
-    """parts: [(ws_url, conns)], one client process each (load._proc)."""
-    ctx = mp.get_context("fork")
-    ready_q, out_q = ctx.Queue(), ctx.Queue()
-    go = ctx.Event()
-    start_at = ctx.Value("d", 0.0)
-    ps = [ctx.Process(target=load._proc, args=(url, conns, "hall", ready_q, go, start_at, warmup,
-                                               duration, out_q), daemon=True)
-          for url, conns in parts if conns]
-    for p in ps:
-        p.start()
-    for _ in ps:
-        ready_q.get(timeout=180)
-    start_at.value = now() + 0.2
-    go.set()
-    time.sleep(max(0.0, start_at.value + warmup - now()))
-    p0 = probe()
-    time.sleep(max(0.0, start_at.value + warmup + duration - now()))
-    p1 = probe()
-    results = [out_q.get(timeout=warmup + duration + 120) for _ in ps]
-    for p in ps:
-        p.join(30)
-        if p.is_alive():
-            p.kill()
-    lat = [x for r in results for x in r["lat"]]
-    counts: Counter = Counter()
-    for r in results:
-        counts.update(r["counts"])
+    """parts: [(ws_url, conns)], one client process each (bench/load.py)."""
+    res = load.run_load("", [], "hall", duration, warmup=warmup, probe=probe, split=parts)
+    lat, counts = res["lat"], res["counts"]
+    p0, p1 = res["probe"]
     n = max(1, counts.get("answers", 0))
     return {"accepted_per_s": counts.get("accepted", 0) / duration, "p50_ms": pct(lat, 50) * 1000,
             "p99_ms": pct(lat, 99) * 1000, "counts": dict(counts),
