@@ -21,6 +21,7 @@ import json
 import multiprocessing as mp
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -151,21 +152,27 @@ async def trigger_ref(url: str, bids: int, gap: float) -> dict[int, float]:
     return sent
 
 
-def measure(url: str, lot_id: int, clients: int, procs: int, trigger, server_pid: int = 0) -> dict:
+def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger,
+            server_pids: Sequence[int] = ()) -> dict:
+    """`clients` receivers in `procs` processes; with a list of URLs, process i
+    uses url[i % len] (bench/scaling.py: one hall each). CPU per delivery is
+    summed over `server_pids`."""
+    urls = [url] if isinstance(url, str) else url
     ctx = mp.get_context("fork")
     ready_q, out_q = ctx.Queue(), ctx.Queue()
     stop = ctx.Event()
     shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     mode = "ref" if trigger.__name__ == "ref" else "hall"
-    ps = [ctx.Process(target=_recv, args=(url, lot_id, n, mode, ready_q, stop, out_q), daemon=True)
-          for n in shares if n]
+    ps = [ctx.Process(target=_recv, args=(urls[i % len(urls)], lot_id, n, mode, ready_q, stop,
+                                          out_q), daemon=True)
+          for i, n in enumerate(shares) if n]
     for p in ps:
         p.start()
     for _ in ps:
         ready_q.get(timeout=300)
-    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu0 = sum(cpu_seconds(pid) for pid in server_pids)
     sent = asyncio.run(trigger())
-    cpu1 = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu1 = sum(cpu_seconds(pid) for pid in server_pids)
     time.sleep(1.0)
     stop.set()
     merged: dict[int, list[float]] = {}
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         def ref_trigger() -> object:
             return trigger_ref(ref.url, a.bids + WARMUP_BIDS, gap)
         ref_trigger.__name__ = "ref"
-        refres = measure(ref.url, 0, a.clients, a.procs, ref_trigger, ref.proc.pid)
+        refres = measure(ref.url, 0, a.clients, a.procs, ref_trigger, [ref.proc.pid])
 
     with BenchStack() as st:
         users = st.bidders(2)
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
         def hall_trigger() -> object:
             return trigger_hall(st.ws_url, tokens, lot_id, a.bids + WARMUP_BIDS, gap)
         hall_trigger.__name__ = "hall"
-        hallres = measure(st.ws_url, lot_id, a.clients, a.procs, hall_trigger, st.hall.proc.pid)
+        hallres = measure(st.ws_url, lot_id, a.clients, a.procs, hall_trigger, [st.hall.proc.pid])
         notes = list(st.notes)
 
     r_last = hallres["last_p99_ms"] / refres["last_p99_ms"]

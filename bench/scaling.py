@@ -25,8 +25,6 @@ helps HERE; see docs/benchmarks.md for what they mean on a bigger host.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing as mp
 import sys
 import time
 import uuid
@@ -40,8 +38,6 @@ import load  # noqa: E402
 from common import cpu_seconds, emit_result, pct  # noqa: E402
 from stack import PY, BenchStack, Proc, free_port, raise_nofile  # noqa: E402
 
-now = time.monotonic
-
 
 # -- bids over several halls: bench/load.py's client processes, one URL each -------
 def run_load_split(parts: list[tuple[str, list]], duration: float, warmup: float, probe) -> dict:
@@ -53,47 +49,6 @@ def run_load_split(parts: list[tuple[str, list]], duration: float, warmup: float
     return {"accepted_per_s": counts.get("accepted", 0) / duration, "p50_ms": pct(lat, 50) * 1000,
             "p99_ms": pct(lat, 99) * 1000, "counts": dict(counts),
             "hall_cpu_us_per_bid": (p1 - p0) / n * 1e6, "hall_cpu_util": (p1 - p0) / duration}
-
-
-# -- fan-out over several halls: bench/fanout.py's receivers, one URL per process ---
-def measure_split(urls: list[str], lot_id: int, clients: int, trigger, pids: list[int]) -> dict:
-    ctx = mp.get_context("fork")
-    ready_q, out_q = ctx.Queue(), ctx.Queue()
-    stop = ctx.Event()
-    procs = 2
-    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-    ps = [ctx.Process(target=fanout._recv, args=(urls[i % len(urls)], lot_id, n, "hall", ready_q, stop,
-                                                 out_q), daemon=True)
-          for i, n in enumerate(shares) if n]
-    for p in ps:
-        p.start()
-    for _ in ps:
-        ready_q.get(timeout=300)
-    cpu0 = sum(cpu_seconds(p) for p in pids)
-    sent = asyncio.run(trigger())
-    cpu1 = sum(cpu_seconds(p) for p in pids)
-    time.sleep(1.0)
-    stop.set()
-    merged: dict[int, list[float]] = {}
-    for _ in ps:
-        arrivals, _errs = out_q.get(timeout=120)
-        for seq, ts in arrivals.items():
-            merged.setdefault(seq, []).extend(ts)
-    for p in ps:
-        p.join(30)
-        if p.is_alive():
-            p.kill()
-    last, per_client, missing = [], [], 0
-    for seq, t0 in sorted(sent.items())[fanout.WARMUP_BIDS:]:
-        ts = merged.get(seq, [])
-        missing += clients - len(ts)
-        if ts:
-            last.append(max(ts) - t0)
-            per_client.extend(t - t0 for t in ts)
-    return {"bids": len(last), "last_p50_ms": pct(last, 50) * 1000, "last_p99_ms": pct(last, 99) * 1000,
-            "client_p50_ms": pct(per_client, 50) * 1000, "client_p99_ms": pct(per_client, 99) * 1000,
-            "missing": missing,
-            "cpu_us_per_delivery": (cpu1 - cpu0) / max(1, len(sent) * clients) * 1e6}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -142,8 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
                 def t() -> object:
                     return fanout.trigger_hall(url1, tokens, lot, a.bids + fanout.WARMUP_BIDS, gap)
                 return t
-            fan_one = measure_split([url1], fan_lots[0], a.viewers, trig(fan_lots[0]), [pid1, pid2])
-            fan_two = measure_split([url1, url2], fan_lots[1], a.viewers, trig(fan_lots[1]), [pid1, pid2])
+            fan_one = fanout.measure([url1], fan_lots[0], a.viewers, 2, trig(fan_lots[0]), [pid1, pid2])
+            fan_two = fanout.measure([url1, url2], fan_lots[1], a.viewers, 2, trig(fan_lots[1]), [pid1, pid2])
 
             # 3. settlement: one worker, then two
             margin = 12.0 if a.quick else 8 + 0.15 * a.lots + 4

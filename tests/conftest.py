@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
@@ -109,9 +109,9 @@ class Stack:
         subprocess.run(argv, env=self.env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    s = Stack(tmp_path_factory.mktemp("stack"))
+def serve(s: Any) -> Iterator[Any]:
+    """A fixture's body for a stack: started, yielded, stopped (also when it
+    fails to start, so no child process outlives the session)."""
     try:
         s.start()
     except Exception:
@@ -119,6 +119,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
         raise
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    yield from serve(Stack(tmp_path_factory.mktemp("stack")))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -280,6 +285,18 @@ class Hall:
             await self.operator.post(f"/api/admin/users/{data['user']['id']}/credit",
                                      {"amount": balance})
         return api, data["user"]
+
+    async def paid_bidder(self, lot_id: int, url: str | None = None, scope: str = "session",
+                          join: bool = False, balance: int = 10_000_000,
+                          ) -> tuple[Api, dict, Socket]:
+        """A new bidder with a socket and a deposit in force for `lot_id`."""
+        api, user = await self.bidder(balance=balance)
+        sock = await Socket.connect(url or self.stack.ws_url, api.token)
+        done = await self.pay_deposit(api, sock, lot_id, scope=scope)
+        assert done["state"] == "SUCCESS", done
+        if join:
+            await sock.join(lot_id)
+        return api, user, sock
 
     async def session_with_lots(self, n_lots: int = 1, ends_in_s: float = 60,
                                 deposit: int = 10_000, lot_deposit: int = 5_000,

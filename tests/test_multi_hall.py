@@ -25,14 +25,8 @@ async def second_hall(stack, tmp_path):
 async def test_bids_through_either_hall_reach_every_client_in_one_order(stack, hall, second_hall):
     _s, (lot,) = await hall.live_lots(1, ends_in_s=600, extend_window_s=0)
     lid = lot["id"]
-    bidders = [await hall.bidder() for _ in range(4)]
-    socks = []
-    for i, (api, _user) in enumerate(bidders):
-        url = stack.ws_url if i % 2 == 0 else second_hall.ws_url
-        sock = await Socket.connect(url, api.token)
-        assert (await hall.pay_deposit(api, sock, lid))["state"] == "SUCCESS"
-        await sock.join(lid)
-        socks.append(sock)
+    socks = [(await hall.paid_bidder(lid, url=stack.ws_url if i % 2 == 0 else second_hall.ws_url,
+                                     join=True))[2] for i in range(4)]
     viewers = [await Socket.connect(u) for u in (stack.ws_url, second_hall.ws_url) * 3]
     for v in viewers:
         await v.join(lid)
@@ -72,11 +66,8 @@ async def test_bids_through_either_hall_reach_every_client_in_one_order(stack, h
 async def test_a_client_that_loses_its_hall_resumes_on_the_other(stack, hall, second_hall):
     _s, (lot,) = await hall.live_lots(1, ends_in_s=600, extend_window_s=0)
     lid = lot["id"]
-    (a_api, _), (b_api, _) = await hall.bidder(), await hall.bidder()
-    a = await Socket.connect(stack.ws_url, a_api.token)
-    b = await Socket.connect(stack.ws_url, b_api.token)
-    for api, sock in ((a_api, a), (b_api, b)):
-        assert (await hall.pay_deposit(api, sock, lid))["state"] == "SUCCESS"
+    _, _, a = await hall.paid_bidder(lid)
+    _, _, b = await hall.paid_bidder(lid)
     viewer = await Socket.connect(second_hall.ws_url)
     await viewer.join(lid)
     assert (await a.bid(lid, 1000))["seq"] == 1

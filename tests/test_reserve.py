@@ -10,12 +10,8 @@ async def test_below_reserve_is_unsold_and_everyone_is_refunded(stack, hall):
                                       increment=500, reserve_price=3000, lot_deposit=2000)
     lid = lot["id"]
     assert lot["reserve_met"] is False and "reserve_price" not in lot  # hidden
-    (a_api, _), (b_api, _) = await hall.bidder(balance=100_000), await hall.bidder(balance=100_000)
-    a = await Socket.connect(stack.ws_url, a_api.token)
-    b = await Socket.connect(stack.ws_url, b_api.token)
-    for api, sock in ((a_api, a), (b_api, b)):
-        assert (await hall.pay_deposit(api, sock, lid, scope="lot"))["state"] == "SUCCESS"
-        await sock.join(lid)
+    a_api, _, a = await hall.paid_bidder(lid, scope="lot", join=True, balance=100_000)
+    b_api, _, b = await hall.paid_bidder(lid, scope="lot", join=True, balance=100_000)
     assert (await a.bid(lid, 1000))["type"] == "accepted"
     second = await b.bid(lid, 2500)
     assert second["type"] == "accepted"
@@ -53,12 +49,8 @@ async def test_proxy_maximum_alone_and_a_leaders_raise(stack, hall):
     answered by the proxy."""
     _s, (lot,) = await hall.live_lots(1, ends_in_s=600, start_price=1000, increment=100)
     lid = lot["id"]
-    (a_api, _), (b_api, _) = await hall.bidder(), await hall.bidder()
-    a = await Socket.connect(stack.ws_url, a_api.token)
-    b = await Socket.connect(stack.ws_url, b_api.token)
-    for api, sock in ((a_api, a), (b_api, b)):
-        assert (await hall.pay_deposit(api, sock, lid))["state"] == "SUCCESS"
-        await sock.join(lid)
+    _, _, a = await hall.paid_bidder(lid, join=True)
+    _, _, b = await hall.paid_bidder(lid, join=True)
     ref = "max-only"
     await a.send({"op": "bid", "lot_id": lid, "max_amount": 1500, "ref": ref})
     first = await a.wait_for(lambda m: m.get("ref") == ref)

@@ -19,14 +19,10 @@ async def _bid_until_answered(api, lot_id: int, amount: int, ref: str) -> dict:
 
 
 async def test_redis_restart_hall_reconnects_and_client_misses_nothing(stack, hall):
-    api, _user = await hall.bidder()
-    other, _ = await hall.bidder()
     _session, (lot,) = await hall.live_lots(1, ends_in_s=120, extend_window_s=0)
     lot_id = lot["id"]
-    ws = await Socket.connect(stack.ws_url, api.token)
-    assert (await hall.pay_deposit(api, ws, lot_id))["state"] == "SUCCESS"
-    ows = await Socket.connect(stack.ws_url, other.token)
-    assert (await hall.pay_deposit(other, ows, lot_id))["state"] == "SUCCESS"
+    api, _, ws = await hall.paid_bidder(lot_id)
+    other, _, ows = await hall.paid_bidder(lot_id)
     viewer = await Socket.connect(stack.ws_url)
     await viewer.join(lot_id)
     assert (await ws.bid(lot_id, 1000))["type"] == "accepted"
@@ -54,9 +50,7 @@ async def test_redis_restart_hall_reconnects_and_client_misses_nothing(stack, ha
     assert [h["amount"] for h in history] == [1000, 1100, 1200]
 
     # The same worker process, never restarted, still takes money tasks.
-    late, _ = await hall.bidder()
-    lws = await Socket.connect(stack.ws_url, late.token)
-    assert (await hall.pay_deposit(late, lws, lot_id))["state"] == "SUCCESS"
+    _, _, lws = await hall.paid_bidder(lot_id)
     assert stack.worker.proc.poll() is None and stack.worker.proc.pid == worker_pid
     worker_log = stack.worker.log_path.read_text(errors="replace")
     assert "Unrecoverable error" not in worker_log and "Removing descriptor" not in worker_log

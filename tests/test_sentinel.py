@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import ROOT, Hall, Proc, RedisServer, Socket, Stack, free_port
+from conftest import ROOT, Hall, Proc, RedisServer, Socket, Stack, free_port, serve
 
 MASTER = "mymaster"
 
@@ -129,14 +129,7 @@ def _info(url: str, field: str) -> str | None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     """Named `stack` so conftest shows the hall's and worker's log tails on failure."""
-    s = SentinelStack(tmp_path_factory.mktemp("sentinel"))
-    try:
-        s.start()
-    except Exception:
-        s.stop()
-        raise
-    yield s
-    s.stop()
+    yield from serve(SentinelStack(tmp_path_factory.mktemp("sentinel")))
 
 
 async def _until_not_503(call, deadline_s: float = 60):
