@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from procs import ROOT
 
 SCRIPT = textwrap.dedent("""
@@ -66,3 +68,23 @@ def test_guarded_pool_keeps_consuming_and_logs_the_failure():
     assert "consumer got [b't']" in out.stdout, (out.stdout, out.stderr)
     assert "Removing descriptor" not in out.stderr, out.stderr
     assert "will be delivered again" in out.stderr, out.stderr
+
+
+def test_a_channel_used_after_close_fails_as_a_connection_error(stack):
+    """kombu's other trap (workers/broker.py): a pooled producer whose channel was
+    closed by a broker restart publishes through it. Plain kombu raises
+    AttributeError, which nothing retries (a closed lot's settlement was lost
+    that way in a CI run); ours raises a connection error, which kombu's
+    ensure() retries on a fresh channel."""
+    from kombu import Connection
+
+    from workers.broker import transport_for
+
+    conn = Connection(stack.redis.url, transport=transport_for(stack.redis.url))
+    try:
+        channel = conn.channel()
+        channel.close()
+        with pytest.raises(conn.recoverable_connection_errors):
+            channel._put("test:closed-channel", {"body": "settle lot 1"})
+    finally:
+        conn.release()

@@ -3,8 +3,9 @@
 When the broker goes away (a restart, a Sentinel failover) Celery releases the
 consumer's kombu Connection, and kombu clears the transport's link back to it
 before every channel is done: closing a channel then restores its unacknowledged
-messages, or a finished task acknowledges its message, through a pool that must be
-rebuilt from that link. kombu reads `None.hostname` and raises AttributeError,
+messages, or a finished task acknowledges its message, or a pooled producer
+publishes (a task queueing another), through a pool that must be rebuilt from
+that link. kombu reads `None.hostname` or `None.client` and raises AttributeError,
 which Celery does not count as a connection error: the worker logs
 "Unrecoverable error" and shuts down instead of reconnecting.
 
@@ -26,7 +27,12 @@ class _ClosedFailsAsConnectionError:
     """Mixin for kombu's Redis channels (see the module docstring)."""
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        if self.connection.client is None:  # type: ignore[attr-defined]
+        # A closed channel has no transport (connection None); a closed
+        # connection leaves its transport without a client. Either way, a
+        # connection error: kombu's ensure() then revives the channel (a pooled
+        # producer publishing after a broker restart) instead of failing.
+        transport = self.connection  # type: ignore[attr-defined]
+        if transport is None or transport.client is None:
             raise RedisConnectionError("the broker connection was closed")
         return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 
