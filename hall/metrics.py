@@ -5,7 +5,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hall.app import HallApplication
+    from hall.audience import Audience
 
 
 class Metrics:
@@ -20,7 +20,7 @@ class Metrics:
     def count_code(self, code: str) -> None:
         self.bids[code] += 1
 
-    def render(self, app: "HallApplication") -> str:
+    def render(self, audience: "Audience") -> str:
         lines = [
             "# HELP hall_bids_total Bids answered by this hall process, by outcome.",
             "# TYPE hall_bids_total counter",
@@ -30,10 +30,10 @@ class Metrics:
         lines += [
             "# HELP hall_connections Open WebSocket connections.",
             "# TYPE hall_connections gauge",
-            f"hall_connections {len(app.sockets)}",
+            f"hall_connections {len(audience.sockets)}",
             "# HELP hall_rooms Lots with at least one watcher in this process.",
             "# TYPE hall_rooms gauge",
-            f"hall_rooms {len(app.rooms.rooms)}",
+            f"hall_rooms {len(audience.rooms.rooms)}",
             "# HELP hall_laggards_closed_total Sockets closed for not reading.",
             "# TYPE hall_laggards_closed_total counter",
             f"hall_laggards_closed_total {self.laggards}",
@@ -42,6 +42,6 @@ class Metrics:
             f"hall_sockets_opened_total {self.sockets_opened}",
             "# HELP hall_pubsub_reconnects_total Redis pub/sub reconnections.",
             "# TYPE hall_pubsub_reconnects_total counter",
-            f"hall_pubsub_reconnects_total {app.relay.reconnects}",
+            f"hall_pubsub_reconnects_total {audience.relay.reconnects}",
         ]
         return "\n".join(lines) + "\n"

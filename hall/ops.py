@@ -1,30 +1,34 @@
-"""The operator feed: `overview` messages pushed to subscribed operator sockets.
+"""The operator overview, and the feed that pushes it to operator sockets.
 
-A socket subscribes with `{"op":"ops"}` (operators only). While at least one
-socket of this hall process is subscribed, one loop computes the overview
-(the same body as GET /api/admin/overview) every `interval` seconds, encodes
-it into one WebSocket frame and writes those bytes to every subscriber. The
-loop ends when the last subscriber leaves; a new subscriber wakes it at once,
-so the first overview arrives without waiting for the next tick.
+`Overview.compute()` answers GET /api/admin/overview: rooms across every hall
+process (each reports its own every 2 s, hall/audience.py), the live lots'
+state, queue depths, workers online, the task rate and recent failures.
+
+`OpsFeed`: a socket subscribes with `{"op":"ops"}` (operators only). While at
+least one socket of this hall process is subscribed, one loop computes the
+overview every `interval` seconds, encodes it into one WebSocket frame and
+writes those bytes to every subscriber. The loop ends when the last
+subscriber leaves; a new subscriber wakes it at once, so the first overview
+arrives without waiting for the next tick.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any, Awaitable, Callable
 
+from auction import keys, tasknames, wire
 from hall.errors import ApiError
-from hall.rooms import text_frame
-
-if TYPE_CHECKING:
-    from hall.app import HallApplication
+from hall.frames import text_frame
+from hall.lots import LotReader
 
 logger = logging.getLogger(__name__)
 
 INTERVAL_S = 2.0
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+TASK_RATE_WINDOW_S = 10
+RECENT_FAILURES = 20
 
 
 def room_bidders(room: Any) -> int:
@@ -38,9 +42,80 @@ def room_bidders(room: Any) -> int:
     return n
 
 
+class Overview:
+    def __init__(self, redis: Any, lots: LotReader, celery: Any,
+                 run_blocking: Callable[..., Awaitable[Any]]) -> None:
+        self.redis = redis
+        self.lots = lots
+        self.celery = celery
+        self.run_blocking = run_blocking
+
+    async def compute(self) -> dict:
+        rooms, halls = await self._rooms()
+        lengths, failures, rate = await self._tasks()
+        return {
+            "rooms": sorted(rooms.values(), key=lambda r: r["lot_id"]),
+            "halls": halls,
+            "queues": dict(zip(tasknames.QUEUES, lengths)),
+            "workers": await self.run_blocking(self._ping_workers),
+            "recent_failures": failures,
+            "task_rate_per_s": rate,
+            "server_time_ms": int(time.time() * 1000),
+        }
+
+    async def _rooms(self) -> tuple[dict[int, dict], list[dict]]:
+        """Connections per room summed over the hall processes, with each live lot's state."""
+        rooms: dict[int, dict] = {}
+        halls = []
+
+        def room(lot_id: int) -> dict:
+            return rooms.setdefault(lot_id, {"lot_id": lot_id, "connections": 0, "bidders": 0})
+
+        async for key in self.redis.scan_iter(match=keys.HALL_STATS_PREFIX + "*", count=100):
+            raw = await self.redis.get(key)
+            if not raw:
+                continue
+            stats = json.loads(raw)
+            halls.append({"name": key.decode()[len(keys.HALL_STATS_PREFIX):],
+                          "connections": stats["connections"]})
+            for lid, (conns, bidders) in stats["rooms"].items():
+                r = room(int(lid))
+                r["connections"] += conns
+                r["bidders"] += bidders
+        live_ids = [int(x) for x in await self.redis.zrange(keys.DEADLINES, 0, -1)]
+        for lid in set(live_ids) | set(rooms):
+            snap = await self.lots.snapshot(lid, None)
+            if snap is not None:
+                room(lid).update(title=snap["title"], status=snap["status"], price=snap["price"],
+                                 deadline_ms=snap["deadline_ms"], bid_count=snap["bid_count"],
+                                 session_id=snap["session_id"])
+        return rooms, halls
+
+    async def _tasks(self) -> tuple[list[int], list[dict], float]:
+        """Queue lengths, recent failures, and tasks finished per second lately."""
+        pipe = self.redis.pipeline(transaction=False)
+        for q in tasknames.QUEUES:
+            pipe.llen(q)
+        pipe.lrange(keys.TASK_FAILURES, 0, RECENT_FAILURES - 1)
+        now_s = int(time.time())
+        pipe.mget([keys.tasks_done(s) for s in range(now_s - TASK_RATE_WINDOW_S, now_s)])
+        *lengths, failures, done = await pipe.execute()
+        rate = round(sum(int(n) for n in done if n) / TASK_RATE_WINDOW_S, 2)
+        return lengths, [json.loads(f) for f in failures], rate
+
+    def _ping_workers(self) -> list[str]:
+        try:
+            replies = self.celery.control.ping(timeout=0.5) or []
+        except Exception:
+            return []
+        return sorted(name for reply in replies for name in reply)
+
+
 class OpsFeed:
-    def __init__(self, app: "HallApplication", interval: float = INTERVAL_S) -> None:
-        self.app = app
+    def __init__(self, compute: Callable[[], Awaitable[dict]],
+                 spawn: Callable[[Any], asyncio.Task], interval: float = INTERVAL_S) -> None:
+        self.compute = compute
+        self.spawn = spawn
         self.interval = interval
         self.subscribers: set[Any] = set()
         self.ticks = 0  # overviews computed (for tests and /metrics)
@@ -59,7 +134,7 @@ class OpsFeed:
         self.subscribers.add(conn)
         self._wake.set()  # the newcomer gets an overview now, not in up to 2 s
         if self._task is None or self._task.done():
-            self._task = self.app._spawn(self._run())
+            self._task = self.spawn(self._run())
 
     def unsubscribe(self, conn: Any) -> None:
         self.subscribers.discard(conn)
@@ -71,7 +146,7 @@ class OpsFeed:
         while self.subscribers:
             self._wake.clear()
             try:
-                body = await self.app.overview()
+                body = await self.compute()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis down etc.: try again next tick
@@ -79,7 +154,7 @@ class OpsFeed:
             else:
                 self.ticks += 1
                 body["type"] = "overview"
-                frame = text_frame(_dumps(body).encode())
+                frame = text_frame(wire.dumpb(body))
                 for conn in tuple(self.subscribers):
                     conn.send_frame(frame)
             try:

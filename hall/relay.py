@@ -1,7 +1,7 @@
 """The hall's Redis pub/sub listener: lot events and per-user messages.
 
 One pub/sub connection per hall process. `redis.asyncio` pub/sub does not
-reconnect by itself (decision 11), so `run()` loops around subscribe/listen
+reconnect by itself, so `run()` loops around subscribe/listen
 with a doubling wait (0.1 s -> 30 s), and after every reconnect re-reads each
 watched lot's stream from the last event this process broadcast, so clients
 miss nothing that was published while the connection was down.
@@ -16,13 +16,10 @@ from typing import Awaitable, Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from hall import engine
+from auction import keys, wire
 from hall.rooms import RoomRegistry
 
 logger = logging.getLogger(__name__)
-
-CONTROL = "hall:control"  # always subscribed, so listen() never runs dry
-
 
 class Relay:
     def __init__(self, redis: aioredis.Redis, rooms: RoomRegistry,
@@ -76,7 +73,7 @@ class Relay:
         while not self._stopping:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
             try:
-                await pubsub.subscribe(CONTROL, *self.refs.keys())
+                await pubsub.subscribe(keys.HALL_CONTROL, *self.refs.keys())
                 self.pubsub = pubsub
                 self.ready.set()
                 if not first:
@@ -129,20 +126,18 @@ class Relay:
                     for fut in waiting:
                         if not fut.done():
                             fut.set_result(True)
-                elif channel.startswith("lot:"):
+                elif (lot_id := keys.channel_id(channel, keys.LOT_CHANNEL_PREFIX)) is not None:
                     # Nobody asked: redis-py re-subscribed by itself after a
                     # dropped connection. Re-read what was published meanwhile.
                     self.reconnects += 1
-                    asyncio.ensure_future(self.resync([int(channel[4:])]))
+                    asyncio.ensure_future(self.resync([lot_id]))
 
     def _deliver(self, channel: str, data: bytes) -> None:
         try:
-            if channel.startswith("lot:"):
-                # "<lot>|<seq>-<sub>|<uid>|<json>" (see common.lua emit()).
-                lot_id, event_id, uid, payload = data.split(b"|", 3)
-                self.rooms.dispatch(int(lot_id), event_id.decode(), uid.decode(), payload)
-            elif channel.startswith("user:"):
-                self.user_sink(int(channel[5:]), data)
+            if channel.startswith(keys.LOT_CHANNEL_PREFIX):
+                self.rooms.dispatch(*wire.split_lot_message(data))
+            elif (user_id := keys.channel_id(channel, keys.USER_CHANNEL_PREFIX)) is not None:
+                self.user_sink(user_id, data)
         except Exception:
             logger.exception("bad message on %s: %r", channel, data[:200])
 
@@ -154,13 +149,13 @@ class Relay:
                 continue
             seq, sub = room.resync_from
             try:
-                entries = await self.redis.xrange(engine.stream_key(lot_id),
+                entries = await self.redis.xrange(keys.lot_stream(lot_id),
                                                   min=f"{seq}-{sub}", max="+")
             except (RedisError, OSError) as exc:
                 logger.warning("could not re-read lot %s: %s", lot_id, exc)
                 continue
             for event_id, fields in entries:
-                room.broadcast(engine.parse_event_id(event_id.decode()),
+                room.broadcast(wire.parse_event_id(event_id.decode()),
                                fields.get(b"u", b"").decode(), fields[b"d"])
 
     async def stop(self) -> None:

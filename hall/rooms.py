@@ -1,10 +1,8 @@
 """Rooms: the sockets of this hall process watching each lot, and fan-out.
 
 An event is encoded into one WebSocket frame per broadcast and the same bytes
-are written to every socket (decision 10): Tornado builds frames in pure
-Python, so per-socket `write_message` would cost a frame build per client.
-A socket whose unsent output passes settings.WS_MAX_BUFFER is closed instead
-of stalling its room.
+are written to every socket (hall/frames.py). A socket whose unsent output
+passes settings.WS_MAX_BUFFER is closed instead of stalling its room.
 
 Joining without a gap: the socket is registered (and the lot channel
 subscribed) *before* the snapshot and replay are read from Redis; events that
@@ -14,29 +12,12 @@ are dropped by stream id. So a join sees every event once.
 from __future__ import annotations
 
 import logging
-import struct
 from typing import Protocol
 
-from hall.engine import parse_event_id
+from auction.wire import EventId, parse_event_id
+from hall.frames import mine_variant, text_frame
 
 logger = logging.getLogger(__name__)
-
-EventId = tuple[int, int]
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked, uncompressed server->client text frame (RFC 6455 5.2)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
-
-
-def mine_variant(payload: bytes) -> bytes:
-    """The same event as the bidder's own sockets see it: with "mine": true."""
-    return payload[:-1] + b',"mine":true}'
 
 
 class Client(Protocol):

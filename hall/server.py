@@ -1,8 +1,8 @@
-"""Start one hall process: database, Redis, Celery client, HTTP + WebSocket."""
+"""The composition root of a hall process: database, Redis, Celery client, routes,
+the application and its HTTP server; then serve until SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
 import signal
 
@@ -10,8 +10,9 @@ import tornado.httpserver
 
 import models
 import settings
-from hall import redisconn
+from auction import redisconn
 from hall.app import HallApplication
+from hall.urls import handlers
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +23,13 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
         raise SystemExit("REDIS_URL is not set (run.py all starts an embedded Redis)")
     database = models.init_db(settings.DATABASE_URL, asynchronous=True)
     # A blocking pool with retries on a fresh connection, on REDIS_URL or on
-    # the master the sentinels name (hall/redisconn.py).
+    # the master the sentinels name (auction/redisconn.py).
     redis = redisconn.async_client()
-    from workers.celery import app as celery_app  # the client side only
+    # The hall holds the Celery app as a client only: it sends tasks by name
+    # (auction/tasknames.py) and reads their results; it runs none.
+    from workers.celery import app as celery_app
 
-    app = HallApplication(redis, database, celery_app)
+    app = HallApplication(handlers, redis, database, celery_app)
     server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=1024 * 1024,
                                            idle_connection_timeout=120)
     server.bind(port, address=host or settings.HALL_HOST, reuse_port=reuse_port,
@@ -56,7 +59,7 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
 
 
 def main(port: int, host: str | None = None, reuse_port: bool = False) -> None:
-    if os.environ.get("HALL_UVLOOP", "1") == "1":
+    if settings.HALL_UVLOOP:
         try:
             import uvloop  # libuv's loop: less Python per socket event (Linux/macOS)
         except ImportError:

@@ -7,43 +7,54 @@ read it, and so the worker knows whose sockets to tell when it finishes.
 """
 from __future__ import annotations
 
-import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from auction import keys, tasknames
 from hall.errors import ApiError
-
-if TYPE_CHECKING:
-    from hall.app import HallApplication
 
 TASK_TTL_S = 7 * 24 * 3600
 
 
-def task_owner_key(task_id: str) -> str:
-    return f"task:{task_id}"
+class Resources(Protocol):
+    """What queueing needs of the application."""
+    redis: Any
+    celery: Any
+
+    async def run_blocking(self, fn: Any, *args: Any) -> Any: ...
 
 
-async def submit(app: "HallApplication", name: str, owner_id: int, kind: str,
+async def submit(app: Resources, name: str, owner_id: int, kind: str,
                  kwargs: dict[str, Any]) -> str:
+    """Queue task `name` for its owner; the task id, at once."""
     task_id = str(uuid.uuid4())
-    await app.redis.hset(task_owner_key(task_id), mapping={"owner": owner_id, "kind": kind})
-    await app.redis.expire(task_owner_key(task_id), TASK_TTL_S)
-    loop = asyncio.get_running_loop()
+    pipe = app.redis.pipeline(transaction=False)
+    pipe.hset(keys.task_owner(task_id), mapping={"owner": owner_id, "kind": kind})
+    pipe.expire(keys.task_owner(task_id), TASK_TTL_S)
+    await pipe.execute()
     try:
-        await loop.run_in_executor(
-            app.executor,
-            lambda: app.celery.send_task(name, kwargs=kwargs, task_id=task_id),
-        )
+        await app.run_blocking(lambda: tasknames.send(app.celery, name, kwargs=kwargs,
+                                                      task_id=task_id))
     except Exception as exc:  # broker down: tell the client to retry
         raise ApiError("unavailable", f"could not queue the task: {type(exc).__name__}")
     return task_id
 
 
-async def task_status(app: "HallApplication", task_id: str, user_id: int) -> dict:
-    owner = await app.redis.hgetall(task_owner_key(task_id))
+async def run_and_wait(app: Resources, name: str, kwargs: dict, timeout: float = 15) -> Any:
+    """Run a task and wait for it (for operator actions that answer with state)."""
+    def call() -> Any:
+        result = tasknames.send(app.celery, name, kwargs=kwargs)
+        return result.get(timeout=timeout, propagate=False)
+    try:
+        return await app.run_blocking(call)
+    except Exception as exc:
+        raise ApiError("unavailable", f"the workers did not answer: {type(exc).__name__}")
+
+
+async def task_status(app: Resources, task_id: str, user_id: int) -> dict:
+    owner = await app.redis.hgetall(keys.task_owner(task_id))
     if not owner or int(owner[b"owner"]) != user_id:
         raise ApiError("not_found", "no such task")
-    loop = asyncio.get_running_loop()
 
     def read() -> dict:
         result = app.celery.AsyncResult(task_id)
@@ -57,7 +68,7 @@ async def task_status(app: "HallApplication", task_id: str, user_id: int) -> dic
             out["error"] = error_of(result.result)
         return out
 
-    return await loop.run_in_executor(app.executor, read)
+    return await app.run_blocking(read)
 
 
 def error_of(exc: Any) -> dict:

@@ -90,11 +90,24 @@ def increment(value: Any) -> int | list:
     return value
 
 
+# Ids stay below 2^53 so that JavaScript clients hold them exactly.
+MAX_ID = 2**53 - 1
+
+
 def positive_id(raw: str) -> int:
+    """An id from a URL path; `not_found` for anything that cannot be one."""
     try:
         value = int(raw)
     except (TypeError, ValueError):
         raise ApiError("not_found", "no such resource")
-    if not 0 < value < 2**63:
+    if not 0 < value <= MAX_ID:
         raise ApiError("not_found", "no such resource")
+    return value
+
+
+def lot_id(data: dict) -> int:
+    """`lot_id` of a socket message; `invalid` unless a positive integer id."""
+    value = data.get("lot_id")
+    if type(value) is not int or not 0 < value <= MAX_ID:
+        raise ApiError("invalid", "lot_id must be a positive integer")
     return value

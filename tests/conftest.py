@@ -52,8 +52,8 @@ class Stack:
             "HALL_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         })
-        # -- notifications: SMS simulator (tests/sms_sim.py), short closing-soon window --
-        from tests.sms_sim import start_simulator as start_sms_simulator
+        # -- notifications: SMS simulator (devsim/sms.py), short closing-soon window --
+        from devsim.sms import start_simulator as start_sms_simulator
         self.sms = start_sms_simulator(0, "LTAI5tTest" + uuid.uuid4().hex[:12], uuid.uuid4().hex)
         self.env.update({
             "SMS_PROVIDER": "aliyun", "SMS_API_BASE": self.sms.url,
@@ -61,9 +61,9 @@ class Stack:
             "HALL_CLOSING_SOON_S": "4", "HALL_NOTIFY_SMS_RETRY_BACKOFF_S": "1",
         })
         # -- end notifications --
-        # -- money: WeChat Pay simulator (tests/wechat_sim.py; fixture `wechat_sim`) --
+        # -- money: WeChat Pay simulator (devsim/wechatpay.py; fixture `wechat_sim`) --
         # The hall and workers use the dev keys under HALL_DATA_DIR/wechat (created
-        # once by workers/wechatpay.py dev_keys), the simulator the same directory.
+        # once by auction/wechatpay.py dev_keys), the simulator the same directory.
         self.wechat_keys = tmp / "data" / "wechat"
         self.wechat_port = free_port()
         self.env.update({
@@ -345,7 +345,7 @@ async def hall(stack: Stack) -> AsyncIterator[Hall]:
 def wechat_sim(stack: Stack) -> Any:
     """The WeChat Pay gateway simulator on the port the stack's WECHAT_API_BASE
     names, sharing the stack's dev keys (HALL_DATA_DIR/wechat)."""
-    from tests.wechat_sim import start_simulator
+    from devsim.wechatpay import start_simulator
     handle = start_simulator(stack.wechat_port, stack.wechat_keys)
     yield handle
     handle.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hall import engine
+from auction import keys
 from test_concurrency import sqlite_rows
 
 
@@ -33,7 +33,7 @@ async def test_bids_reach_the_database_and_a_bad_entry_blocks_none(stack, hall):
     # An entry the database cannot hold (no such lot) lands in the stream
     # first; the bids behind it must still be stored, and it must not stay.
     r = stack.sync_redis()
-    bad = r.xadd(engine.INGEST, {"lot": 2**31 - 1, "seq": 1, "uid": bob_user["id"],
+    bad = r.xadd(keys.INGEST, {"lot": 2**31 - 1, "seq": 1, "uid": bob_user["id"],
                                  "amount": 100, "at": 0, "ref": "no-such-lot"})
     amounts = [1000, 1100, 1200, 1300]
     for i, amount in enumerate(amounts):
@@ -43,7 +43,7 @@ async def test_bids_reach_the_database_and_a_bad_entry_blocks_none(stack, hall):
     bids = await _until(lambda: rows(lid)[0] if len(rows(lid)[0]) == 4 else None,
                         "all four bids in the database")
     assert bids == [(1, 1000), (2, 1100), (3, 1200), (4, 1300)]
-    await _until(lambda: not r.xrange(engine.INGEST, bad, bad), "the bad entry dropped")
+    await _until(lambda: not r.xrange(keys.INGEST, bad, bad), "the bad entry dropped")
     assert "dropping a bid the database cannot hold" in stack.worker.log_path.read_text(
         errors="replace")
     for s in (a, b):

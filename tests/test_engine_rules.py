@@ -16,18 +16,26 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from hall import engine
+from auction import engine, keys, snapshot
 
 _lot_ids = itertools.count(2_000_000_000)
 
 
 def inc_at(increment, price: int) -> int:
+    """The increment in force at `price`, worked out from the contract's words
+    alone (not the engine's code): a ladder [[below, step], ...] cuts the
+    prices into bands [0, b1), [b1, b2), ... [b_last, infinity), each with its
+    step; the last step also covers everything above the last bound."""
     if isinstance(increment, int):
         return increment
+    bands, low = [], 0
     for below, step in increment:
-        if below is None or price < below:
-            return step
-    return increment[-1][1]
+        high = float("inf") if below is None else below
+        bands.append((low, high, step))
+        low = high
+    bands.append((low, float("inf"), increment[-1][1]))
+    (step,) = [step for low, high, step in bands if low <= price < high]
+    return step
 
 
 @dataclass
@@ -111,11 +119,11 @@ def test_engine_matches_the_rules(scripts, increment, actions, start, reserve):
     lot_id = next(_lot_ids)
     session_id = lot_id
     deadline = (int(r.time()[0]) + 3600) * 1000
-    load(keys=[engine.lot_key(lot_id)], args=[
+    load(keys=[keys.lot(lot_id)], args=[
         "scheduled", session_id, start, json.dumps(increment), reserve, deadline, 0, 0,
         "{}", 0, 0, "", "", 0])
     assert json.loads(status(keys=engine.control_keys(lot_id), args=[lot_id, "open", 1000]))["status"] == "live"
-    r.sadd(engine.session_deposits_key(session_id), 1, 2, 3, 4)
+    r.sadd(keys.session_deposits(session_id), 1, 2, 3, 4)
     model = Model(start, increment, reserve)
     seq = 0
     for uid, kind, k, extra in actions:
@@ -131,14 +139,14 @@ def test_engine_matches_the_rules(scripts, increment, actions, start, reserve):
                              args=[lot_id, uid, f"u{uid}", "" if amount is None else amount,
                                    ref, 60, 1000, "" if max_amount is None else max_amount]))
         assert got.get("code") == want_code, (got, model)
-        entries = r.xrange(engine.stream_key(lot_id), f"{seq + 1}-0", "+")
+        entries = r.xrange(keys.lot_stream(lot_id), f"{seq + 1}-0", "+")
         events = [json.loads(e[1]["d"]) for e in entries if e[1]["d"].startswith('{"') and
                   json.loads(e[1]["d"])["type"] == "bid"]
         assert [(int(e[1]["u"]), json.loads(e[1]["d"])["amount"]) for e in entries
                 if json.loads(e[1]["d"])["type"] == "bid"] == want_events
         assert [e["seq"] for e in events] == list(range(seq + 1, seq + 1 + len(want_events)))
         seq += len(want_events)
-        state = r.hgetall(engine.lot_key(lot_id))
+        state = r.hgetall(keys.lot(lot_id))
         assert int(state["price"] or 0) == model.price
         assert (state["leader"] or None) == (str(model.leader) if model.leader else None)
         assert int(state["seq"]) == seq
@@ -146,11 +154,11 @@ def test_engine_matches_the_rules(scripts, increment, actions, start, reserve):
             assert got["price"] == model.price and got["leading"] == (model.leader == uid)
         # Invariants a bidder can see: prices never fall; the snapshot's minimum
         # next bid follows the increment in force.
-        snap = engine.snapshot_from_state(lot_id, state, 0)
+        snap = snapshot.from_state(lot_id, state, 0)
         assert snap["next_min_bid"] == (model.price + inc_at(increment, model.price)
                                         if model.price else start)
         assert snap["reserve_met"] == (model.price >= reserve if reserve else True)
-    amounts = [json.loads(e[1]["d"])["amount"] for e in r.xrange(engine.stream_key(lot_id))
+    amounts = [json.loads(e[1]["d"])["amount"] for e in r.xrange(keys.lot_stream(lot_id))
                if json.loads(e[1]["d"])["type"] == "bid"]
     assert amounts == sorted(amounts)
 
@@ -160,5 +168,5 @@ def test_ladder_next_minimum_follows_the_band(scripts):
     ladder = [[2000, 100], [5000, 250], [None, 1000]]
     assert [inc_at(ladder, p) for p in (0, 1999, 2000, 4999, 5000, 10**9)] == \
         [100, 100, 250, 250, 1000, 1000]
-    assert [engine.increment_at(ladder, p) for p in (0, 1999, 2000, 4999, 5000, 10**9)] == \
+    assert [snapshot.increment_at(ladder, p) for p in (0, 1999, 2000, 4999, 5000, 10**9)] == \
         [100, 100, 250, 250, 1000, 1000]

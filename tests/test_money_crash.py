@@ -1,8 +1,7 @@
 """Crash safety: a worker SIGKILLed in the middle of a settlement.
 
 The stack's worker stops consuming the `money` queue for the test; a second
-worker (`-Q money`, with the test-only HALL_TEST_SETTLE_PAUSE_S hook) takes
-the settlement, refunds one loser, announces its pause on the Redis list
+worker (`-Q money`, the app of tests/settle_pause.py) takes the settlement, refunds one loser, announces its pause on the Redis list
 `test:settle:paused` and is SIGKILLed there. A third worker with a short
 broker visibility timeout (HALL_VISIBILITY_TIMEOUT_S=1) gets the unacked task
 redelivered (acks_late) and finishes it. Every order and refund then exists
@@ -21,8 +20,8 @@ from conftest import Proc
 from test_money import check_money, db_rows, hammer, user_with_socket, wechat_deposit
 
 
-def money_worker(stack, name: str, **env: str) -> Proc:
-    return Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-P", "eventlet",
+def money_worker(stack, name: str, app: str = "workers", **env: str) -> Proc:
+    return Proc(name, [sys.executable, "-m", "celery", "-A", app, "worker", "-P", "eventlet",
                        "-c", "8", "-Q", "money", "--loglevel", "INFO",
                        "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h"],
                 {**stack.env, **env}, stack.logs)
@@ -55,7 +54,7 @@ async def test_settlement_survives_a_killed_worker(stack, hall, wechat_sim):
         "money", reply=True, timeout=5))
     main_workers = [name for reply in replies for name in reply]
     assert main_workers, "the stack's worker did not answer"
-    doomed = money_worker(stack, "crash-doomed", HALL_TEST_SETTLE_PAUSE_S="120")
+    doomed = money_worker(stack, "crash-doomed", app="tests.settle_pause")
     rescuer = money_worker(stack, "crash-rescuer", HALL_VISIBILITY_TIMEOUT_S="1")
     try:
         await hammer(hall, lot_id)  # settlement queued; only `doomed` will take it

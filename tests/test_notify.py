@@ -1,6 +1,6 @@
 """Notifications against the real stack: outbid SMS, closing soon, retries, watch list.
 
-The SMS gateway is tests/sms_sim.py (Alibaba Cloud SendSms, signature checked),
+The SMS gateway is devsim/sms.py (Alibaba Cloud SendSms, signature checked),
 started by conftest's Stack with HALL_CLOSING_SOON_S=4. Socket messages are
 awaited; the simulator's record is polled with a deadline only where no event
 exists (an SMS leaves no trace on any socket).

@@ -127,7 +127,7 @@ class FakeApp:
 
 async def test_feed_one_computation_per_tick_for_all_subscribers():
     app = FakeApp()
-    feed = OpsFeed(app, interval=0.05)
+    feed = OpsFeed(app.overview, app._spawn, interval=0.05)
     for role, code in ((None, "unauthorized"), ("bidder", "forbidden")):
         with pytest.raises(ApiError) as info:
             feed.subscribe(FakeConn(role))

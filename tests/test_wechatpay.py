@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.wechat_sim import start_simulator  # noqa: E402
-from workers.wechatpay import (  # noqa: E402
+from devsim.wechatpay import start_simulator  # noqa: E402
+from auction.wechatpay import (  # noqa: E402
     InvalidNotification,
     WeChatPayClient,
     WeChatPayConfig,

@@ -1,6 +1,6 @@
 """Accepted bids from Redis into the database, in batches, without loss.
 
-The bid script appends every accepted bid to one stream (engine.INGEST).
+The bid script appends every accepted bid to one stream (keys.INGEST).
 A consumer group tracks what each worker has read; entries are acknowledged
 only after the database commit, and entries read by a worker that died are
 claimed by the next flush. The (lot, seq) unique index makes a re-insert
@@ -14,7 +14,7 @@ import peewee
 from peewee import IntegrityError
 from redis.exceptions import ResponseError
 
-from hall import engine
+from auction import keys
 from models import Bid, write_transaction
 from workers.publish import client
 
@@ -25,7 +25,7 @@ CLAIM_IDLE_MS = 30_000
 
 def _ensure_group() -> None:
     try:
-        client().xgroup_create(engine.INGEST, engine.INGEST_GROUP, id="0", mkstream=True)
+        client().xgroup_create(keys.INGEST, keys.INGEST_GROUP, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -74,8 +74,8 @@ def _store(entries: list) -> int:
                 logger.error("dropping a bid the database cannot hold: %s", row)
     ids = [entry_id for entry_id, _ in entries]
     pipe = client().pipeline(transaction=False)
-    pipe.xack(engine.INGEST, engine.INGEST_GROUP, *ids)
-    pipe.xdel(engine.INGEST, *ids)
+    pipe.xack(keys.INGEST, keys.INGEST_GROUP, *ids)
+    pipe.xdel(keys.INGEST, *ids)
     pipe.execute()
     return len(rows)
 
@@ -86,15 +86,15 @@ def flush(consumer: str, batch: int = 1000, max_rounds: int = 50) -> int:
     r = client()
     total = 0
     # Entries another (dead) consumer read but never acknowledged.
-    _next, claimed, *_ = r.xautoclaim(engine.INGEST, engine.INGEST_GROUP, consumer,
+    _next, claimed, *_ = r.xautoclaim(keys.INGEST, keys.INGEST_GROUP, consumer,
                                        CLAIM_IDLE_MS, "0-0", count=batch)
     total += _store(claimed)
     # Our own unacknowledged entries (a previous run of ours failed midway).
-    own = r.xreadgroup(engine.INGEST_GROUP, consumer, {engine.INGEST: "0"}, count=batch)
+    own = r.xreadgroup(keys.INGEST_GROUP, consumer, {keys.INGEST: "0"}, count=batch)
     if own and own[0][1]:
         total += _store(own[0][1])
     for _ in range(max_rounds):
-        got = r.xreadgroup(engine.INGEST_GROUP, consumer, {engine.INGEST: ">"}, count=batch)
+        got = r.xreadgroup(keys.INGEST_GROUP, consumer, {keys.INGEST: ">"}, count=batch)
         if not got or not got[0][1]:
             break
         total += _store(got[0][1])

@@ -6,7 +6,8 @@ from celery.signals import worker_init
 from kombu import Queue
 
 import settings
-from hall.redisconn import celery_urls
+from auction import tasknames
+from auction.redisconn import celery_urls
 from workers.broker import transport_for
 
 # REDIS_URL, or with REDIS_SENTINELS sentinel:// URLs plus the master's name.
@@ -41,11 +42,12 @@ app.conf.update(
     worker_prefetch_multiplier=4,
     result_expires=7 * 24 * 3600,
     result_extended=True,
-    task_queues=[Queue(q) for q in settings.CELERY_QUEUES],
-    task_default_queue="lots",
-    task_routes=settings.CELERY_TASK_ROUTES,
-    # No task here uses a long ETA (decision 4), so a short visibility timeout
-    # only means faster redelivery of tasks from a dead worker.
+    task_queues=[Queue(q) for q in tasknames.QUEUES],
+    task_default_queue=tasknames.DEFAULT_QUEUE,
+    task_routes=tasknames.ROUTES,
+    # No task here uses a long ETA (deadlines live in a Redis sorted set), so
+    # a short visibility timeout only means faster redelivery of tasks from a
+    # dead worker.
     broker_transport_options={"visibility_timeout": settings.VISIBILITY_TIMEOUT_S,
                               **_redis["broker_transport_options"]},
     # A result stored while Redis restarts or fails over waits for it (backing
@@ -60,28 +62,28 @@ app.conf.update(
     task_send_sent_event=False,
     beat_schedule={
         "sweep-lots": {
-            "task": "workers.tasks.lots.sweep",
+            "task": tasknames.SWEEP,
             "schedule": settings.SWEEP_INTERVAL_S,
             "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
         },
         "flush-bids": {
-            "task": "workers.tasks.lots.flush_bids",
+            "task": tasknames.FLUSH_BIDS,
             "schedule": settings.SWEEP_INTERVAL_S,
             "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
         },
         # 悔拍 for orders past pay_by_ms; re-queue stuck WeChat refunds (queue: money).
         "money-sweep": {
-            "task": "workers.tasks.settlement.money_sweep",
+            "task": tasknames.MONEY_SWEEP,
             "schedule": max(settings.SWEEP_INTERVAL_S, 1.0),
             "options": {"expires": 5 * max(settings.SWEEP_INTERVAL_S, 1.0)},
         },
         "notify-drain-events": {
-            "task": "workers.tasks.notify.drain_events",
+            "task": tasknames.DRAIN_EVENTS,
             "schedule": settings.SWEEP_INTERVAL_S,
             "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
         },
         "notify-closing-soon": {
-            "task": "workers.tasks.notify.closing_soon",
+            "task": tasknames.CLOSING_SOON,
             "schedule": settings.SWEEP_INTERVAL_S,
             "options": {"expires": 5 * settings.SWEEP_INTERVAL_S},
         },

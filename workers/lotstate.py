@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hall import engine
+from auction import engine, keys
 from workers.publish import client
 
 _scripts: dict[str, Any] = {}
@@ -25,7 +25,7 @@ def close(lot_id: int, force: bool = False) -> dict:
 
 def close_due(limit: int = 1000) -> list[int]:
     """Close every lot whose deadline has passed (Redis' clock); their ids."""
-    raw = _script("close_due", engine.CLOSE_DUE_LUA)(keys=[engine.DEADLINES],
+    raw = _script("close_due", engine.CLOSE_DUE_LUA)(keys=[keys.DEADLINES],
                                                       args=[engine.MAXLEN, limit])
     return json.loads(raw)
 
@@ -37,7 +37,7 @@ def control(lot_id: int, action: str) -> dict:
 
 
 def load(lot: Any, session: Any, status: str, last_bid: Any = None) -> None:
-    _script("load", engine.LOAD_LUA)(keys=[engine.lot_key(lot.id)],
+    _script("load", engine.LOAD_LUA)(keys=[keys.lot(lot.id)],
                                     args=engine.lot_load_args(lot, session, status, last_bid))
 
 
@@ -47,8 +47,8 @@ def mark_settled(lot_id: int) -> None:
 
 
 def grant_deposit(scope: str, session_id: int, lot_id: int | None, user_id: int) -> None:
-    key = (engine.session_deposits_key(session_id) if scope == "session"
-           else engine.lot_deposits_key(lot_id))
+    key = (keys.session_deposits(session_id) if scope == "session"
+           else keys.lot_deposits(lot_id))
     client().sadd(key, user_id)
 
 

@@ -2,7 +2,7 @@
 
 The hall never queues a task per bid. bid.lua pushes `outbid` over the
 loser's sockets itself and appends `kind=outbid uid lot price at` to the
-stream `notify:events` (engine.NOTIFY); `drain_events` (beat, every
+stream `notify:events` (keys.NOTIFY); `drain_events` (beat, every
 SWEEP_INTERVAL_S) reads that stream through a consumer group and queues one
 `send_sms` task per message that survives the dedupe: at most one outbid SMS
 per user per lot per NOTIFY_OUTBID_SMS_EVERY_S, none to users without a phone,
@@ -12,7 +12,7 @@ that dies leaves them pending and the next run claims them. The dedupe key is
 taken with SET NX, so an entry processed twice still sends once.
 
 `closing_soon` (beat, every SWEEP_INTERVAL_S) looks for live lots whose
-deadline (zset engine.DEADLINES, by Redis' clock) is within CLOSING_SOON_S and
+deadline (zset keys.DEADLINES, by Redis' clock) is within CLOSING_SOON_S and
 notifies the lot's bidders (paid deposits for the lot or its session) and its
 watchers: a `closing_soon` message on `user:{id}` and an SMS. The mark is per
 (lot, deadline): a soft-close extension gives a new deadline and so a new
@@ -37,43 +37,21 @@ from typing import Any, Iterable
 from redis.exceptions import ResponseError
 
 import settings
-from hall import engine
+from auction import keys
 from models import Deposit, User, Watch
-from workers import lotstate, publish, sms
+from workers import dispatch, lotstate, publish, sms
 from workers.publish import client
 
 logger = logging.getLogger(__name__)
 
-GROUP = "notify"
 CLAIM_IDLE_MS = 30_000
-DRAIN_LOCK = "notify:drain:lock"
 SENT_TTL_S = 7 * 24 * 3600
 OUTBID_MAX_AGE_S = 900  # an outbid SMS older than this is pointless
-SEND_TASK = "workers.tasks.notify.send_sms"
-USER_SEND_TASK = "workers.tasks.notify.send_user_sms"
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-# -- keys ------------------------------------------------------------------------
-
-def outbid_key(user_id: int | str, lot_id: int | str) -> str:
-    return f"notify:outbid:{user_id}:{lot_id}"
-
-
-def closing_key(lot_id: int | str, deadline_ms: int | str) -> str:
-    return f"notify:closing:{lot_id}:{deadline_ms}"
-
-
-def closing_sms_key(user_id: int | str, lot_id: int | str) -> str:
-    return f"notify:closing-sms:{user_id}:{lot_id}"
-
-
-def sent_key(out_id: str) -> str:
-    return f"sms:sent:{out_id}"
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -96,7 +74,7 @@ def _lot_info(lot_ids: Iterable[int]) -> dict[int, dict]:
         return {}
     pipe = client().pipeline(transaction=False)
     for lid in ids:
-        pipe.hmget(engine.lot_key(lid), "status", "sid", "info", "deadline")
+        pipe.hmget(keys.lot(lid), "status", "sid", "info", "deadline")
     out = {}
     for lid, (status, sid, info, deadline) in zip(ids, pipe.execute()):
         try:
@@ -116,16 +94,6 @@ def _phones(user_ids: Iterable[int]) -> dict[int, str]:
     return {u.id: u.phone for u in rows if u.phone}
 
 
-def queue_sms(phone: str, template: str, params: dict, out_id: str) -> None:
-    from workers.celery import app
-    app.send_task(SEND_TASK, args=(phone, template, params, out_id))
-
-
-def queue_user_sms(user_id: int, template: str, params: dict, out_id: str) -> None:
-    from workers.celery import app
-    app.send_task(USER_SEND_TASK, args=(user_id, template, params, out_id))
-
-
 # -- sending ---------------------------------------------------------------------
 
 def send(phone: str, template: str, params: dict, out_id: str) -> dict:
@@ -137,7 +105,7 @@ def send(phone: str, template: str, params: dict, out_id: str) -> dict:
     both reach the provider: the second finds it sent, or retries later while
     the first is in flight (a claim left by a dead worker expires)."""
     r = client()
-    key = sent_key(out_id)
+    key = keys.sms_sent(out_id)
     token = f"sending:{uuid.uuid4().hex}"
     if not r.set(key, token, nx=True, ex=int(settings.SMS_TIMEOUT_S * 3) + 30):
         if (r.get(key) or "").startswith("sending:"):
@@ -164,7 +132,7 @@ def send_to_user(user_id: int, template: str, params: dict, out_id: str) -> dict
 
 def _ensure_group() -> None:
     try:
-        client().xgroup_create(engine.NOTIFY, GROUP, id="0", mkstream=True)
+        client().xgroup_create(keys.NOTIFY, keys.NOTIFY_GROUP, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -194,18 +162,18 @@ def _handle(entries: list, stats: dict) -> None:
             stats["lot_over"] += 1
         elif now_ms - int(f.get("at") or now_ms) > max_age_ms:
             stats["stale"] += 1
-        elif not r.set(outbid_key(uid, lot_id), eid, nx=True,
+        elif not r.set(keys.outbid_sms(uid, lot_id), eid, nx=True,
                        ex=settings.NOTIFY_OUTBID_SMS_EVERY_S):
             stats["deduped"] += 1
         else:
-            queue_sms(phone, "outbid", {"lot": _short(lot.get("title") or f"#{lot_id}"),
+            dispatch.sms(phone, "outbid", {"lot": _short(lot.get("title") or f"#{lot_id}"),
                                         "price": yuan(int(f["price"]))},
                       f"outbid:{lot_id}:{uid}:{eid}")
             stats["queued"] += 1
     ids = [eid for eid, _f in entries]
     pipe = r.pipeline(transaction=False)
-    pipe.xack(engine.NOTIFY, GROUP, *ids)
-    pipe.xdel(engine.NOTIFY, *ids)
+    pipe.xack(keys.NOTIFY, keys.NOTIFY_GROUP, *ids)
+    pipe.xdel(keys.NOTIFY, *ids)
     pipe.execute()
 
 
@@ -213,26 +181,26 @@ def drain_events(consumer: str, batch: int = 500, max_rounds: int = 20) -> dict:
     """Handle everything waiting in notify:events; returns counts by outcome."""
     r = client()
     token = f"{consumer}:{time.monotonic_ns()}"
-    if not r.set(DRAIN_LOCK, token, nx=True, px=30_000):
+    if not r.set(keys.NOTIFY_DRAIN_LOCK, token, nx=True, px=30_000):
         return {"busy": True}
     stats = {"queued": 0, "deduped": 0, "no_phone": 0, "lot_over": 0, "stale": 0, "other": 0}
     try:
         _ensure_group()
         # Entries a dead drainer read but never acknowledged.
-        _next, claimed, *_ = r.xautoclaim(engine.NOTIFY, GROUP, consumer, CLAIM_IDLE_MS,
+        _next, claimed, *_ = r.xautoclaim(keys.NOTIFY, keys.NOTIFY_GROUP, consumer, CLAIM_IDLE_MS,
                                            "0-0", count=batch)
         _handle(claimed, stats)
         # Our own unacknowledged entries (an earlier run of ours failed midway).
-        own = r.xreadgroup(GROUP, consumer, {engine.NOTIFY: "0"}, count=batch)
+        own = r.xreadgroup(keys.NOTIFY_GROUP, consumer, {keys.NOTIFY: "0"}, count=batch)
         if own and own[0][1]:
             _handle(own[0][1], stats)
         for _ in range(max_rounds):
-            got = r.xreadgroup(GROUP, consumer, {engine.NOTIFY: ">"}, count=batch)
+            got = r.xreadgroup(keys.NOTIFY_GROUP, consumer, {keys.NOTIFY: ">"}, count=batch)
             if not got or not got[0][1]:
                 break
             _handle(got[0][1], stats)
     finally:
-        r.eval(_RELEASE, 1, DRAIN_LOCK, token)
+        r.eval(_RELEASE, 1, keys.NOTIFY_DRAIN_LOCK, token)
     return stats
 
 
@@ -256,7 +224,7 @@ def notify_closing_soon(lot_id: int, deadline_ms: int, session_id: int | None, t
     r = client()
     # Marked only now, after the recipients are known: a database error leaves
     # the notice unsent and the next sweep tries again.
-    if not r.set(closing_key(lot_id, deadline_ms), now_ms, nx=True,
+    if not r.set(keys.closing_notice(lot_id, deadline_ms), now_ms, nx=True,
                  ex=settings.CLOSING_SOON_S + 3600):
         return 0
     for uid in sorted(users):
@@ -264,9 +232,9 @@ def notify_closing_soon(lot_id: int, deadline_ms: int, session_id: int | None, t
                               "server_time_ms": now_ms, "title": title})
     minutes = max(1, round((deadline_ms - now_ms) / 60000))
     for uid, phone in _phones(users).items():
-        if r.set(closing_sms_key(uid, lot_id), deadline_ms, nx=True,
+        if r.set(keys.closing_sms(uid, lot_id), deadline_ms, nx=True,
                  ex=max(1, settings.CLOSING_SOON_S)):
-            queue_sms(phone, "closing_soon", {"lot": _short(title or f"#{lot_id}"),
+            dispatch.sms(phone, "closing_soon", {"lot": _short(title or f"#{lot_id}"),
                                               "minutes": minutes},
                       f"closing:{lot_id}:{deadline_ms}:{uid}")
     return len(users)
@@ -277,13 +245,13 @@ def closing_soon() -> dict:
     r = client()
     now = lotstate.redis_now_ms()
     window_ms = settings.CLOSING_SOON_S * 1000
-    due = r.zrangebyscore(engine.DEADLINES, now + 1, now + window_ms, withscores=True)
+    due = r.zrangebyscore(keys.DEADLINES, now + 1, now + window_ms, withscores=True)
     due = [(int(m), int(s)) for m, s in due]
     if not due:
         return {"notified": []}
     pipe = r.pipeline(transaction=False)
     for lot_id, deadline in due:
-        pipe.exists(closing_key(lot_id, deadline))
+        pipe.exists(keys.closing_notice(lot_id, deadline))
     fresh = [(lid, dl) for (lid, dl), done in zip(due, pipe.execute()) if not done]
     info = _lot_info(lid for lid, _dl in fresh)
     notified = []
@@ -313,7 +281,7 @@ def lot_won(user_id: int, lot_id: int, order: Any) -> None:
                   "amount": yuan(int(order.get("due", order.get("amount", 0)))),
                   "pay_by": time.strftime("%Y-%m-%d %H:%M", time.localtime(pay_by / 1000))
                   if pay_by else ""}
-        queue_user_sms(int(user_id), "won", params, f"won:{lot_id}:{user_id}")
+        dispatch.user_sms(int(user_id), "won", params, f"won:{lot_id}:{user_id}")
     except Exception:  # a notification must never break settlement
         logger.exception("could not queue the won SMS for lot %s", lot_id)
 
@@ -331,7 +299,7 @@ def deposit_refunded(user_id: int, amount: int, lot_id: int | None = None,
             scope, ref, what = "session", f"session:{session_id}", f"#{session_id}"
         out_id = (f"refund:deposit:{deposit_id}" if deposit_id is not None
                   else f"refund:{ref}:{user_id}")
-        queue_user_sms(int(user_id), "deposit_refunded",
+        dispatch.user_sms(int(user_id), "deposit_refunded",
                        {"amount": yuan(int(amount)), "scope": scope, "name": what}, out_id)
     except Exception:
         logger.exception("could not queue the refund SMS for user %s", user_id)

@@ -6,15 +6,12 @@
 * WeChat Pay: one transaction reserves the coupon for this order and records
   the Payment (out_trade_no derived from the task id, so a redelivered task
   asks for the same prepay); the order is paid when the signed notification
-  arrives (workers/deposits.py `wechat_paid`).
-* Coupons (优惠券): `fixed` (fen off) or `percent` (1-100 % off), a minimum
-  spend measured on the order total (hammer price + premium), an expiry, one
-  use. A coupon reserved by a WeChat payment of an order stays usable for that
-  order only.
+  arrives (workers/payments.py dispatches it to `wechat_paid` here).
+* Coupons (优惠券): the rules are auction/coupons.py.
 * Forfeiture (悔拍): an order still unpaid after `pay_by_ms` becomes
   `forfeited`, the deposits credited to it become `forfeited` (kept, not
   refunded), its owner gets an `order` message and the operators an alert
-  (`ops:alerts` list + `ops` channel, see workers/refunds.py `alert_ops`).
+  (workers/alerts.py).
 """
 from __future__ import annotations
 
@@ -22,45 +19,23 @@ import logging
 
 from peewee import IntegrityError
 
+from auction import ledger
+from auction.coupons import coupon_problem, discount
+from auction.errors import Refused
 from models import (
     Coupon,
     Deposit,
     LedgerEntry,
     Order,
     Payment,
-    User,
     now_ms,
+    on_commit,
     write_transaction,
 )
-from workers import publish
-from workers.errors import Refused
+from workers import gateway, publish
+from workers.alerts import alert_ops
 
 logger = logging.getLogger(__name__)
-
-
-def coupon_problem(coupon: Coupon | None, user_id: int, order: Order, now: int
-                   ) -> tuple[str, str] | None:
-    """Why this coupon cannot pay towards this order, or None. Shared with the
-    hall so a bad coupon is refused at once (the worker checks again)."""
-    if coupon is None or coupon.user_id != user_id:
-        return "not_found", "no such coupon"
-    if coupon.used_at_ms is not None and order.coupon_id != coupon.id:
-        return "conflict", "this coupon has been used"
-    if coupon.expires_at_ms <= now:
-        return "conflict", "this coupon has expired"
-    if order.amount + order.premium < coupon.min_spend:
-        return "conflict", f"this coupon needs a spend of {coupon.min_spend} fen"
-    if coupon.kind not in ("fixed", "percent") or coupon.value <= 0 or (
-            coupon.kind == "percent" and coupon.value > 100):
-        return "conflict", "this coupon cannot be used"
-    return None
-
-
-def discount(coupon: Coupon | None, due: int) -> int:
-    if coupon is None:
-        return 0
-    off = coupon.value if coupon.kind == "fixed" else due * coupon.value // 100
-    return max(0, min(off, due))
 
 
 def _check_order(order: Order | None, user_id: int) -> Order:
@@ -108,25 +83,26 @@ def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
                                             | (Coupon.id == order.coupon_id))).execute()
             if not used:
                 raise Refused("conflict", "this coupon has been used")
-        debited = User.update(balance=User.balance - to_pay).where(
-            (User.id == user_id) & (User.balance >= to_pay)).execute()
-        if not debited:
-            raise Refused("insufficient_balance", f"this order needs {to_pay} fen")
+        # A coupon may cover everything: the payment is still one ledger entry
+        # (of 0), so a redelivered task finds it and answers the same.
+        balance = ledger.debit(user_id, to_pay, kind="order", ref=f"order:{order_id}",
+                               memo=f"order {order_id} (task {task_id})",
+                               short=f"this order needs {to_pay} fen")
         paid = Order.update(status="paid", paid_at_ms=now, coupon=coupon_id).where(
             (Order.id == order_id) & (Order.status == "unpaid")).execute()
         if not paid:
             raise Refused("already_paid", "this order is paid")
-        balance = User.get_by_id(user_id).balance
-        LedgerEntry.create(user=user_id, amount=-to_pay, balance_after=balance, kind="order",
-                           ref=f"order:{order_id}", memo=f"order {order_id} (task {task_id})")
-    publish.to_user(user_id, {"type": "order", "order": Order.get_by_id(order_id).public()})
+        on_commit(lambda: _announce(user_id, order_id))
     return {"status": "paid", "order_id": order_id, "paid": to_pay, "balance": balance}
 
 
+def _announce(user_id: int, order_id: int) -> None:
+    publish.to_user(user_id, {"type": "order", "order": Order.get_by_id(order_id).public()})
+
+
 def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: str) -> dict:
-    from workers.deposits import _trade_no, wechat_client
-    client = wechat_client()  # configured, or refused with nothing written
-    out_trade_no = _trade_no("O", task_id)
+    client = gateway.wechat_client()  # configured, or refused with nothing written
+    out_trade_no = gateway.trade_no(gateway.ORDER, task_id)
     existing = Payment.get_or_none(Payment.out_trade_no == out_trade_no)
     if existing is None:
         now = now_ms()
@@ -162,20 +138,26 @@ class _FreeOrder(Exception):
     pass
 
 
-def order_paid_in_transaction(payment: Payment) -> bool:
-    """Inside wechat_paid's transaction: the order is paid (False if it was
-    no longer unpaid: paid another way, or forfeited)."""
-    return bool(Order.update(status="paid", paid_at_ms=now_ms()).where(
-        (Order.id == payment.order_id) & (Order.status == "unpaid")).execute())
+def wechat_paid(payment: Payment, transaction_id: str) -> dict:
+    """A verified, successful WeChat payment of an order: the order is paid, once.
+
+    Money that arrives for an order that no longer wants it (paid another way,
+    or forfeited) is recorded and the operators are told."""
+    with write_transaction():
+        changed = bool(Payment.update(status="paid", transaction_id=transaction_id).where(
+            (Payment.id == payment.id) & (Payment.status == "pending")).execute())
+        paid = changed and bool(Order.update(status="paid", paid_at_ms=now_ms()).where(
+            (Order.id == payment.order_id) & (Order.status == "unpaid")).execute())
+        if paid:
+            on_commit(lambda: _announce(payment.user_id, payment.order_id))
+        elif changed:
+            on_commit(lambda: _unwanted(payment))
+    return {"changed": changed, "late_refund": False}
 
 
-def after_wechat_order_payment(payment: Payment, paid: bool | None) -> None:
+def _unwanted(payment: Payment) -> None:
+    """Money arrived for an order that no longer wants it: an operator refunds it."""
     order = Order.get_by_id(payment.order_id)
-    if paid:
-        publish.to_user(payment.user_id, {"type": "order", "order": order.public()})
-        return
-    # Money arrived for an order that no longer wants it: an operator refunds it.
-    from workers.refunds import alert_ops
     logger.error("WeChat payment %s for order %s which is %s", payment.out_trade_no,
                  order.id, order.status)
     alert_ops("unmatched_payment", order_id=order.id, user_id=payment.user_id,
@@ -192,7 +174,6 @@ def forfeit_overdue(now: int | None = None, limit: int = 100) -> list[int]:
 
 
 def forfeit_order(order_id: int, now: int) -> bool:
-    from workers.refunds import alert_ops
     with write_transaction():
         moved = Order.update(status="forfeited").where(
             (Order.id == order_id) & (Order.status == "unpaid")

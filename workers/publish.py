@@ -1,19 +1,18 @@
 """Write-only messages from workers to clients (via every hall's pub/sub).
 
-Workers never talk to sockets (decision 3): they publish on `user:{id}` or
+Workers never talk to sockets: they publish on `user:{id}` or
 run the lot scripts (which publish on `lot:{id}`), always after the database
 transaction has committed.
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 import redis
 
-from hall import engine, redisconn
+from auction import keys, redisconn, wire
 
 _client: redis.Redis | None = None
 _lock = threading.Lock()
@@ -31,5 +30,4 @@ def client() -> redis.Redis:
 
 def to_user(user_id: int, message: dict[str, Any]) -> None:
     message.setdefault("server_time_ms", int(time.time() * 1000))
-    client().publish(engine.user_channel(user_id),
-                     json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+    client().publish(keys.user_channel(user_id), wire.dumps(message))

@@ -6,83 +6,81 @@ transaction that moves the deposit out of `paid`, so it can exist only once:
 * balance deposits: the balance is credited and a `refund:{deposit}` ledger
   entry written in that transaction; the row is `done` at once;
 * WeChat Pay deposits: the row starts `pending`; after commit a task
-  (`workers.tasks.settlement.send_refund`) calls the gateway's refund API
-  with `out_refund_no = "R" + out_trade_no`, on which the gateway is
-  idempotent, then marks the row `done`. A redelivered or repeated task asks
+  (`send_refund`, queued through workers/dispatch.py) calls the gateway's
+  refund API with `out_refund_no = "R" + out_trade_no`, on which the gateway
+  is idempotent, then marks the row `done`. A redelivered or repeated task asks
   the gateway again with the same number and refunds nothing twice. Rows
   left `pending` (a worker died between commit and queueing) are re-queued by
   the money sweep (`retry_pending`). A refund the gateway refuses for good
-  becomes `failed` and the operators are told (`ops:alerts`).
+  becomes `failed` and the operators are told (workers/alerts.py).
+
+Whoever refunds says so in the refund's own transaction: `refund_in_transaction`
+registers the announcement (queue the gateway call, tell the owner, SMS) as an
+after-commit hook, so a rollback announces nothing.
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
-from models import Deposit, LedgerEntry, Refund, User, now_ms, write_transaction
-from workers import notify, publish
+from auction import keys, ledger
+from auction.wechatpay import (
+    WeChatPayClient,
+    WeChatPayConfig,
+    WeChatPayConfigError,
+    WeChatPayError,
+    WeChatPayUnavailable,
+)
+from models import Deposit, Refund, now_ms, on_commit, write_transaction
+from workers import dispatch, gateway, notify, publish
+from workers.alerts import alert_ops
 
 logger = logging.getLogger(__name__)
 
-OPS_ALERTS = "ops:alerts"  # Redis list, newest first (LPUSH), last 200 kept
-OPS_CHANNEL = "ops"  # pub/sub channel the same alerts are published on
 RETRY_AFTER_MS = 60_000
-
-
-def alert_ops(kind: str, **fields: Any) -> None:
-    """Tell the operators: LPUSH on `ops:alerts` and PUBLISH on channel `ops`."""
-    message = json.dumps({"type": "alert", "kind": kind, "at_ms": int(time.time() * 1000),
-                          **fields}, ensure_ascii=False, separators=(",", ":"))
-    r = publish.client()
-    pipe = r.pipeline(transaction=False)
-    pipe.lpush(OPS_ALERTS, message)
-    pipe.ltrim(OPS_ALERTS, 0, 199)
-    pipe.publish(OPS_CHANNEL, message)
-    pipe.execute()
 
 
 def out_refund_no(deposit: Deposit) -> str:
     """Deterministic, so a retried refund is the same refund at the gateway."""
-    return f"R{deposit.out_trade_no}"
+    return gateway.refund_no(deposit.out_trade_no)
 
 
-def refund_in_transaction(deposit: Deposit, amount: int) -> Refund:
-    """Write the refund of `amount` of `deposit`. Call inside a write
-    transaction, right after moving the deposit out of `paid` (that guarded
-    UPDATE is what makes it happen once; the unique index is the backstop)."""
+def refund_in_transaction(deposit: Deposit, amount: int,
+                          dispatcher: Callable[[int], None] | None = None,
+                          **extra: Any) -> Refund:
+    """Write the refund of `amount` of `deposit` and announce it after the commit.
+
+    Call inside a write transaction, right after moving the deposit out of
+    `paid` (that guarded UPDATE is what makes it happen once; the unique index
+    is the backstop). `extra` fields go into the owner's `refund` message."""
     if deposit.method == "balance":
-        User.update(balance=User.balance + amount).where(User.id == deposit.user_id).execute()
-        balance = User.get_by_id(deposit.user_id).balance
-        LedgerEntry.create(user=deposit.user_id, amount=amount, balance_after=balance,
-                           kind="refund", ref=f"refund:{deposit.id}",
-                           memo=f"{deposit.scope} deposit refund")
-        return Refund.create(user=deposit.user_id, deposit=deposit.id, amount=amount,
-                             method="balance", status="done", done_at_ms=now_ms())
-    return Refund.create(user=deposit.user_id, deposit=deposit.id, amount=amount,
-                         method=deposit.method, status="pending")
+        ledger.credit(deposit.user_id, amount, kind="refund", ref=f"refund:{deposit.id}",
+                      memo=f"{deposit.scope} deposit refund")
+        refund = Refund.create(user=deposit.user_id, deposit=deposit.id, amount=amount,
+                               method="balance", status="done", done_at_ms=now_ms())
+    else:
+        refund = Refund.create(user=deposit.user_id, deposit=deposit.id, amount=amount,
+                               method=deposit.method, status="pending")
+    on_commit(lambda: announce(refund, deposit, dispatcher, **extra))
+    return refund
 
 
-def dispatch(refund_id: int) -> None:
-    """Queue the gateway call of a pending refund (default dispatcher)."""
-    from workers.tasks.settlement import send_refund
-    send_refund.delay(refund_id)
+def _message(refund: Refund, deposit: Deposit, status: str) -> dict:
+    msg = {"type": "refund", "refund_id": refund.id, "deposit_id": deposit.id,
+           "scope": deposit.scope, "session_id": deposit.session_id, "amount": refund.amount,
+           "method": refund.method, "status": status}
+    if deposit.lot_id is not None:
+        msg["lot_id"] = deposit.lot_id
+    return msg
 
 
 def announce(refund: Refund, deposit: Deposit, dispatcher: Callable[[int], None] | None = None,
              **extra: Any) -> None:
     """After commit: queue a WeChat refund, and tell the owner."""
     if refund.status == "pending":
-        (dispatcher or dispatch)(refund.id)
-    msg = {"type": "refund", "refund_id": refund.id, "deposit_id": deposit.id,
-           "scope": deposit.scope, "session_id": deposit.session_id, "amount": refund.amount,
-           "method": refund.method, "status": refund.status}
-    if deposit.lot_id is not None:
-        msg["lot_id"] = deposit.lot_id
-    msg.update(extra)
-    publish.to_user(deposit.user_id, msg)
+        (dispatcher or dispatch.refund)(refund.id)
+    publish.to_user(deposit.user_id, {**_message(refund, deposit, refund.status), **extra})
     notify.deposit_refunded(deposit.user_id, refund.amount,
                             lot_id=deposit.lot_id if deposit.scope == "lot" else None,
                             session_id=deposit.session_id, deposit_id=deposit.id)
@@ -97,20 +95,11 @@ def refund_deposit(deposit_id: int, dispatcher: Callable[[int], None] | None = N
         if not moved:
             return None
         deposit = Deposit.get_by_id(deposit_id)
-        refund = refund_in_transaction(deposit, deposit.amount)
-    announce(refund, deposit, dispatcher)
-    return refund
+        return refund_in_transaction(deposit, deposit.amount, dispatcher)
 
 
 def send_refund(refund_id: int, client: Any = None) -> dict:
     """Ask WeChat Pay to refund a pending refund; idempotent by out_refund_no."""
-    from workers.wechatpay import (
-        WeChatPayClient,
-        WeChatPayConfig,
-        WeChatPayConfigError,
-        WeChatPayError,
-        WeChatPayUnavailable,
-    )
     refund = Refund.get_or_none(Refund.id == refund_id)
     if refund is None:
         return {"refund_id": refund_id, "status": "unknown"}
@@ -137,10 +126,8 @@ def send_refund(refund_id: int, client: Any = None) -> dict:
         done = Refund.update(status="done", done_at_ms=now_ms()).where(
             (Refund.id == refund_id) & (Refund.status == "pending")).execute()
     if done:
-        publish.to_user(deposit.user_id, {
-            "type": "refund", "refund_id": refund_id, "deposit_id": deposit.id,
-            "scope": deposit.scope, "session_id": deposit.session_id, "lot_id": deposit.lot_id,
-            "amount": refund.amount, "method": refund.method, "status": "done"})
+        publish.to_user(deposit.user_id, {**_message(refund, deposit, "done"),
+                                          "lot_id": deposit.lot_id})
     return {"refund_id": refund_id, "status": "done", "gateway_status": answer.get("status"),
             "wechat_refund_id": answer.get("refund_id")}
 
@@ -156,7 +143,7 @@ def retry_pending(older_than_ms: int = RETRY_AFTER_MS,
     queued = []
     r = publish.client()
     for rid in ids:
-        if r.set(f"refund:retry:{rid}", 1, nx=True, ex=60):
-            (dispatcher or dispatch)(rid)
+        if r.set(keys.refund_retry(rid), 1, nx=True, ex=60):
+            (dispatcher or dispatch.refund)(rid)
             queued.append(rid)
     return queued

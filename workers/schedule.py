@@ -1,6 +1,8 @@
 """定时发布 / 定时拍卖 / countdown expiry, driven by beat every second.
 
-Deadlines live in a Redis sorted set, not in Celery ETAs (decision 4): the
+Deadlines live in a Redis sorted set, not in long Celery ETAs (an unacked
+ETA task is redelivered after the visibility timeout and lives in worker
+memory; docs/architecture.md, "Known traps"): the
 sweep closes every lot whose deadline has passed by Redis' clock, and for
 lots due within the next sweep interval it queues a short-ETA close so a
 lot closes on time rather than up to a second late. Closing is idempotent
@@ -12,15 +14,13 @@ import logging
 from typing import Callable
 
 import settings
-from hall import engine
+from auction import keys
 from models import AuctionSession, Bid, Lot, User, write_transaction, now_ms
 from workers import lotstate
 from workers.publish import client
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_ZSET = "sessions:publish"
-START_ZSET = "sessions:starts"
 
 
 def publish_session(session_id: int) -> dict:
@@ -43,12 +43,12 @@ def publish_session(session_id: int) -> dict:
                 .order_by(Bid.seq.desc()).first())
         lotstate.load(lot, session, "scheduled", last)
     r = client()
-    r.zrem(PUBLISH_ZSET, session_id)
+    r.zrem(keys.PUBLISH_AT, session_id)
     start = session.starts_at_ms or 0
     if start <= lotstate.redis_now_ms():
         start_session(session_id)
     else:
-        r.zadd(START_ZSET, {session_id: start})
+        r.zadd(keys.START_AT, {session_id: start})
     return {"session_id": session_id, "status": AuctionSession.get_by_id(session_id).status,
             "lots": len(lots)}
 
@@ -80,7 +80,7 @@ def start_session(session_id: int) -> dict:
             Lot.update(status="live").where(Lot.id.in_(opened)).execute()
         AuctionSession.update(status="live").where(
             (AuctionSession.id == session_id) & (AuctionSession.status == "published")).execute()
-    client().zrem(START_ZSET, session_id)
+    client().zrem(keys.START_AT, session_id)
     return {"session_id": session_id, "opened": opened, "expired": expired}
 
 
@@ -99,14 +99,14 @@ def sweep(on_closed: Callable[[list[int]], None],
     r = client()
     # Beat starts a pass every interval even if the last one is still running;
     # overlapping passes would only fight over the same lots.
-    if not r.set("sweep:lock", 1, nx=True, px=max(int(settings.SWEEP_INTERVAL_S * 4000), 2000)):
+    if not r.set(keys.SWEEP_LOCK, 1, nx=True, px=max(int(settings.SWEEP_INTERVAL_S * 4000), 2000)):
         return {"skipped": True}
     try:
         now = lotstate.redis_now_ms()
-        published = [int(s) for s in r.zrangebyscore(PUBLISH_ZSET, "-inf", now)]
+        published = [int(s) for s in r.zrangebyscore(keys.PUBLISH_AT, "-inf", now)]
         for sid in published:
             publish_session(sid)
-        started = [int(s) for s in r.zrangebyscore(START_ZSET, "-inf", now)]
+        started = [int(s) for s in r.zrangebyscore(keys.START_AT, "-inf", now)]
         for sid in started:
             start_session(sid)
         closed = close_due(on_closed)
@@ -115,13 +115,13 @@ def sweep(on_closed: Callable[[list[int]], None],
             # task), armed before the next pass could see the deadline.
             horizon = now + int(settings.SWEEP_INTERVAL_S * 1000) * 2 + 200
             upcoming = {int(score) for _m, score in r.zrangebyscore(
-                engine.DEADLINES, f"({now}", horizon, withscores=True)}
+                keys.DEADLINES, f"({now}", horizon, withscores=True)}
             for deadline in sorted(upcoming):
-                if r.set(f"closing:at:{deadline}", 1, nx=True, ex=120):
+                if r.set(keys.closing_timer(deadline), 1, nx=True, ex=120):
                     arm(deadline, (deadline - now) / 1000.0)
         return {"published": published, "started": started, "closed": closed}
     finally:
-        r.delete("sweep:lock")
+        r.delete(keys.SWEEP_LOCK)
 
 
 def close_at(deadline_ms: int, on_closed: Callable[[list[int]], None],
@@ -130,6 +130,6 @@ def close_at(deadline_ms: int, on_closed: Callable[[list[int]], None],
     early (clocks differ between hosts), arm it again for the time left."""
     closed = close_due(on_closed)
     now = lotstate.redis_now_ms()
-    if now < deadline_ms and client().zcount(engine.DEADLINES, deadline_ms, deadline_ms):
+    if now < deadline_ms and client().zcount(keys.DEADLINES, deadline_ms, deadline_ms):
         arm(deadline_ms, (deadline_ms - now) / 1000.0)
     return closed

@@ -13,21 +13,17 @@ nothing that was already done:
    paid session deposit is credited to its owner's first unpaid order of the
    session (up to what is due, the rest refunded), or refunded in full.
 
-Test-only hook: HALL_TEST_SETTLE_PAUSE_S (env, read at each pause). When set,
-settlement pauses that many seconds after each refund, having first
-LPUSHed `{"pid", "lot_id", "refunds"}` on the Redis list `test:settle:paused`,
-so a test can kill the worker mid-settlement. Never set it in production.
+A refund is announced (the gateway call queued, the owner told) by an
+after-commit hook of the transaction that wrote it; `won` and the order
+messages go out after the lot's own transactions have committed.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
 from collections.abc import Callable
 
 import settings
-from hall import engine
+from auction import keys
 from models import AuctionSession, Deposit, Lot, Order, now_ms, write_transaction
 from workers import bidlog, lotstate, notify, publish, refunds
 
@@ -36,22 +32,8 @@ logger = logging.getLogger(__name__)
 Dispatcher = Callable[[int], None]
 
 
-def _test_pause(lot_id: int, done: int) -> None:
-    """See the module docstring: a test-only pause between refunds."""
-    pause = os.environ.get("HALL_TEST_SETTLE_PAUSE_S")
-    if not pause:
-        return
-    publish.client().lpush("test:settle:paused", json.dumps(
-        {"pid": os.getpid(), "lot_id": lot_id, "refunds": done}))
-    time.sleep(float(pause))
-
-
-def refund_deposit(deposit: Deposit) -> bool:
-    """Give a paid deposit back the way it came; False if it was not paid."""
-    return refunds.refund_deposit(deposit.id) is not None
-
-
-def credit_deposit(deposit_id: int, order_id: int) -> tuple[int, object | None] | None:
+def credit_deposit(deposit_id: int, order_id: int, dispatcher: Dispatcher | None = None
+                   ) -> tuple[int, object | None] | None:
     """Credit a paid deposit to an unpaid order, up to what is due; refund the
     rest. One transaction. Returns (credited, refund or None), or None if the
     deposit was no longer paid or the order no longer unpaid."""
@@ -72,13 +54,13 @@ def credit_deposit(deposit_id: int, order_id: int) -> tuple[int, object | None] 
                 (Order.id == order_id) & (Order.status == "unpaid")).execute()
         refund = None
         if credit < deposit.amount:
-            refund = refunds.refund_in_transaction(deposit, deposit.amount - credit)
+            refund = refunds.refund_in_transaction(deposit, deposit.amount - credit, dispatcher)
     return credit, refund
 
 
 def settle_lot(lot_id: int, dispatcher: Dispatcher | None = None) -> dict:
     """Write the result of a closed lot: order for the winner, refunds for the rest."""
-    state = {k: v for k, v in lotstate.client().hgetall(engine.lot_key(lot_id)).items()}
+    state = lotstate.client().hgetall(keys.lot(lot_id))
     if state.get("status") not in ("closed", "settled"):
         return {"lot_id": lot_id, "status": state.get("status"), "settled": False}
     bidlog.flush(f"settle-{lot_id}")  # the bids table is complete before we decide
@@ -114,9 +96,7 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
         dep = Deposit.get_or_none((Deposit.lot == lot_id) & (Deposit.user == winner_id)
                                   & (Deposit.scope == "lot") & (Deposit.status == "paid"))
         if dep is not None:
-            got = credit_deposit(dep.id, order.id)
-            if got and got[1] is not None:
-                refunds.announce(got[1], dep, dispatcher)
+            credit_deposit(dep.id, order.id, dispatcher)
     refunded = []
     losers = Deposit.select().where((Deposit.lot == lot_id) & (Deposit.scope == "lot")
                                     & (Deposit.status == "paid"))
@@ -125,7 +105,6 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
             continue
         if refunds.refund_deposit(dep.id, dispatcher) is not None:
             refunded.append(dep.user_id)
-            _test_pause(lot_id, len(refunded))
     if after_lot is not None:
         after_lot()
     if order is not None:
@@ -154,10 +133,8 @@ def settle_session_if_done(session_id: int, dispatcher: Dispatcher | None = None
             (Order.user == dep.user_id) & (Lot.auction_session == session_id)
             & (Order.status == "unpaid")).order_by(Order.id).first())
         if first_order is not None:
-            got = credit_deposit(dep.id, first_order.id)
+            got = credit_deposit(dep.id, first_order.id, dispatcher)
             if got is not None:
-                if got[1] is not None:
-                    refunds.announce(got[1], dep, dispatcher)
                 publish.to_user(dep.user_id, {
                     "type": "order", "order": Order.get_by_id(first_order.id).public()})
                 continue

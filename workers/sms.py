@@ -55,7 +55,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 import settings
-from workers.errors import GatewayError
+from auction.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 
-from hall import engine
+import settings
+from auction import engine, keys, ledger, tasknames
+from auction.errors import Refused
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
-from hall.tasks import submit
+from hall.tasks import run_and_wait, submit
 from hall.validate import increment, integer, money, positive_id, text
-from models import AuctionSession, LedgerEntry, Lot, User, now_ms, write_transaction
+from models import AuctionSession, Lot, User, now_ms, write_transaction
 
 MAX_DURATION_MS = 366 * 24 * 3600 * 1000
 
@@ -84,7 +85,7 @@ class AdminLotHandler(AdminHandler):
         })
         if changes:
             await Lot.update(**changes).where(Lot.id == lid).aexecute()
-        self.send(await self.application.lot_snapshot(lid, self.operator))
+        self.send(await self.lots.snapshot(lid, self.operator))
 
 
 def _present(data: dict, readers: dict) -> dict:
@@ -117,15 +118,17 @@ class AdminSessionLotsHandler(AdminHandler):
         premium = integer(data, "buyer_premium_bp", required=False, maximum=5000, default=0)
         ends_at = integer(data, "ends_at_ms", minimum=now_ms() + 1000,
                           maximum=now_ms() + MAX_DURATION_MS)
-        window = integer(data, "extend_window_s", required=False, maximum=24 * 3600, default=300)
-        by = integer(data, "extend_by_s", required=False, maximum=24 * 3600, default=300)
+        window = integer(data, "extend_window_s", required=False, maximum=24 * 3600,
+                         default=settings.EXTEND_WINDOW_S)
+        by = integer(data, "extend_by_s", required=False, maximum=24 * 3600,
+                     default=settings.EXTEND_BY_S)
         position = await self.db.count(Lot.select().where(Lot.auction_session == sid))
         lot = await Lot.acreate(auction_session=sid, position=position, title=title,
                                 description=description, images=images, start_price=start_price,
                                 increment=inc, reserve_price=reserve, lot_deposit=lot_deposit,
                                 buyer_premium_bp=premium, ends_at_ms=ends_at,
                                 extend_window_s=window, extend_by_s=by)
-        self.send(await self.application.lot_snapshot(lot.id, self.operator), 201)
+        self.send(await self.lots.snapshot(lot.id, self.operator), 201)
 
 
 class AdminPublishHandler(AdminHandler):
@@ -144,10 +147,10 @@ class AdminPublishHandler(AdminHandler):
         # The worker does the publishing (and later the start) so the same code
         # runs for "now" and for a scheduled time; we wait for it briefly so the
         # answer shows the published session.
-        await self.application.schedule_publish(sid, at_ms)
+        if at_ms is not None:
+            await self.redis.zadd(keys.PUBLISH_AT, {sid: at_ms})
         if at_ms is None or at_ms <= now_ms():
-            await self.application.call_worker("workers.tasks.lots.publish_session",
-                                               {"session_id": sid})
+            await run_and_wait(self.application, tasknames.PUBLISH_SESSION, {"session_id": sid})
         session = await AuctionSession.aget(AuctionSession.id == sid)
         self.send(session.public(lot_count=n))
 
@@ -166,7 +169,7 @@ class AdminLotControlHandler(AdminHandler):
                 raise ApiError("not_found", "this lot is not published")
             if result.get("error"):
                 raise ApiError("conflict", f"cannot hammer a lot that is {result.get('status')}")
-            await submit(app, "workers.tasks.settlement.settle_lot", self.operator.id, "settlement",
+            await submit(app, tasknames.SETTLE_LOT, self.operator.id, "settlement",
                          {"lot_id": lid})
         else:
             raw = await app.scripts.status(keys=engine.control_keys(lid),
@@ -177,30 +180,29 @@ class AdminLotControlHandler(AdminHandler):
             if result.get("error"):
                 raise ApiError("conflict", f"cannot {action} a lot that is {result.get('status')}")
             await Lot.update(status=result["status"]).where(Lot.id == lid).aexecute()
-        self.send(await app.lot_snapshot(lid, self.operator))
+        self.send(await self.lots.snapshot(lid, self.operator))
 
 
 class AdminCreditHandler(AdminHandler):
     async def post(self, user_id: str) -> None:
         uid = positive_id(user_id)
         amount = money(self.json_body(), "amount")
-        async with write_transaction():
-            user = await User.aget_or_none(User.id == uid)
-            if user is None:
-                raise ApiError("not_found", "no such user")
-            n = await User.update(balance=User.balance + amount).where(
-                (User.id == uid) & (User.balance + amount <= 10**15)).aexecute()
-            if not n:
-                raise ApiError("invalid", "that would make the balance too large")
-            user = await User.aget(User.id == uid)
-            await LedgerEntry.acreate(user=uid, amount=amount, balance_after=user.balance,
-                                      kind="credit", ref=f"credit:{uuid.uuid4()}",
-                                      memo=f"credited by operator {self.operator.id}")
+        operator = self.operator.id
+
+        def credit() -> User:
+            with write_transaction():
+                ledger.credit(uid, amount, kind="credit", ref=ledger.new_ref("credit"),
+                              memo=f"credited by operator {operator}")
+            return User.get_by_id(uid)
+        try:
+            user = await self.db.run(credit)
+        except Refused as exc:
+            raise ApiError(exc.code, exc.message)
         self.send(user.public())
 
 
 class AdminOverviewHandler(AdminHandler):
     async def get(self) -> None:
-        self.send(await self.application.overview())
+        self.send(await self.application.overview.compute())
 
 

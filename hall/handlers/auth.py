@@ -5,6 +5,8 @@ import re
 
 from peewee import IntegrityError
 
+import settings
+
 from hall.auth import hash_password, issue_token, verify_password
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
@@ -26,8 +28,8 @@ class RegisterHandler(BaseHandler):
         phone = text(data, "phone", required=False, max_len=20)
         if not USERNAME.match(username):
             raise ApiError("invalid", "username: 2-32 letters, digits, _ . - or Chinese characters")
-        await self.application.rate_limit(f"register:{self.request.remote_ip}",
-                                          self.application.login_rate, 60)
+        await self.application.limiter.hit(f"register:{self.request.remote_ip}",
+                                           settings.LOGIN_RATE_PER_MIN, 60)
         # Hashing is deliberately slow (argon2): keep it off the IOLoop.
         pw_hash = await self.application.run_blocking(hash_password, password)
         try:
@@ -47,8 +49,8 @@ class LoginHandler(RegisterHandler):
         data = self.json_body()
         username = text(data, "username", max_len=32)
         password = text(data, "password", max_len=128)
-        await self.application.rate_limit(f"login:{self.request.remote_ip}:{username}",
-                                          self.application.login_rate, 60)
+        await self.application.limiter.hit(f"login:{self.request.remote_ip}:{username}",
+                                           settings.LOGIN_RATE_PER_MIN, 60)
         user = await User.aget_or_none(User.username == username)
         ok = await self.application.run_blocking(
             verify_password, user.password_hash if user else _DUMMY_HASH, password)

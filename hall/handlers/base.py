@@ -14,6 +14,7 @@ from hall.validate import parse_json_object
 
 if TYPE_CHECKING:
     from hall.app import HallApplication
+    from hall.lots import LotReader
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,18 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
-    # -- shared resources (Flower style) ---------------------------------
+    # -- shared resources (Flower style: handlers never import the app) -------
     @property
-    def redis(self):
+    def redis(self) -> Any:
         return self.application.redis
 
     @property
-    def db(self):
+    def db(self) -> Any:
         return self.application.db
+
+    @property
+    def lots(self) -> "LotReader":
+        return self.application.lots
 
     # -- identity ---------------------------------------------------------
     def get_current_user(self) -> Identity | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from hall import engine
+from auction import keys, snapshot, tasknames, wire
 from hall.bidding import place_bid, read_bid
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
@@ -15,14 +15,14 @@ from models import Bid, User
 class LotHandler(BaseHandler):
     async def get(self, lot_id: str) -> None:
         lid = positive_id(lot_id)
-        snap = await self.application.lot_snapshot(lid, self.current_user)
+        snap = await self.lots.snapshot(lid, self.current_user)
         if snap is None:
             raise ApiError("not_found", "no such lot")
         user = self.current_user
         if user is not None:
-            scope = await self.application.deposit_scope(lid, snap["session_id"], user.id)
+            scope = await self.lots.deposit_scope(lid, snap["session_id"], user.id)
             snap["my_deposit"] = scope
-            leader = await self.redis.hget(engine.lot_key(lid), "leader")
+            leader = await self.redis.hget(keys.lot(lid), "leader")
             snap["leading"] = leader is not None and leader.decode() == str(user.id)
         self.send(snap)
 
@@ -54,13 +54,13 @@ class LotBidsHandler(BaseHandler):
     async def _from_stream(self, lid: int, since: int, limit: int) -> list | None:
         """Recent bids straight from the lot's event stream (complete and current)."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(engine.lot_key(lid))
-        pipe.xrange(engine.stream_key(lid), "-", "+", count=1)
-        pipe.xrange(engine.stream_key(lid), f"{since + 1}-0", "+", count=limit * 2 + 8)
+        pipe.exists(keys.lot(lid))
+        pipe.xrange(keys.lot_stream(lid), "-", "+", count=1)
+        pipe.xrange(keys.lot_stream(lid), f"{since + 1}-0", "+", count=limit * 2 + 8)
         exists, first, entries = await pipe.execute()
         if not exists:
             return None
-        if first and engine.parse_event_id(first[0][0].decode())[0] > since + 1:
+        if first and wire.parse_event_id(first[0][0].decode())[0] > since + 1:
             return None  # trimmed: older bids are only in the database
         bids = []
         for event_id, fields in entries:
@@ -76,20 +76,20 @@ class LotBidsHandler(BaseHandler):
         return bids
 
     async def _from_db(self, lid: int, since: int, limit: int) -> list | None:
-        if await self.application.lot_row(lid, self.current_user) is None:
+        if await self.lots.row(lid, self.current_user) is None:
             return None
         rows = await self.db.list(
             Bid.select(Bid, User.username).join(User)
             .where((Bid.lot == lid) & (Bid.seq > since)).order_by(Bid.seq).limit(limit))
-        return [{"seq": b.seq, "amount": b.amount, "bidder": engine.mask_name(b.user.username),
+        return [{"seq": b.seq, "amount": b.amount, "bidder": snapshot.mask_name(b.user.username),
                  "at_ms": b.at_ms} for b in rows]
 
     async def post(self, lot_id: str) -> None:
         lid = positive_id(lot_id)
         user = self.require_user()
         amount, ref, max_amount = read_bid(self.json_body())
-        await self.application.check_bid_rate(user.id)
-        answer = await place_bid(self.application, user, lid, amount, ref, max_amount)
+        answer = await place_bid(self.lots, self.application.bids, user, lid, amount, ref,
+                                 max_amount)
         if "code" in answer:
             raise ApiError(answer["code"], answer.get("message", ""))
         self.send(answer)
@@ -99,7 +99,7 @@ class DepositHandler(BaseHandler):
     """保证金页面 (GET) and paying it (POST, 202 + task id)."""
 
     async def _lot(self, lot_id: str) -> dict:
-        snap = await self.application.lot_snapshot(positive_id(lot_id), self.current_user)
+        snap = await self.lots.snapshot(positive_id(lot_id), self.current_user)
         if snap is None:
             raise ApiError("not_found", "no such lot")
         return snap
@@ -107,7 +107,7 @@ class DepositHandler(BaseHandler):
     async def get(self, lot_id: str) -> None:
         user = self.require_user()
         snap = await self._lot(lot_id)
-        scope = await self.application.deposit_scope(snap["id"], snap["session_id"], user.id)
+        scope = await self.lots.deposit_scope(snap["id"], snap["session_id"], user.id)
         me = await User.aget_or_none(User.id == user.id)
         if me is None:
             raise ApiError("unauthorized", "this account no longer exists")
@@ -131,10 +131,10 @@ class DepositHandler(BaseHandler):
             raise ApiError("lot_closed", "this lot has closed")
         if snap["status"] == "draft":
             raise ApiError("lot_not_open", "this lot is not published yet")
-        paid = await self.application.deposit_scope(snap["id"], snap["session_id"], user.id)
+        paid = await self.lots.deposit_scope(snap["id"], snap["session_id"], user.id)
         if paid == "session" or (paid == "lot" and scope == "lot"):
             raise ApiError("already_paid", f"a {paid} deposit is already in force")
-        task_id = await submit(self.application, "workers.tasks.deposits.pay_deposit", user.id,
+        task_id = await submit(self.application, tasknames.PAY_DEPOSIT, user.id,
                                "deposit", {"user_id": user.id, "lot_id": snap["id"],
                                            "scope": scope, "method": method})
         self.send({"task_id": task_id}, 202)

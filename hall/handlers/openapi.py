@@ -6,5 +6,9 @@ from hall.openapi import build_spec
 
 
 class OpenApiHandler(BaseHandler):
+    _spec: dict | None = None  # built once from the application's routes
+
     def get(self) -> None:
-        self.send(build_spec())
+        if OpenApiHandler._spec is None:
+            OpenApiHandler._spec = build_spec(self.application.routes)
+        self.send(OpenApiHandler._spec)

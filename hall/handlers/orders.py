@@ -1,6 +1,8 @@
 """GET /api/me/orders, GET /api/me/deposits, POST /api/orders/{id}/pay."""
 from __future__ import annotations
 
+from auction import tasknames
+from auction.coupons import coupon_problem
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
 from hall.tasks import submit
@@ -58,12 +60,11 @@ class OrderPayHandler(BaseHandler):
                            f"this order is {order.status}")
         if coupon_id is not None:
             # Refused at once when plainly bad; the worker checks again.
-            from workers.orders import coupon_problem
             coupon = await Coupon.aget_or_none(Coupon.id == coupon_id)
             problem = coupon_problem(coupon, user.id, order, now_ms())
             if problem:
                 raise ApiError(*problem)
-        task_id = await submit(self.application, "workers.tasks.orders.pay_order", user.id,
+        task_id = await submit(self.application, tasknames.PAY_ORDER, user.id,
                                "order_payment", {"user_id": user.id, "order_id": oid,
                                                  "method": method, "coupon_id": coupon_id})
         self.send({"task_id": task_id}, 202)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 
+from auction import keys, tasknames
+from auction.wechatpay import InvalidNotification, parse_notification
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
 from hall.tasks import submit
@@ -19,8 +21,7 @@ logger = logging.getLogger(__name__)
 
 class WeChatNotifyHandler(BaseHandler):
     async def post(self) -> None:
-        from workers.wechatpay import InvalidNotification, parse_notification
-        config = self.application.wechat_config()
+        config = self.application.wechat
         if config is None:
             raise ApiError("unavailable", "WeChat Pay is not configured")
         try:
@@ -33,7 +34,8 @@ class WeChatNotifyHandler(BaseHandler):
         # Replay: the same notification id (or nonce) is handled once. WeChat
         # re-delivers a notification with the same id and a new nonce until it
         # gets a 2xx; an attacker replaying a captured one reuses both.
-        id_key, nonce_key = f"wxnotify:{tx.get('id')}", f"wxnonce:{tx.get('nonce')}"
+        id_key = keys.wechat_notification(str(tx.get("id")))
+        nonce_key = keys.wechat_nonce(str(tx.get("nonce")))
         first = await self.redis.set(id_key, 1, nx=True, ex=7 * 24 * 3600)
         nonce_new = await self.redis.set(nonce_key, 1, nx=True, ex=3600)
         if not first or not nonce_new:
@@ -48,7 +50,7 @@ class WeChatNotifyHandler(BaseHandler):
             self.finish(json.dumps({"code": "not_found", "message": "unknown out_trade_no"}))
             return
         try:
-            await submit(self.application, "workers.tasks.deposits.wechat_paid", payment.user_id,
+            await submit(self.application, tasknames.WECHAT_PAID, payment.user_id,
                          "wechat_payment", {"out_trade_no": payment.out_trade_no,
                                             "transaction_id": str(tx.get("transaction_id", "")),
                                             "trade_state": str(tx.get("trade_state", "")),

@@ -37,7 +37,7 @@ class SessionHandler(BaseHandler):
             raise ApiError("not_found", "no such session")
         lot_ids = [lot.id for lot in await self.db.list(
             Lot.select(Lot.id).where(Lot.auction_session == sid).order_by(Lot.position, Lot.id))]
-        lots = [await self.application.lot_snapshot(lid, user) for lid in lot_ids]
+        lots = [await self.lots.snapshot(lid, user) for lid in lot_ids]
         body = session.public(lot_count=len(lot_ids))
         body["lots"] = [s for s in lots if s is not None]
         self.send(body)

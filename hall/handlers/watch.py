@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from peewee import IntegrityError
 
-from hall import engine
+from auction import keys
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
 from hall.validate import positive_id
@@ -21,7 +21,7 @@ class WatchHandler(BaseHandler):
     async def post(self, lot_id: str) -> None:
         user = self.require_user()
         lid = positive_id(lot_id)
-        if await self.application.lot_row(lid, user) is None:
+        if await self.lots.row(lid, user) is None:
             raise ApiError("not_found", "no such lot")
         if await self.db.count(Watch.select().where(Watch.user == user.id)) >= MAX_WATCHES:
             if not await self.db.exists(Watch.select().where(
@@ -49,7 +49,7 @@ class MyWatchesHandler(BaseHandler):
         # Live state (status, price, deadline) from Redis while the lot is published.
         pipe = self.redis.pipeline(transaction=False)
         for w in rows:
-            pipe.hmget(engine.lot_key(w.lot_id), "status", "price", "deadline")
+            pipe.hmget(keys.lot(w.lot_id), "status", "price", "deadline")
         states = await pipe.execute() if rows else []
         watches = []
         for w, (status, price, deadline) in zip(rows, states):

@@ -1,7 +1,6 @@
 """/ws: the auction room socket (join, leave, bid, ping)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -9,49 +8,32 @@ from typing import Any, TYPE_CHECKING
 from urllib.parse import urlparse
 
 import tornado.websocket
-from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
+from redis.exceptions import RedisError
 
 import settings
-
+from auction import wire
 from hall.auth import Identity, read_token
 from hall.bidding import place_bid_raw, read_bid
 from hall.errors import ApiError
-from hall.rooms import text_frame
+from hall.frames import FrameWriter, mine_variant, text_frame
+from hall.ratelimit import ConnectionCap
+from hall.validate import lot_id as read_lot_id
 
 if TYPE_CHECKING:
     from hall.app import HallApplication
 
 logger = logging.getLogger(__name__)
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-
-# Sockets with frames queued in this loop iteration; one call_soon flushes them.
-_corked: list["RoomSocket"] = []
-
-
-def _flush_corked() -> None:
-    conns = _corked[:]
-    _corked.clear()
-    for conn in conns:
-        try:
-            conn._uncork()
-        except Exception:
-            logger.exception("socket write failed")
-
-
-class RoomSocket(tornado.websocket.WebSocketHandler):
+class RoomSocket(FrameWriter, tornado.websocket.WebSocketHandler):
     application: "HallApplication"
 
     def initialize(self) -> None:
         self.identity: Identity | None = None
         self.user_id: int | None = None
         self.lots: set[int] = set()
-        self._stream = None
-        self._sock = None
-        self._out: list[bytes] | None = None  # frames queued this loop iteration
-        self._bid_tokens = float(settings.BID_RATE_PER_S)
-        self._bid_stamp = time.monotonic()
+        # This connection's own cap; the per-user limit is in the bid script.
+        self.bid_cap = ConnectionCap(settings.BID_RATE_PER_S)
 
     # -- handshake -------------------------------------------------------
     def check_origin(self, origin: str) -> bool:
@@ -69,77 +51,22 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         token = self.get_query_argument("token", None) or self.get_cookie("hall_token")
         self.identity = read_token(token)
         self.user_id = self.identity.id if self.identity else None
-        self._stream = self.ws_connection.stream
-        self._stream.max_write_buffer_size = settings.WS_MAX_BUFFER
-        # Plain TCP only: an SSLIOStream has its own handshake/buffer state.
-        self._sock = self._stream.socket if type(self._stream) is IOStream else None
+        self.attach_stream(self.ws_connection.stream, settings.WS_MAX_BUFFER)
         self.set_nodelay(True)
-        self.application.socket_opened(self)
+        self.application.metrics.sockets_opened += 1
+        self.application.audience.socket_opened(self)
 
     def on_close(self) -> None:
-        self._stream = None
-        self._sock = None
-        self.application.socket_closed(self)
+        self.release_stream()
+        self.application.audience.socket_closed(self)
 
     # -- sending -----------------------------------------------------------
-    def send_frame(self, frame: bytes) -> None:
-        """Queue a pre-built frame; everything queued in one loop iteration is
-        written with one send (the `accepted` answer, the `bid` event and an
-        `outbid` notice for the same socket usually arrive together)."""
-        if self._stream is None:
-            return
-        out = self._out
-        if out is None:
-            self._out = [frame]
-            if not _corked:
-                asyncio.get_running_loop().call_soon(_flush_corked)
-            _corked.append(self)
-        else:
-            out.append(frame)
-
-    def _uncork(self) -> None:
-        out = self._out
-        self._out = None
-        conn = self.ws_connection
-        if not out or conn is None or conn.server_terminated:  # nothing after our close frame
-            return
-        self._write(out[0] if len(out) == 1 else b"".join(out))
-
-    def _write(self, data: bytes) -> None:
-        """Write to the socket; drop this socket if it cannot keep up.
-
-        Fast path: while Tornado has nothing queued for this socket, hand the
-        bytes straight to the kernel (`socket.send`), skipping IOStream.write's
-        buffer, Future and callback per write. Whatever the kernel does not take
-        (or any error) goes through IOStream.write, which keeps the order (its
-        buffer is non-empty from then on, so later writes queue behind), the
-        bounded buffer (StreamBufferFullError -> laggard dropped) and the close
-        handling.
-        """
-        stream = self._stream
-        if stream is None:
-            return
-        if self._sock is not None and not stream._write_buffer:
-            try:
-                sent = self._sock.send(data)
-            except OSError:  # EAGAIN, or a dead socket: IOStream.write sorts it out
-                sent = 0
-            if sent == len(data):
-                return
-            if sent:
-                data = data[sent:]
-        try:
-            stream.write(data)
-        except StreamBufferFullError:
-            logger.info("closing a socket that stopped reading (user %s)", self.user_id)
-            self.application.metrics.laggards += 1
-            self._stream = None
-            stream.close()
-        except StreamClosedError:
-            self._stream = None
+    def on_laggard(self) -> None:
+        logger.info("closing a socket that stopped reading (user %s)", self.user_id)
+        self.application.metrics.laggards += 1
 
     def send_json(self, data: dict) -> None:
-        self.send_frame(text_frame(_dumps(data).encode()))
+        self.send_frame(text_frame(wire.dumpb(data)))
 
     def send_error_msg(self, code: str, message: str) -> None:
         self.send_json({"type": "error", "code": code, "message": message})
@@ -174,52 +101,35 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         except ApiError as exc:
             self.send_error_msg(exc.code, exc.message)
         except Exception as exc:  # a broken backend must not kill the socket
-            from redis.exceptions import RedisError
             if isinstance(exc, (RedisError, OSError)):
                 self.send_error_msg("unavailable", "the auction engine is unavailable; retry")
             else:
                 logger.exception("ws op %r failed", op)
                 self.send_error_msg("internal", "internal error")
 
-    @staticmethod
-    def _lot_id(data: dict) -> int:
-        lot_id = data.get("lot_id")
-        if type(lot_id) is not int or not 0 < lot_id < 2**53:
-            raise ApiError("invalid", "lot_id must be a positive integer")
-        return lot_id
-
     async def op_join(self, data: dict) -> None:
-        lot_id = self._lot_id(data)
+        lot_id = read_lot_id(data)
         since = data.get("since_seq")
         if since is not None and (type(since) is not int or not 0 <= since <= 2**53):
             raise ApiError("invalid", "since_seq must be an integer from 0 to 2^53")
-        await self.application.join(self, lot_id, since)
+        await self.application.audience.join(self, lot_id, since)
 
     async def op_leave(self, data: dict) -> None:
-        lot_id = self._lot_id(data)
-        await self.application.leave(self, lot_id)
-
-    def _rate_ok(self) -> bool:
-        now = time.monotonic()
-        rate = settings.BID_RATE_PER_S
-        self._bid_tokens = min(rate, self._bid_tokens + (now - self._bid_stamp) * rate)
-        self._bid_stamp = now
-        if self._bid_tokens < 1:
-            return False
-        self._bid_tokens -= 1
-        return True
+        lot_id = read_lot_id(data)
+        await self.application.audience.leave(self, lot_id)
 
     async def op_bid(self, data: dict) -> None:
         ref = data.get("ref")
         ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
         try:
-            lot_id = self._lot_id(data)
+            lot_id = read_lot_id(data)
             if self.identity is None:
                 raise ApiError("unauthorized", "log in to bid")
             amount, ref, max_amount = read_bid(data)
-            if not self._rate_ok():
+            if not self.bid_cap.take():
                 raise ApiError("rate_limited", "too many bids; slow down")
-            raw = await place_bid_raw(self.application, self.identity, lot_id, amount, ref,
+            app = self.application
+            raw = await place_bid_raw(app.lots, app.bids, self.identity, lot_id, amount, ref,
                                       max_amount)
         except ApiError as exc:
             self.application.metrics.count_code(exc.code)
@@ -231,7 +141,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
             # (no json.loads + dumps on the hot path).
             self.application.metrics.count_code("accepted")
             self.send_frame(text_frame(b"".join((raw[:-1], b',"type":"accepted","ref":',
-                                                 _dumps(ref).encode(), b"}"))))
+                                                 wire.dumpb(ref), b"}"))))
             return
         answer = json.loads(raw)
         self.application.metrics.count_bid(answer)
@@ -251,7 +161,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
             fields = dict(zip(flat[::2], flat[1::2]))  # XRANGE inside Lua: a flat list
             payload = fields[b"d"]
             if uid and fields.get(b"u", b"").decode() == uid:
-                payload = payload[:-1] + b',"mine":true}'
+                payload = mine_variant(payload)
             self.send_frame(text_frame(payload))
 
 

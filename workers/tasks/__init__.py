@@ -17,15 +17,14 @@ from celery import Task
 from peewee import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from auction import keys
+from auction.errors import Refused
 from models import db
 from workers import publish
 from workers.db import bind
-from workers.errors import Refused
 
 logger = logging.getLogger(__name__)
 
-FAILURES = "tasks:failures"
-TASKS_DONE = "tasks:done:"  # + epoch second: tasks finished then (the overview's task rate)
 TASKS_DONE_TTL_S = 30
 # Transient failures worth retrying: a locked/unreachable database, Redis blips.
 TRANSIENT = (OperationalError, InterfaceError, RedisConnectionError)
@@ -54,7 +53,7 @@ class HallTask(Task):
                      einfo: Any) -> None:
         """Count the finished task (SUCCESS or FAILURE; Celery skips retries) in a
         per-second bucket: one pipelined round trip."""
-        key = f"{TASKS_DONE}{int(time.time())}"
+        key = keys.tasks_done(int(time.time()))
         try:
             pipe = publish.client().pipeline(transaction=False)
             pipe.incr(key)
@@ -66,10 +65,10 @@ class HallTask(Task):
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if not isinstance(exc, Refused):
             try:
-                publish.client().lpush(FAILURES, json.dumps({
+                publish.client().lpush(keys.TASK_FAILURES, json.dumps({
                     "task": self.name, "task_id": task_id, "error": f"{type(exc).__name__}: {exc}"[:300],
                     "at_ms": int(time.time() * 1000)}))
-                publish.client().ltrim(FAILURES, 0, 49)
+                publish.client().ltrim(keys.TASK_FAILURES, 0, 49)
             except Exception:
                 logger.exception("could not record a task failure")
 

@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import settings
+from auction import tasknames
 from workers import notify
 from workers.celery import app
 from workers.sms import SmsUnavailable
@@ -36,23 +37,21 @@ class SmsTask(HallTask):
         return super().retry(*args, countdown=countdown, **kwargs)
 
 
-
-
-@app.task(base=HallTask)
+@app.task(name=tasknames.DRAIN_EVENTS, base=HallTask)
 def drain_events() -> dict:
     return notify.drain_events(CONSUMER)
 
 
-@app.task(base=HallTask)
+@app.task(name=tasknames.CLOSING_SOON, base=HallTask)
 def closing_soon() -> dict:
     return notify.closing_soon()
 
 
-@app.task(base=SmsTask)
+@app.task(name=tasknames.SEND_SMS, base=SmsTask)
 def send_sms(phone: str, template: str, params: dict, out_id: str) -> dict:
     return notify.send(phone, template, params, out_id)
 
 
-@app.task(base=SmsTask)
+@app.task(name=tasknames.SEND_USER_SMS, base=SmsTask)
 def send_user_sms(user_id: int, template: str, params: dict, out_id: str) -> dict:
     return notify.send_to_user(user_id, template, params, out_id)

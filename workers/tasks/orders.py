@@ -1,11 +1,8 @@
-"""Order payment and forfeiture tasks.
-
-Note: settings.CELERY_TASK_ROUTES has no entry for `workers.tasks.orders.*`,
-so these run on the default queue (`lots`); the periodic money sweep lives in
-workers/tasks/settlement.py (queue `money`).
-"""
+"""Order payment tasks (queue: money; the forfeiture sweep is `money_sweep`
+in workers/tasks/settlement.py)."""
 from __future__ import annotations
 
+from auction import tasknames
 from workers import orders
 from workers.celery import app
 from workers.tasks import OwnedTask
@@ -16,6 +13,6 @@ class OrderTask(OwnedTask):
     kind = "order_payment"
 
 
-@app.task(base=OrderTask, bind=True)
+@app.task(name=tasknames.PAY_ORDER, base=OrderTask, bind=True)
 def pay_order(self, user_id: int, order_id: int, method: str, coupon_id: int | None = None) -> dict:
     return orders.pay_order(user_id, order_id, method, coupon_id, self.request.id)

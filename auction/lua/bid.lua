@@ -1,16 +1,29 @@
 -- Decide one bid atomically, proxy maxima included (the eBay rule).
 -- KEYS: 1 lot hash, 2 lot stream, 3 ref key, 4 lot deposit set,
---       5 session deposit set, 6 deadline zset, 7 ingest stream, 8 notify stream
+--       5 session deposit set, 6 deadline zset, 7 ingest stream, 8 notify stream,
+--       9 the user's bid-rate window
 -- ARGV: 1 lot id, 2 user id, 3 masked name, 4 amount ('' = the minimum, for a
 --       bid that only sets a maximum), 5 ref, 6 ref ttl, 7 stream maxlen,
---       8 max_amount ('' if none)
+--       8 max_amount ('' if none), 9 bids per second per user (0: no limit)
 local lot, stream, refkey = KEYS[1], KEYS[2], KEYS[3]
 local lot_id, uid, name = ARGV[1], ARGV[2], ARGV[3]
 local maxlen = ARGV[7]
-local channel = 'lot:' .. lot_id
+local channel = lot_channel(lot_id)
 
 local cached = redis.call('GET', refkey)
 if cached then return cached end
+
+-- One limit per user across all of their sockets, HTTP and hall processes:
+-- a fixed one-second window. Not stored under the ref, so the same bid may be
+-- sent again once the window has passed.
+local rate = tonumber(ARGV[9] or '0') or 0
+if rate > 0 then
+  local n = redis.call('INCR', KEYS[9])
+  if n == 1 then redis.call('PEXPIRE', KEYS[9], 1000) end
+  if n > rate then
+    return cjson.encode({code = 'rate_limited', message = 'too many bids; slow down'})
+  end
+end
 
 local function answer(t)
   local s = cjson.encode(t)
@@ -148,7 +161,7 @@ else
   loser = uid
 end
 if loser then
-  redis.call('PUBLISH', 'user:' .. loser, cjson.encode(
+  redis.call('PUBLISH', user_channel(loser), cjson.encode(
     {type = 'outbid', lot_id = tonumber(lot_id), price = new_price, server_time_ms = now}))
   redis.call('XADD', KEYS[8], 'MAXLEN', '~', 100000, '*', 'kind', 'outbid', 'uid', loser,
              'lot', lot_id, 'price', new_price, 'at', now)

@@ -1,16 +1,17 @@
-"""WeChat Pay API v3 client used by the Celery workers.
+"""WeChat Pay API v3: the client (workers) and the notification check (hall).
 
 Speaks the real v3 protocol: every request carries a
 ``WECHATPAY2-SHA256-RSA2048`` Authorization header signed with the merchant
 private key, every response and notification is checked against the platform
 public key, and notification resources are AEAD_AES_256_GCM-decrypted with the
-APIv3 key. In dev and tests the gateway is ``tests/wechat_sim.py``, which
+APIv3 key. In dev and tests the gateway is ``devsim/wechatpay.py``, which
 re-implements the gateway side independently, so the tests exercise exactly
 this code path.
 
-Plain blocking module (``requests``): it runs inside an eventlet worker, where
-eventlet's monkey patching makes the sockets cooperative. It must not import
-celery, eventlet or tornado.
+The workers call the gateway (blocking ``requests``; eventlet's monkey
+patching makes the sockets cooperative there); the hall only verifies and
+decrypts notifications (``parse_notification``), which needs no network.
+It must not import celery, eventlet or tornado.
 
 Error model: ``WeChatPayError(code, message, status)`` for anything the gateway
 refused; its subclass ``WeChatPayUnavailable`` for failures worth retrying
@@ -39,7 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from workers.errors import GatewayError
+from auction.errors import GatewayError
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 DEV_APPID = "wx-dev-appid"
@@ -196,7 +197,7 @@ class WeChatPayConfig:
         the same directory the local simulator is pointed at.
         """
         if settings_module is None:
-            import settings as settings_module  # noqa: PLC0415 - only workers need it
+            import settings as settings_module  # noqa: PLC0415 - a test may pass its own
         s = settings_module
         if not s.WECHAT_PRIVATE_KEY_PATH:
             if s.HALL_ENV == "production":

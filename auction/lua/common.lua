@@ -1,4 +1,5 @@
--- Shared helpers, prepended to every lot script (Redis has no Lua modules).
+-- Shared helpers, prepended to every lot script (Redis has no Lua modules),
+-- after the key-name functions that auction/engine.py generates from auction/keys.py.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -36,7 +37,7 @@ end
 -- Idempotent: closing a closed lot returns its result again. Used by
 -- close.lua (one lot) and close_due.lua (every due lot in one call).
 local function close_lot(lot_id, force, deadlines, maxlen)
-  local lot, stream = 'lot:' .. lot_id, 'lot:' .. lot_id .. ':events'
+  local lot, stream = lot_key(lot_id), stream_key(lot_id)
   local f = redis.call('HMGET', lot, 'status', 'deadline', 'price', 'leader', 'leader_name',
                        'reserve', 'result', 'seq')
   local status = f[1]
@@ -65,7 +66,7 @@ local function close_lot(lot_id, force, deadlines, maxlen)
   redis.call('ZREM', deadlines, lot_id)
   local p = cjson.null
   if price > 0 then p = price end
-  emit(stream, 'lot:' .. lot_id, lot_id, next_event_id(lot), winner_id, cjson.encode(
+  emit(stream, lot_channel(lot_id), lot_id, next_event_id(lot), winner_id, cjson.encode(
     {type = 'closed', lot_id = tonumber(lot_id), result = result, price = p, winner = winner,
      server_time_ms = now}), maxlen)
   return {closed = true, result = result, price = price, winner_id = winner_id,

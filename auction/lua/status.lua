@@ -44,7 +44,7 @@ redis.call('HSET', lot, 'status', new)
 local shown = new
 if action == 'fair_warning' then shown = 'fair_warning' end
 local id = next_event_id(lot)
-emit(stream, 'lot:' .. lot_id, lot_id, id, '', cjson.encode(
+emit(stream, lot_channel(lot_id), lot_id, id, '', cjson.encode(
   {type = 'lot_status', lot_id = tonumber(lot_id), status = shown, deadline_ms = deadline,
    server_time_ms = now}), ARGV[3])
 return cjson.encode({status = new, deadline_ms = deadline})

@@ -6,11 +6,11 @@ Authorization (else 401 ``SIGN_ERROR``), every /v3 answer is signed with the
 *platform* private key (``Wechatpay-*`` headers), and payment notifications are
 AEAD_AES_256_GCM-encrypted with the APIv3 key and signed.
 
-The protocol side is written here independently of ``workers/wechatpay.py``
+The protocol side is written here independently of ``auction/wechatpay.py``
 (only the key files are shared, via ``dev_keys``) so that a mistake in the
 client's signing strings cannot be mirrored and go unnoticed.
 
-Run:     python -m tests.wechat_sim --port 8890 --keys var/wechat
+Run:     python -m devsim.wechatpay --port 8890 --keys var/wechat
 Import:  handle = start_simulator(0, keys_dir); handle.url; handle.stop()
 
 Gateway endpoints:
@@ -52,8 +52,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.simserver import ControlHandler, ThreadedServer
-from workers.wechatpay import DEV_MCHID, dev_keys
+from devsim.server import ControlHandler, ThreadedServer
+from auction.wechatpay import DEV_MCHID, dev_keys
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 CST = timezone(timedelta(hours=8))  # the gateway reports times in Beijing time

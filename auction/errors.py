@@ -1,4 +1,8 @@
-"""Exceptions a task raises to refuse work with a contract error code."""
+"""Domain refusals (with a contract error code) and outside services' errors.
+
+Raised by the core and the workers; the hall turns them into HTTP answers,
+the result backend carries them to /api/tasks/{id}.
+"""
 
 
 class Refused(Exception):

@@ -8,7 +8,7 @@ over the canonical request, HMAC-SHA256 with the AccessKey secret), a fresh
 ``x-acs-content-sha256``. The signing side is re-implemented here, not
 imported, so a mistake in the client cannot be mirrored and go unnoticed.
 
-Run:     python -m tests.sms_sim --port 8891
+Run:     python -m devsim.sms --port 8891
 Import:  handle = start_simulator(0, key_id, key_secret); handle.url; handle.stop()
 
 Gateway:
@@ -41,7 +41,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from tests.simserver import ControlHandler, ThreadedServer
+from devsim.server import ControlHandler, ThreadedServer
 
 DEV_KEY_ID = "LTAI5tDevSmsSimulator"
 DEV_KEY_SECRET = "dev-sms-simulator-secret"

@@ -1,0 +1,95 @@
+"""The lot snapshot of the contract, and the small rules it shows.
+
+One place builds the snapshot a client sees, from the lot's Redis hash while
+it is published, or from its database row before and after.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def mask_name(username: str) -> str:
+    """"zhangsan" -> "z***n": public events never show who is bidding."""
+    if len(username) >= 2:
+        return f"{username[0]}***{username[-1]}"
+    return f"{username}***"
+
+
+def increment_at(increment: Any, price: int) -> int:
+    """The increment in force at `price` (the same rule as common.lua)."""
+    if isinstance(increment, int):
+        return increment
+    for below, step in increment:
+        if below is None or price < below:
+            return step
+    return increment[-1][1]
+
+
+def next_min_bid(start: int, increment: Any, price: int | None) -> int:
+    return price + increment_at(increment, price) if price else start
+
+
+def redis_hash(flat: list) -> dict[str, str]:
+    """HGETALL's flat [k, v, k, v ...] of bytes as a dict of str (as Lua returns it)."""
+    it = iter(flat)
+    return {k.decode(): v.decode() for k, v in zip(it, it)}
+
+
+def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
+    """The API's lot snapshot from the Redis hash (no database needed)."""
+    if not state or "status" not in state:
+        return None
+    info = json.loads(state.get("info") or "{}")
+    increment = json.loads(state["inc"])
+    start = int(state["start"])
+    price = int(state.get("price") or 0)
+    reserve = int(state.get("reserve") or 0)
+    status = state["status"]
+    deadline = int(state.get("deadline") or 0)
+    if status == "paused":
+        # The countdown is stopped: show where it would end if resumed now.
+        deadline = now + int(state.get("remaining") or 0)
+    snap = {
+        "id": lot_id,
+        "session_id": int(state["sid"]),
+        "title": info.get("title", ""),
+        "description": info.get("description", ""),
+        "images": info.get("images", []),
+        "status": status,
+        "start_price": start,
+        "increment": increment,
+        "price": price or None,
+        "next_min_bid": next_min_bid(start, increment, price),
+        "leader": state.get("leader_name") or None,
+        "bid_count": int(state.get("count") or 0),
+        "seq": int(state.get("seq") or 0),
+        "deadline_ms": deadline,
+        "server_time_ms": now,
+        "reserve_met": price >= reserve if reserve else True,
+        "extend_window_s": int(state.get("win") or 0) // 1000,
+        "extend_by_s": int(state.get("by") or 0) // 1000,
+        "deposit": {"lot_amount": info.get("lot_deposit", 0),
+                    "session_amount": info.get("session_deposit", 0)},
+    }
+    if status in ("closed", "settled"):
+        sold = state.get("result") == "sold"
+        snap["result"] = state.get("result")
+        snap["winner"] = state.get("leader_name") if sold else None
+    return snap
+
+
+def from_row(lot: Any, session: Any, now: int) -> dict:
+    """A snapshot for a lot that is not (or no longer) in Redis (models.Lot)."""
+    price = lot.final_price
+    return {
+        "id": lot.id, "session_id": lot.session_id, "title": lot.title,
+        "description": lot.description, "images": lot.images or [], "status": lot.status,
+        "start_price": lot.start_price, "increment": lot.increment, "price": price,
+        "next_min_bid": next_min_bid(lot.start_price, lot.increment, price),
+        "leader": None, "bid_count": lot.bid_count, "seq": lot.bid_count,
+        "deadline_ms": lot.closed_at_ms or lot.ends_at_ms, "server_time_ms": now,
+        "reserve_met": bool(not lot.reserve_price or (price or 0) >= lot.reserve_price),
+        "extend_window_s": lot.extend_window_s, "extend_by_s": lot.extend_by_s,
+        "deposit": {"lot_amount": lot.lot_deposit, "session_amount": session.deposit_amount},
+    }

@@ -1,0 +1,53 @@
+"""Task names, queues and routes, and the one way to queue a task.
+
+The hall and the workers never import each other's task functions: both
+queue work by name through `send()`, and the workers register their tasks
+under exactly these names (workers/tasks/*.py). Money and notifications are
+on separate queues, so a flood of SMS never delays a refund.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# -- money (queue "money") -----------------------------------------------------------
+PAY_DEPOSIT = "workers.tasks.deposits.pay_deposit"
+WECHAT_PAID = "workers.tasks.deposits.wechat_paid"
+PAY_ORDER = "workers.tasks.orders.pay_order"
+SETTLE_LOT = "workers.tasks.settlement.settle_lot"
+SEND_REFUND = "workers.tasks.settlement.send_refund"
+MONEY_SWEEP = "workers.tasks.settlement.money_sweep"
+NOOP = "workers.tasks.settlement.noop"  # a bare round trip (bench/money.py)
+
+# -- lot lifecycle (queue "lots") ---------------------------------------------------------
+SWEEP = "workers.tasks.lots.sweep"
+CLOSE_AT = "workers.tasks.lots.close_at"
+PUBLISH_SESSION = "workers.tasks.lots.publish_session"
+START_SESSION = "workers.tasks.lots.start_session"
+FLUSH_BIDS = "workers.tasks.lots.flush_bids"
+
+# -- notifications (queue "notify") -------------------------------------------------------
+DRAIN_EVENTS = "workers.tasks.notify.drain_events"
+CLOSING_SOON = "workers.tasks.notify.closing_soon"
+SEND_SMS = "workers.tasks.notify.send_sms"
+SEND_USER_SMS = "workers.tasks.notify.send_user_sms"
+
+MONEY, LOTS, NOTIFY = "money", "lots", "notify"
+QUEUES = (MONEY, LOTS, NOTIFY)
+DEFAULT_QUEUE = LOTS
+ROUTES = {
+    "workers.tasks.deposits.*": {"queue": MONEY},
+    "workers.tasks.settlement.*": {"queue": MONEY},
+    "workers.tasks.orders.*": {"queue": MONEY},
+    "workers.tasks.lots.*": {"queue": LOTS},
+    "workers.tasks.notify.*": {"queue": NOTIFY},
+}
+
+
+def send(celery_app: Any, name: str, args: tuple = (), kwargs: dict | None = None,
+         **options: Any) -> Any:
+    """Queue task `name` (one of the names above); the AsyncResult.
+
+    Every task of the product is queued here, by the hall (hall/tasks.py) and
+    by the workers (workers/dispatch.py) alike; `options` are Celery's
+    (task_id, countdown, expires, producer ...)."""
+    return celery_app.send_task(name, args=args, kwargs=kwargs or {}, **options)

@@ -1,0 +1,129 @@
+"""WebSocket framing and the socket write path of the rooms.
+
+An event is encoded into one WebSocket frame per broadcast and the same bytes
+are written to every socket: Tornado builds frames in pure Python, so
+per-socket `write_message` would cost a frame build per client. Frames queued
+for a socket within one IOLoop iteration go out in one send.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import Any
+
+from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
+
+logger = logging.getLogger(__name__)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, uncompressed server->client text frame (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+def mine_variant(payload: bytes) -> bytes:
+    """The same event as the bidder's own sockets see it: with "mine": true."""
+    return payload[:-1] + b',"mine":true}'
+
+
+# Writers with frames queued in this loop iteration; one call_soon flushes them.
+_corked: list["FrameWriter"] = []
+
+
+def _flush_corked() -> None:
+    writers = _corked[:]
+    _corked.clear()
+    for writer in writers:
+        try:
+            writer._uncork()
+        except Exception:
+            logger.exception("socket write failed")
+
+
+class FrameWriter:
+    """Pre-built frames to one WebSocket connection (a mixin of the room socket).
+
+    `attach_stream(stream, max_buffer)` once the handshake is done;
+    `release_stream()` when
+    the connection closes. A socket whose unsent output passes `max_buffer`
+    is closed (`on_laggard`) instead of stalling its room.
+    """
+
+    _stream: IOStream | None = None
+    _sock: Any = None
+    _out: list[bytes] | None = None  # frames queued this loop iteration
+    ws_connection: Any
+
+    def attach_stream(self, stream: IOStream, max_buffer: int) -> None:
+        self._stream = stream
+        stream.max_write_buffer_size = max_buffer
+        # Plain TCP only: an SSLIOStream has its own handshake/buffer state.
+        self._sock = stream.socket if type(stream) is IOStream else None
+
+    def release_stream(self) -> None:
+        self._stream = None
+        self._sock = None
+
+    def on_laggard(self) -> None:
+        """Called once when the socket is closed for not reading."""
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue a pre-built frame; everything queued in one loop iteration is
+        written with one send (the `accepted` answer, the `bid` event and an
+        `outbid` notice for the same socket usually arrive together)."""
+        if self._stream is None:
+            return
+        out = self._out
+        if out is None:
+            self._out = [frame]
+            if not _corked:
+                asyncio.get_running_loop().call_soon(_flush_corked)
+            _corked.append(self)
+        else:
+            out.append(frame)
+
+    def _uncork(self) -> None:
+        out = self._out
+        self._out = None
+        conn = self.ws_connection
+        if not out or conn is None or conn.server_terminated:  # nothing after our close frame
+            return
+        self._write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _write(self, data: bytes) -> None:
+        """Write to the socket; drop this socket if it cannot keep up.
+
+        Fast path: while Tornado has nothing queued for this socket, hand the
+        bytes straight to the kernel (`socket.send`), skipping IOStream.write's
+        buffer, Future and callback per write. Whatever the kernel does not take
+        (or any error) goes through IOStream.write, which keeps the order (its
+        buffer is non-empty from then on, so later writes queue behind), the
+        bounded buffer (StreamBufferFullError -> laggard dropped) and the close
+        handling.
+        """
+        stream = self._stream
+        if stream is None:
+            return
+        if self._sock is not None and not stream._write_buffer:
+            try:
+                sent = self._sock.send(data)
+            except OSError:  # EAGAIN, or a dead socket: IOStream.write sorts it out
+                sent = 0
+            if sent == len(data):
+                return
+            if sent:
+                data = data[sent:]
+        try:
+            stream.write(data)
+        except StreamBufferFullError:
+            self._stream = None
+            self.on_laggard()
+            stream.close()
+        except StreamClosedError:
+            self._stream = None
