@@ -18,13 +18,17 @@ run: $(VENV)/.installed
 
 # Debian's chromium (Playwright's own browser download does not work here) and
 # nginx (its config is checked by `nginx -t`), PostgreSQL (the multi-node test),
-# and CJK fonts so the pages' Chinese renders in screenshots; only when missing.
+# CJK fonts so the pages' Chinese renders in screenshots, and Mono's C#
+# compiler with System.ServiceProcess so the Windows service wrapper
+# (deploy/windows) is compiled in CI; only when missing. PowerShell is not
+# packaged for Debian: the check of install-worker.ps1 runs only where pwsh is.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v mcs >/dev/null 2>&1 || missing="$$missing mono-mcs libmono-system-serviceprocess4.0-cil"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \

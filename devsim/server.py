@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 from typing import Any
 
@@ -35,6 +36,41 @@ class ControlHandler(tornado.web.RequestHandler):
         if not isinstance(data, dict):
             raise tornado.web.HTTPError(400)
         return data
+
+
+class ResetHandler(ControlHandler):
+    """POST /sim/reset: the simulated service forgets everything."""
+
+    def post(self) -> None:
+        self.gw.reset()
+        self.send(200, {"ok": True})
+
+
+def gateway_app(gw: Any, routes: list[tuple[str, type]]) -> tornado.web.Application:
+    """A simulator's application: its routes, then /sim/reset; every handler gets `gw`."""
+    args = {"gw": gw}
+    return tornado.web.Application([(path, handler, args) for path, handler in
+                                    routes + [(r"/sim/reset", ResetHandler)]])
+
+
+def run_forever(app: tornado.web.Application, port: int, host: str, banner: str) -> None:
+    """Serve `app` in this process until SIGINT or SIGTERM (`python -m devsim.*`)."""
+    async def serve() -> None:
+        app.listen(port, host)
+        print(banner, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C still raises
+                pass
+        await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
 
 
 class ThreadedServer:

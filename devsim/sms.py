@@ -25,7 +25,6 @@ Test controls (no auth):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import hmac
 import json
@@ -41,7 +40,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from devsim.server import ControlHandler, ThreadedServer
+from devsim.server import ControlHandler, ThreadedServer, gateway_app, run_forever
 
 DEV_KEY_ID = "LTAI5tDevSmsSimulator"
 DEV_KEY_SECRET = "dev-sms-simulator-secret"
@@ -221,21 +220,14 @@ class FailHandler(SmsControlHandler):
         self.send(200, {"pending_faults": pending})
 
 
-class ResetHandler(SmsControlHandler):
-    def post(self) -> None:
-        self.gw.reset()
-        self.send(200, {"ok": True})
-
-
 def make_app(gw: Gateway) -> tornado.web.Application:
-    args = {"gw": gw}
-    return tornado.web.Application([
-        (r"/", SendSmsHandler, args),
-        (r"/sim/messages", MessagesHandler, args),
-        (r"/sim/requests", RequestsHandler, args),
-        (r"/sim/fail", FailHandler, args),
-        (r"/sim/reset", ResetHandler, args),
+    return gateway_app(gw, [
+        (r"/", SendSmsHandler),
+        (r"/sim/messages", MessagesHandler),
+        (r"/sim/requests", RequestsHandler),
+        (r"/sim/fail", FailHandler),
     ])
+
 
 class SimulatorHandle(ThreadedServer):
     """The simulator on its own loop in a background thread; `.gateway` is its state."""
@@ -262,15 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--key-secret", default=DEV_KEY_SECRET)
     a = p.parse_args(argv)
 
-    async def serve() -> None:
-        make_app(Gateway(a.key_id, a.key_secret)).listen(a.port, a.host)
-        print(f"SMS simulator on http://{a.host}:{a.port} (AccessKeyId {a.key_id})", flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    run_forever(make_app(Gateway(a.key_id, a.key_secret)), a.port, a.host,
+                f"SMS simulator on http://{a.host}:{a.port} (AccessKeyId {a.key_id})")
 
 
 if __name__ == "__main__":

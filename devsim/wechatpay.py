@@ -30,7 +30,6 @@ Test controls (no auth):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import re
@@ -52,7 +51,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from devsim.server import ControlHandler, ThreadedServer
+from devsim.server import ControlHandler, ThreadedServer, gateway_app, run_forever
 from auction.wechatpay import DEV_MCHID, dev_keys
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
@@ -401,25 +400,18 @@ class SimFailHandler(ControlHandler):
         self.send(200, {"pending_faults": len(self.gw.faults)})
 
 
-class SimResetHandler(ControlHandler):
-    def post(self) -> None:
-        self.gw.reset()
-        self.send(200, {"ok": True})
-
-
 def make_app(gw: Gateway) -> tornado.web.Application:
-    args = {"gw": gw}
-    return tornado.web.Application([
-        (r"/v3/pay/transactions/jsapi", JsapiHandler, args),
-        (r"/v3/pay/transactions/out-trade-no/([^/]+)/close", CloseHandler, args),
-        (r"/v3/pay/transactions/out-trade-no/([^/]+)", QueryHandler, args),
-        (r"/v3/refund/domestic/refunds", RefundHandler, args),
-        (r"/sim/pay", SimPayHandler, args),
-        (r"/sim/orders", SimOrdersHandler, args),
-        (r"/sim/refunds", SimRefundsHandler, args),
-        (r"/sim/fail", SimFailHandler, args),
-        (r"/sim/reset", SimResetHandler, args),
+    return gateway_app(gw, [
+        (r"/v3/pay/transactions/jsapi", JsapiHandler),
+        (r"/v3/pay/transactions/out-trade-no/([^/]+)/close", CloseHandler),
+        (r"/v3/pay/transactions/out-trade-no/([^/]+)", QueryHandler),
+        (r"/v3/refund/domestic/refunds", RefundHandler),
+        (r"/sim/pay", SimPayHandler),
+        (r"/sim/orders", SimOrdersHandler),
+        (r"/sim/refunds", SimRefundsHandler),
+        (r"/sim/fail", SimFailHandler),
     ])
+
 
 class SimulatorHandle(ThreadedServer):
     """The simulator on its own loop in a background thread; `.gateway` is its state."""
@@ -445,16 +437,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mchid", default=DEV_MCHID)
     a = p.parse_args(argv)
 
-    async def serve() -> None:
-        gw = Gateway(a.keys, a.mchid)
-        make_app(gw).listen(a.port, a.host)
-        print(f"WeChat Pay simulator on http://{a.host}:{a.port} (keys in {a.keys})", flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    run_forever(make_app(Gateway(a.keys, a.mchid)), a.port, a.host,
+                f"WeChat Pay simulator on http://{a.host}:{a.port} (keys in {a.keys})")
 
 
 if __name__ == "__main__":

@@ -12,23 +12,14 @@ import logging
 
 import peewee
 from peewee import IntegrityError
-from redis.exceptions import ResponseError
 
 from auction import keys
 from models import Bid, write_transaction
-from workers.publish import client
+from workers.publish import client, ensure_group
 
 logger = logging.getLogger(__name__)
 
 CLAIM_IDLE_MS = 30_000
-
-
-def _ensure_group() -> None:
-    try:
-        client().xgroup_create(keys.INGEST, keys.INGEST_GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 _FIELDS = [Bid.lot, Bid.seq, Bid.user, Bid.amount, Bid.at_ms, Bid.ref]
@@ -82,7 +73,7 @@ def _store(entries: list) -> int:
 
 def flush(consumer: str, batch: int = 1000, max_rounds: int = 50) -> int:
     """Move everything waiting into the bids table; returns rows handled."""
-    _ensure_group()
+    ensure_group(keys.INGEST, keys.INGEST_GROUP)
     r = client()
     total = 0
     # Entries another (dead) consumer read but never acknowledged.

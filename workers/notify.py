@@ -34,7 +34,6 @@ import time
 import uuid
 from typing import Any, Iterable
 
-from redis.exceptions import ResponseError
 
 import settings
 from auction import keys
@@ -130,13 +129,6 @@ def send_to_user(user_id: int, template: str, params: dict, out_id: str) -> dict
 
 # -- outbid: drain notify:events -------------------------------------------------
 
-def _ensure_group() -> None:
-    try:
-        client().xgroup_create(keys.NOTIFY, keys.NOTIFY_GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
 
 def _handle(entries: list, stats: dict) -> None:
     """Decide and queue the SMS for a batch of entries, then acknowledge them."""
@@ -185,7 +177,7 @@ def drain_events(consumer: str, batch: int = 500, max_rounds: int = 20) -> dict:
         return {"busy": True}
     stats = {"queued": 0, "deduped": 0, "no_phone": 0, "lot_over": 0, "stale": 0, "other": 0}
     try:
-        _ensure_group()
+        publish.ensure_group(keys.NOTIFY, keys.NOTIFY_GROUP)
         # Entries a dead drainer read but never acknowledged.
         _next, claimed, *_ = r.xautoclaim(keys.NOTIFY, keys.NOTIFY_GROUP, consumer, CLAIM_IDLE_MS,
                                            "0-0", count=batch)

@@ -58,6 +58,18 @@ def _coupon(coupon_id: int | None, user_id: int, order: Order, now: int) -> Coup
     return coupon
 
 
+def _use_coupon(coupon: Coupon | None, order: Order, now: int) -> None:
+    """Mark the coupon used (by this order: single use across orders), in the
+    caller's transaction; Refused("conflict") if another order took it."""
+    if coupon is None:
+        return
+    used = Coupon.update(used_at_ms=now).where(
+        (Coupon.id == coupon.id) & (Coupon.used_at_ms.is_null()
+                                    | (Coupon.id == order.coupon_id))).execute()
+    if not used:
+        raise Refused("conflict", "this coupon has been used")
+
+
 def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
               task_id: str) -> dict:
     order = Order.get_or_none(Order.id == order_id)
@@ -77,12 +89,7 @@ def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
         order = _check_order(Order.get_or_none(Order.id == order_id), user_id)
         coupon = _coupon(coupon_id, user_id, order, now)
         to_pay = order.due - discount(coupon, order.due)
-        if coupon is not None:
-            used = Coupon.update(used_at_ms=now).where(
-                (Coupon.id == coupon.id) & (Coupon.used_at_ms.is_null()
-                                            | (Coupon.id == order.coupon_id))).execute()
-            if not used:
-                raise Refused("conflict", "this coupon has been used")
+        _use_coupon(coupon, order, now)
         # A coupon may cover everything: the payment is still one ledger entry
         # (of 0), so a redelivered task finds it and answers the same.
         balance = ledger.debit(user_id, to_pay, kind="order", ref=f"order:{order_id}",
@@ -114,12 +121,7 @@ def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: st
                 if to_pay <= 0:
                     raise _FreeOrder()
                 if coupon is not None:
-                    # Reserved for this order: single use across orders.
-                    used = Coupon.update(used_at_ms=now).where(
-                        (Coupon.id == coupon.id) & (Coupon.used_at_ms.is_null()
-                                                    | (Coupon.id == order.coupon_id))).execute()
-                    if not used:
-                        raise Refused("conflict", "this coupon has been used")
+                    _use_coupon(coupon, order, now)  # reserved for this order
                     Order.update(coupon=coupon.id).where(Order.id == order.id).execute()
                 existing = Payment.create(user=user_id, order=order.id, method="wechat",
                                           amount=to_pay, out_trade_no=out_trade_no)

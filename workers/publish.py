@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import redis
+from redis.exceptions import ResponseError
 
 from auction import keys, redisconn, wire
 
@@ -26,6 +27,15 @@ def client() -> redis.Redis:
             if _client is None:
                 _client = redisconn.sync_client()  # REDIS_URL or Sentinel
     return _client
+
+
+def ensure_group(stream: str, group: str) -> None:
+    """Create a consumer group on a stream (and the stream) unless it exists."""
+    try:
+        client().xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
 
 
 def to_user(user_id: int, message: dict[str, Any]) -> None:
