@@ -92,8 +92,16 @@ DEMO_USERS = [("admin", "admin1234", True, 0), ("alice", "demo1234", False, 5_00
 
 
 def cmd_seed(args: argparse.Namespace) -> bool:
-    """A demo: an operator, three bidders with balance, a session going live soon."""
+    """A demo: an operator, three bidders with balance, a session going live soon.
+
+    Never in production: the demo accounts have published passwords
+    (admin/admin1234 is an operator). `run.py seed` refuses there, and
+    `run.py all` does not call it; create real accounts with `adduser`."""
     import models
+    import settings
+    if settings.HALL_ENV == "production":
+        raise SystemExit("HALL_ENV=production: no demo data (its accounts have published "
+                         "passwords); create accounts with `run.py adduser`")
     cmd_initdb(args)
     if models.User.select().exists():
         return False
@@ -217,15 +225,17 @@ def cmd_all(args: argparse.Namespace) -> None:
               f"(pay an order: POST /sim/pay {{\"out_trade_no\": ...}})")
     try:
         cmd_initdb(args)
-        if cmd_seed(args):
+        seeded = settings.HALL_ENV != "production" and cmd_seed(args)
+        if seeded:
             _publish_demo()
         procs.append(("worker", subprocess.Popen(worker_argv([]), cwd=ROOT)))
         procs.append(("beat", subprocess.Popen(beat_argv(data_dir), cwd=ROOT)))
         procs.append(("hall", subprocess.Popen(
             [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port)], cwd=ROOT)))
         print(f"\n  auction hall: http://{settings.HALL_HOST}:{port}/   (operator dashboard: /ops)")
-        print("  demo logins: admin / admin1234 (operator); alice, bob, carol / demo1234\n"
-              "  Ctrl-C stops everything.\n", flush=True)
+        if seeded:
+            print("  demo logins: admin / admin1234 (operator); alice, bob, carol / demo1234")
+        print("  Ctrl-C stops everything.\n", flush=True)
         while all(p.poll() is None for _, p in procs):
             time.sleep(0.5)
         dead = [name for name, p in procs if p.poll() is not None]
