@@ -203,6 +203,7 @@ def cmd_beat(_args: argparse.Namespace) -> None:
 
 def cmd_all(args: argparse.Namespace) -> None:
     import settings
+    _stop_on_signals()
     procs: list[tuple[str, subprocess.Popen]] = []
     data_dir = settings.DATA_DIR
     if not settings.REDIS_URL and not settings.REDIS_SENTINELS:
@@ -238,19 +239,44 @@ def cmd_all(args: argparse.Namespace) -> None:
         print("  Ctrl-C stops everything.\n", flush=True)
         while all(p.poll() is None for _, p in procs):
             time.sleep(0.5)
-        dead = [name for name, p in procs if p.poll() is not None]
+        dead = [f"{name} (exit {p.returncode})" for name, p in procs if p.poll() is not None]
         print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
+        failed = True
     except KeyboardInterrupt:
-        pass
+        failed = False
     finally:
-        for name, p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_C_EVENT)
-        for name, p in reversed(procs):
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop_all(procs)
+    if failed:
+        sys.exit(1)  # a part died or could not start: say so to whoever started us
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and a service manager's SIGTERM both stop everything,
+    also when a shell started us in the background with SIGINT ignored."""
+    def stop(*_args: object) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, stop)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, stop)
+
+
+STOP_WITHIN_S = 5.0
+
+
+def _stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
+    """Ask every part to stop (the hall first, Redis last); kill what has not
+    stopped within STOP_WITHIN_S in all, so nothing outlives run.py."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    for _name, p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_C_EVENT)
+    deadline = time.monotonic() + STOP_WITHIN_S
+    for _name, p in reversed(procs):
+        try:
+            p.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
