@@ -77,6 +77,9 @@ STREAM_MAXLEN = _int("HALL_STREAM_MAXLEN", 100_000)
 VISIBILITY_TIMEOUT_S = _int("HALL_VISIBILITY_TIMEOUT_S", 300)
 # How often beat sweeps for due lots / flushes bids into the database.
 SWEEP_INTERVAL_S = float(os.environ.get("HALL_SWEEP_INTERVAL_S", "1.0"))
+# A lot closed this long ago and not yet settled has its settlement queued
+# again by the sweep (its first one was lost, or failed for good).
+SETTLE_GRACE_S = float(os.environ.get("HALL_SETTLE_GRACE_S", "60"))
 
 # WeChat Pay (API v3). In dev and tests the gateway is a local simulator.
 WECHAT_API_BASE = os.environ.get("WECHAT_API_BASE", "")

@@ -28,6 +28,7 @@ def _lua_name(name: str, build: Any) -> str:
 _NAMES = "".join(_lua_name(n, f) for n, f in (
     ("lot_key", keys.lot), ("stream_key", keys.lot_stream),
     ("lot_channel", keys.lot_channel), ("user_channel", keys.user_channel)))
+_NAMES += f"local UNSETTLED = '{keys.UNSETTLED}'\n"
 _COMMON = _NAMES + (LUA_DIR / "common.lua").read_text()
 
 

@@ -14,6 +14,15 @@ INGEST = "bids:ingest"          # stream of accepted bids, read into the databas
 INGEST_GROUP = "db"             # its consumer group
 NOTIFY = "notify:events"        # stream of notices for workers (outbid), written by bid.lua
 NOTIFY_GROUP = "notify"         # its consumer group (workers/notify.py)
+# zset lot id -> closed_at ms: closed in Redis, not yet settled in the database.
+# Written by the close itself (common.lua close_lot), cleared only after a
+# committed settlement; the sweep re-queues what stays too long.
+UNSETTLED = "lots:unsettled"
+
+
+def settle_requeued(lot_id: Id) -> str:
+    """Set while the sweep's re-queued settlement of a lot is given time to run."""
+    return f"settle:requeued:{lot_id}"
 
 
 def lot(lot_id: Id) -> str:

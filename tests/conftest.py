@@ -47,8 +47,11 @@ class Stack:
             "HALL_SECRET": "test-secret-" + uuid.uuid4().hex,
             "HALL_ENV": "dev",
             "HALL_SWEEP_INTERVAL_S": "0.25",
+            "HALL_SETTLE_GRACE_S": "5",
             "HALL_BID_RATE_PER_S": "100000",
             "HALL_LOGIN_RATE_PER_MIN": "100000",
+            "HALL_LOGIN_ADDR_RATE_PER_MIN": "100000",
+            "HALL_LOGIN_FAILURES_PER_ACCOUNT": "100000",
             "HALL_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         })

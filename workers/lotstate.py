@@ -42,8 +42,10 @@ def load(lot: Any, session: Any, status: str, last_bid: Any = None) -> None:
 
 
 def mark_settled(lot_id: int) -> None:
-    """closed -> settled, announced to the room as a lot_status event."""
+    """closed -> settled, announced to the room as a lot_status event; out of
+    the closed-not-settled set (called once the lot's transactions committed)."""
     control(lot_id, "settled")
+    client().zrem(keys.UNSETTLED, lot_id)
 
 
 def grant_deposit(scope: str, session_id: int, lot_id: int | None, user_id: int) -> None:

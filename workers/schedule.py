@@ -110,6 +110,7 @@ def sweep(on_closed: Callable[[list[int]], None],
         for sid in started:
             start_session(sid)
         closed = close_due(on_closed)
+        requeued = requeue_unsettled(now, on_closed)
         if arm is not None:
             # One timer per distinct deadline (200 lots ending together: one
             # task), armed before the next pass could see the deadline.
@@ -119,9 +120,27 @@ def sweep(on_closed: Callable[[list[int]], None],
             for deadline in sorted(upcoming):
                 if r.set(keys.closing_timer(deadline), 1, nx=True, ex=120):
                     arm(deadline, (deadline - now) / 1000.0)
-        return {"published": published, "started": started, "closed": closed}
+        return {"published": published, "started": started, "closed": closed,
+                "requeued": requeued}
     finally:
         r.delete(keys.SWEEP_LOCK)
+
+
+def requeue_unsettled(now: int, on_closed: Callable[[list[int]], None]) -> list[int]:
+    """Lots closed more than SETTLE_GRACE_S ago and still not settled (their
+    settlement was never queued, lost with a broker, or failed for good):
+    queue their settlement again, at most once per grace period each.
+    Settlement is idempotent, so a late original changes nothing twice."""
+    r = client()
+    grace_ms = int(settings.SETTLE_GRACE_S * 1000)
+    stale = [int(x) for x in r.zrangebyscore(keys.UNSETTLED, "-inf", now - grace_ms,
+                                             start=0, num=200)]
+    due = [lot_id for lot_id in stale
+           if r.set(keys.settle_requeued(lot_id), 1, nx=True, px=grace_ms)]
+    if due:
+        logger.warning("re-queueing the settlement of closed lots %s", due)
+        on_closed(due)
+    return due
 
 
 def close_at(deadline_ms: int, on_closed: Callable[[list[int]], None],

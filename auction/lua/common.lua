@@ -64,6 +64,9 @@ local function close_lot(lot_id, force, deadlines, maxlen)
   redis.call('HSET', lot, 'status', 'closed', 'result', result, 'closed_at', now,
              'deadline', math.min(deadline, now))
   redis.call('ZREM', deadlines, lot_id)
+  -- Closed, not yet settled: in the same step as the close, so a settlement
+  -- that is never queued (or lost) is found by the sweep.
+  redis.call('ZADD', UNSETTLED, now, lot_id)
   local p = cjson.null
   if price > 0 then p = price end
   emit(stream, lot_channel(lot_id), lot_id, next_event_id(lot), winner_id, cjson.encode(
