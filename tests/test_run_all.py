@@ -1,14 +1,16 @@
 """`python run.py all` as a person runs it: Ctrl-C stops every part it started,
-and a part that cannot start makes it exit non-zero."""
+a part that crashes is started again and the product goes on, and a part that
+cannot start makes it exit non-zero."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from conftest import ROOT, free_port
+from conftest import ROOT, Api, Socket, free_port
 
 
 def _start(tmp_path: Path, **env: str) -> subprocess.Popen:
@@ -56,4 +58,58 @@ def test_a_part_that_cannot_start_is_a_failure(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0, out
     assert "HALL_SECRET" in out
+    assert _children(proc.pid) == []
+
+
+def _read_until(proc: subprocess.Popen, text: str, lines: list[str]) -> None:
+    for line in proc.stdout:
+        lines.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"run.py ended before {text!r}:\n" + "".join(lines))
+
+
+async def test_a_crashed_worker_is_restarted_and_work_goes_on(tmp_path):
+    port = free_port()
+    proc = _start(tmp_path, HALL_PORT=str(port))
+    lines: list[str] = []
+    try:
+        _read_until(proc, "hall ready", lines)
+        worker = [pid for pid in _children(proc.pid)  # `celery -A workers worker ...`
+                  if b"\0worker\0" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(worker) == 1
+        os.kill(worker[0], signal.SIGKILL)
+        _read_until(proc, "worker restarted", lines)
+
+        # The operator publishes a sale (the worker does that) and the demo
+        # bidder pays a session deposit: the new worker takes both.
+        base = f"http://127.0.0.1:{port}"
+        admin = await Api(base).post("/api/auth/login", {"username": "admin",
+                                                         "password": "admin1234"})
+        op = Api(base, admin["token"])
+        session = await op.post("/api/admin/sessions", {"title": "after a crash",
+                                                        "deposit_amount": 10_000})
+        lot = await op.post(f"/api/admin/sessions/{session['id']}/lots", {
+            "title": "lot", "start_price": 1000, "increment": 100, "lot_deposit": 100,
+            "ends_at_ms": int(time.time() * 1000) + 3_600_000})
+        published = await op.post(f"/api/admin/sessions/{session['id']}/publish", {})
+        assert published["status"] in ("published", "live")
+        lot_id = lot["id"]
+        login = await Api(base).post("/api/auth/login", {"username": "alice",
+                                                         "password": "demo1234"})
+        api = Api(base, login["token"])
+        sock = await Socket.connect(f"ws://127.0.0.1:{port}/ws", login["token"])
+        task = await api.post(f"/api/lots/{lot_id}/deposit", {"scope": "session",
+                                                              "method": "balance"})
+        done = await sock.wait_for(lambda m: m.get("type") == "task"
+                                   and m.get("task_id") == task["task_id"], timeout=60)
+        assert done["state"] == "SUCCESS", done
+        await sock.close()
+        assert any("worker exited" in line for line in lines)
+        os.kill(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0
     assert _children(proc.pid) == []
