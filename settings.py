@@ -62,7 +62,33 @@ WS_PING_INTERVAL_S = _int("HALL_WS_PING_INTERVAL_S", 25)
 
 # Abuse limits (per user / per connection / per address, per second).
 BID_RATE_PER_S = _int("HALL_BID_RATE_PER_S", 20)
+# Login attempts per minute for one address and username; registrations per
+# minute for one address.
 LOGIN_RATE_PER_MIN = _int("HALL_LOGIN_RATE_PER_MIN", 20)
+# Login attempts per minute from one address, whatever the username (spraying
+# one password over many accounts).
+LOGIN_ADDR_RATE_PER_MIN = _int("HALL_LOGIN_ADDR_RATE_PER_MIN", 3 * LOGIN_RATE_PER_MIN)
+# Failed logins of one account (from any address) within LOGIN_FAILURE_WINDOW_S;
+# past it, that account's logins answer rate_limited until the window ends.
+LOGIN_FAILURES_PER_ACCOUNT = _int("HALL_LOGIN_FAILURES_PER_ACCOUNT", 10)
+LOGIN_FAILURE_WINDOW_S = _int("HALL_LOGIN_FAILURE_WINDOW_S", 900)
+# Addresses (or networks, CIDR) of the reverse proxies in front of the hall:
+# only a request from one of them may name the client in X-Forwarded-For /
+# X-Real-IP. Empty = trust nobody: the client is the TCP peer.
+TRUSTED_PROXIES = _list("HALL_TRUSTED_PROXIES")
+# Slow request bodies: a body must arrive within BODY_TIMEOUT_S (then the
+# connection is closed); an address may have at most MAX_SLOW_BODIES_PER_ADDR
+# requests whose body is still arriving SLOW_BODY_GRACE_S after their headers
+# (more are closed; 0 s = count every body from its headers on).
+BODY_TIMEOUT_S = float(os.environ.get("HALL_BODY_TIMEOUT_S", "15"))
+MAX_SLOW_BODIES_PER_ADDR = _int("HALL_MAX_SLOW_BODIES_PER_ADDR", 8)
+SLOW_BODY_GRACE_S = float(os.environ.get("HALL_SLOW_BODY_GRACE_S", "1.0"))
+# How long a hall process may reuse an account's role and name read from the
+# database (a bidder's; an operator's role is read at every request).
+ROLE_CACHE_S = float(os.environ.get("HALL_ROLE_CACHE_S", "3"))
+# Hosts lot images may come from besides the hall itself (the pages' CSP
+# img-src), e.g. "https://img.example.com,https://cdn.example.com".
+IMAGE_HOSTS = _list("HALL_IMAGE_HOSTS")
 
 # Auction rules defaults (API.md).
 EXTEND_WINDOW_S = _int("HALL_EXTEND_WINDOW_S", 300)

@@ -60,7 +60,8 @@ def bid_rate(user_id: Id) -> str:
 LOT_CHANNEL_PREFIX = "lot:"
 USER_CHANNEL_PREFIX = "user:"
 OPS_CHANNEL = "ops"               # operator alerts, as they happen
-HALL_CONTROL = "hall:control"     # always subscribed, so a hall's listen() never runs dry
+HALL_CONTROL = "hall:control"     # always subscribed, so a hall's listen() never runs dry;
+                                  # also carries logouts (hall/identity.py) to every hall
 
 
 def lot_channel(lot_id: Id) -> str:
@@ -156,3 +157,10 @@ def sms_sent(out_id: str) -> str:
 def rate_window(name: str, window: int) -> str:
     """A fixed-window counter of the hall's rate limiter (hall/ratelimit.py)."""
     return f"rl:{name}:{window}"
+
+
+# -- sessions (hall/identity.py) -------------------------------------------------------------------
+def revoked_token(token_id: str) -> str:
+    """Set at logout for the rest of that token's lifetime: the token no longer
+    authenticates anywhere (every hall process checks it at each request)."""
+    return f"revoked:{token_id}"

@@ -21,10 +21,12 @@ import settings
 from auction.wechatpay import WeChatPayConfig
 from hall.audience import Audience
 from hall.bidding import BidBatcher
+from hall.identity import Identities
 from hall.lots import LotReader, Scripts
 from hall.metrics import Metrics
 from hall.ops import OpsFeed, Overview, room_bidders
 from hall.ratelimit import RateLimiter
+from hall.webheaders import StaticFiles
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +50,14 @@ class HallApplication(tornado.web.Application):
         self.audience.on_closed.append(self.ops.unsubscribe)
         self.bids = BidBatcher(redis, self.scripts.bid)
         self.limiter = RateLimiter(redis)
+        self.identities = Identities(redis)
         self.metrics = Metrics()
         self._wechat: WeChatPayConfig | None = None
         self._bg: set[asyncio.Task] = set()
         super().__init__(
             routes,
             static_path=str(STATIC_DIR),
+            static_handler_class=StaticFiles,
             websocket_max_message_size=64 * 1024,  # larger frames: closed with 1009
             websocket_ping_interval=settings.WS_PING_INTERVAL_S,
             default_handler_class=None,

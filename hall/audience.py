@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hall.handlers.ws import RoomSocket
 
 REPORT_EVERY_S = 2
+LOGGED_OUT = 4001  # close code of a socket whose token was revoked (logout)
 
 
 class Audience:
@@ -37,7 +38,7 @@ class Audience:
         self.rooms = RoomRegistry()
         self.sockets: set[RoomSocket] = set()
         self.user_sockets: dict[int, set[RoomSocket]] = {}
-        self.relay = Relay(redis, self.rooms, self.user_message)
+        self.relay = Relay(redis, self.rooms, self.user_message, self.control_message)
         self.on_closed: list[Callable[[Any], None]] = []  # e.g. the ops feed's unsubscribe
 
     # -- sockets -------------------------------------------------------------------
@@ -71,6 +72,18 @@ class Audience:
             frame = text_frame(data)
             for conn in tuple(conns):
                 conn.send_frame(frame)
+
+    def control_message(self, data: bytes) -> None:
+        """A message to every hall process (keys.HALL_CONTROL): a logout closes
+        the sockets that were opened with the revoked token."""
+        msg = json.loads(data)
+        if msg.get("op") == "revoked":
+            self.revoked(int(msg["user_id"]), str(msg["token_id"]))
+
+    def revoked(self, user_id: int, token_id: str) -> None:
+        for conn in tuple(self.user_sockets.get(user_id, ())):
+            if conn.identity is not None and conn.identity.token_id == token_id:
+                conn.close(LOGGED_OUT, "logged out")
 
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self.sockets):

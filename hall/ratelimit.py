@@ -6,7 +6,10 @@
   on the bid path; `bid_rate()` is the figure handed to it. Each socket also
   has its own cap (`ConnectionCap`) that refuses a flood before it reaches
   Redis at all.
-* Everything else (login, registration): fixed windows in Redis, `hit()`.
+* Everything else (login, registration): fixed windows in Redis, `hit()`;
+  failures that only count when they happen (wrong passwords of one
+  account): `add()` after the fact, `over()` before trying again. Addresses
+  come from hall/clientaddr.py (forwarding headers only from trusted proxies).
 """
 from __future__ import annotations
 
@@ -31,13 +34,24 @@ class RateLimiter:
 
     async def hit(self, name: str, limit: int, window_s: int) -> None:
         """Count one request under `name`; ApiError("rate_limited") past `limit`."""
+        if await self.add(name, window_s) > limit:
+            raise ApiError("rate_limited", "too many requests; try again shortly")
+
+    async def add(self, name: str, window_s: int) -> int:
+        """Count one event under `name` in the current window; the count so far."""
         bucket = keys.rate_window(name, int(time.time()) // window_s)
         pipe = self.redis.pipeline(transaction=False)
         pipe.incr(bucket)
         pipe.expire(bucket, window_s + 1)
         count, _ = await pipe.execute()
-        if count > limit:
-            raise ApiError("rate_limited", "too many requests; try again shortly")
+        return count
+
+    async def over(self, name: str, limit: int, window_s: int) -> None:
+        """ApiError("rate_limited") if `name` already counted `limit` events in
+        the current window (counts nothing itself)."""
+        count = await self.redis.get(keys.rate_window(name, int(time.time()) // window_s))
+        if count is not None and int(count) >= limit:
+            raise ApiError("rate_limited", "too many failed attempts; try again later")
 
 
 class ConnectionCap:

@@ -23,10 +23,12 @@ logger = logging.getLogger(__name__)
 
 class Relay:
     def __init__(self, redis: aioredis.Redis, rooms: RoomRegistry,
-                 user_sink: Callable[[int, bytes], None]) -> None:
+                 user_sink: Callable[[int, bytes], None],
+                 control_sink: Callable[[bytes], None] | None = None) -> None:
         self.redis = redis
         self.rooms = rooms
         self.user_sink = user_sink
+        self.control_sink = control_sink  # messages on keys.HALL_CONTROL (logouts)
         self.refs: Counter[str] = Counter()  # channel -> local interest
         self.pubsub: aioredis.client.PubSub | None = None
         self.ready = asyncio.Event()
@@ -138,6 +140,8 @@ class Relay:
                 self.rooms.dispatch(*wire.split_lot_message(data))
             elif (user_id := keys.channel_id(channel, keys.USER_CHANNEL_PREFIX)) is not None:
                 self.user_sink(user_id, data)
+            elif channel == keys.HALL_CONTROL and self.control_sink is not None:
+                self.control_sink(data)
         except Exception:
             logger.exception("bad message on %s: %r", channel, data[:200])
 

@@ -6,19 +6,22 @@ import asyncio
 import logging
 import signal
 
-import tornado.httpserver
-
 import models
 import settings
 from auction import redisconn
+from hall import logs
 from hall.app import HallApplication
+from hall.clientaddr import trusted_networks
+from hall.httpguard import GuardedHTTPServer
 from hall.urls import handlers
 
 logger = logging.getLogger(__name__)
 
 
 async def serve(port: int, host: str | None = None, reuse_port: bool = False) -> None:
+    logs.install()  # no token in any log line of this process (hall/logs.py)
     settings.check_production()
+    trusted_networks()  # a bad HALL_TRUSTED_PROXIES stops the start, not the first login
     if not settings.REDIS_URL and not settings.REDIS_SENTINELS:
         raise SystemExit("REDIS_URL is not set (run.py all starts an embedded Redis)")
     database = models.init_db(settings.DATABASE_URL, asynchronous=True)
@@ -30,8 +33,12 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
     from workers.celery import app as celery_app
 
     app = HallApplication(handlers, redis, database, celery_app)
-    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=1024 * 1024,
-                                           idle_connection_timeout=120)
+    # xheaders off: forwarding headers are believed only from HALL_TRUSTED_PROXIES
+    # (hall/clientaddr.py), never from whoever sends them. body_timeout and the
+    # guard: a slow body cannot hold a connection (hall/httpguard.py).
+    server = GuardedHTTPServer(app, xheaders=False, max_body_size=1024 * 1024,
+                               idle_connection_timeout=120,
+                               body_timeout=settings.BODY_TIMEOUT_S)
     server.bind(port, address=host or settings.HALL_HOST, reuse_port=reuse_port,
                 backlog=4096)
     server.start()

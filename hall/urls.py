@@ -13,6 +13,7 @@ handlers = [
     (r"/ws", ws.RoomSocket),
     (r"/api/auth/register", auth.RegisterHandler),
     (r"/api/auth/login", auth.LoginHandler),
+    (r"/api/auth/logout", auth.LogoutHandler),
     (r"/api/me", auth.MeHandler),
     (r"/api/me/orders", orders.MyOrdersHandler),
     (r"/api/me/deposits", orders.MyDepositsHandler),

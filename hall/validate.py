@@ -2,21 +2,91 @@
 
 Money must be a JSON integer (never a float, string or boolean), positive and
 at most 10^12 fen; anything else is `invalid`, before it reaches Redis.
+
+JSON bodies and socket frames go through `parse_json_object`: besides valid
+JSON, at most MAX_DEPTH levels of nesting (deeper input would exhaust the
+parser's recursion, a 500), no key twice in one object (`{"amount": 10**12+1,
+"amount": 1}` must not quietly mean 1), and no lone UTF-16 surrogate
+(`"\ud800"`) in any key or string: such a string cannot be stored or sent
+on, so it is `invalid` here rather than an error deep inside.
 """
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import settings
 from hall.errors import ApiError
 
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class BadJson(ApiError):
+    """`invalid` JSON; `data` holds the parsed value when only its strings
+    were at fault (a lone surrogate), so a socket can still answer the op."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__("invalid", message)
+        self.data = data
+
+
+def is_unicode(value: str) -> bool:
+    """No lone surrogate: the string can be encoded, stored and sent on."""
+    return _SURROGATE.search(value) is None
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
+
+
+def _check(value: Any) -> str | None:
+    """What is wrong with a parsed value (too deep, a lone surrogate), or None.
+    Iterative: no recursion on attacker-chosen depth."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return "strings must be valid Unicode (a lone surrogate is not)"
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                return f"JSON may nest at most {MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    if _SURROGATE.search(key):
+                        return "strings must be valid Unicode (a lone surrogate is not)"
+                    stack.append((sub, depth + 1))
+            else:
+                stack.extend((sub, depth + 1) for sub in item)
+    return None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """A JSON value under the rules above; BadJson (`invalid`) otherwise."""
+    try:
+        data = json.loads(raw, object_pairs_hook=_pairs)
+    except RecursionError:
+        raise BadJson(f"JSON may nest at most {MAX_DEPTH} levels")
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        if str(exc) == "duplicate key":
+            raise BadJson("a key appears twice in one object")
+        raise BadJson("not valid JSON")
+    problem = _check(data)
+    if problem is not None:
+        raise BadJson(problem, data if problem.startswith("strings") else None)
+    return data
+
 
 def parse_json_object(body: bytes | str) -> dict:
     try:
-        data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("invalid", "the body is not valid JSON")
+        data = parse_json(body or b"{}")
+    except BadJson as exc:
+        raise BadJson(f"the body: {exc.message}", exc.data)
     if not isinstance(data, dict):
         raise ApiError("invalid", "the body must be a JSON object")
     return data

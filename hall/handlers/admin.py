@@ -16,7 +16,8 @@ MAX_DURATION_MS = 366 * 24 * 3600 * 1000
 
 
 class AdminHandler(BaseHandler):
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
+        await super().prepare()  # the role as the database has it now
         self.operator = self.require_operator()
 
 

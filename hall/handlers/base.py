@@ -8,7 +8,8 @@ from typing import Any, TYPE_CHECKING
 
 import tornado.web
 
-from hall.auth import Identity, read_token
+from hall.auth import Identity
+from hall.clientaddr import client_address
 from hall.errors import ApiError
 from hall.validate import parse_json_object
 
@@ -44,6 +45,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
 
     # -- shared resources (Flower style: handlers never import the app) -------
     @property
@@ -59,11 +61,27 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.application.lots
 
     # -- identity ---------------------------------------------------------
-    def get_current_user(self) -> Identity | None:
+    async def prepare(self) -> None:
+        """Who is asking, decided before the method runs: the Bearer token,
+        unless revoked, with the account's role as the database has it now
+        (hall/identity.py). A subclass's prepare() awaits this first."""
+        token = self.bearer_token()
+        self.current_user = (await self.application.identities.resolve(token)
+                             if token else None)
+
+    def bearer_token(self) -> str | None:
         header = self.request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            return read_token(header[7:].strip())
+            return header[7:].strip() or None
         return None
+
+    def get_current_user(self) -> Identity | None:
+        return None  # set by prepare()
+
+    @property
+    def client_ip(self) -> str:
+        """The client's address for per-address limits (hall/clientaddr.py)."""
+        return client_address(self.request.remote_ip or "", self.request.headers)
 
     def require_user(self) -> Identity:
         user = self.current_user

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import tornado.web
 
+from hall.webheaders import set_security_headers
+
 SHELL = Path(__file__).resolve().parent.parent / "static" / "pages" / "shell.html"
 PAGES = ("index", "session", "lot", "me", "login", "ops")
 
@@ -25,5 +27,5 @@ class PageHandler(tornado.web.RequestHandler):
     def get(self, *_args: str) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Frame-Options", "DENY")
+        set_security_headers(self)  # CSP, nosniff, Referrer-Policy, no framing
         self.finish(render(self.page))

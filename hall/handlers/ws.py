@@ -7,16 +7,20 @@ import time
 from typing import Any, TYPE_CHECKING
 from urllib.parse import urlparse
 
+import tornado.web
 import tornado.websocket
 from redis.exceptions import RedisError
 
 import settings
 from auction import wire
-from hall.auth import Identity, read_token
+from hall.auth import Identity
 from hall.bidding import place_bid_raw, read_bid
 from hall.errors import ApiError
 from hall.frames import FrameWriter, mine_variant, text_frame
+from hall.handlers.base import BACKEND_DOWN
 from hall.ratelimit import ConnectionCap
+from hall.audience import LOGGED_OUT
+from hall.validate import BadJson, is_unicode, parse_json
 from hall.validate import lot_id as read_lot_id
 
 if TYPE_CHECKING:
@@ -47,14 +51,38 @@ class RoomSocket(FrameWriter, tornado.websocket.WebSocketHandler):
     def get_compression_options(self) -> None:
         return None  # frames are pre-built once per broadcast; no per-socket deflate
 
-    def open(self) -> None:
+    async def prepare(self) -> None:
+        """Who opens the socket, before the upgrade: `?token=` (scripts) or the
+        HttpOnly login cookie (the hall's own pages never put the token in
+        the URL); revoked tokens and deleted accounts are anonymous viewers.
+        A backend that is down answers 503 (the client reconnects later)."""
         token = self.get_query_argument("token", None) or self.get_cookie("hall_token")
-        self.identity = read_token(token)
+        if not token:
+            return
+        try:
+            self.identity = await self.application.identities.resolve(token)
+        except BACKEND_DOWN as exc:
+            logger.warning("socket identity unavailable: %s: %s", type(exc).__name__, exc)
+            raise tornado.web.HTTPError(503)
         self.user_id = self.identity.id if self.identity else None
+
+    def open(self) -> None:
         self.attach_stream(self.ws_connection.stream, settings.WS_MAX_BUFFER)
         self.set_nodelay(True)
         self.application.metrics.sockets_opened += 1
         self.application.audience.socket_opened(self)
+        if self.identity is not None:
+            # A logout between prepare() and now was announced before this
+            # socket could hear it: look once more, now that it listens.
+            self.application.spawn(self._still_valid(self.identity))
+
+    async def _still_valid(self, identity: Identity) -> None:
+        try:
+            revoked = await self.application.identities.is_revoked(identity)
+        except BACKEND_DOWN:
+            return
+        if revoked:
+            self.close(LOGGED_OUT, "logged out")
 
     def on_close(self) -> None:
         self.release_stream()
@@ -77,9 +105,18 @@ class RoomSocket(FrameWriter, tornado.websocket.WebSocketHandler):
             self.send_error_msg("invalid", f"messages are limited to {settings.WS_MAX_FRAME} bytes")
             return
         try:
-            data = json.loads(message)
-        except (ValueError, UnicodeDecodeError):
-            self.send_error_msg("invalid", "not valid JSON")
+            data = parse_json(message)
+        except BadJson as exc:
+            if isinstance(exc.data, dict) and exc.data.get("op") == "bid":
+                # A bid with a string that is not valid Unicode (a lone
+                # surrogate): rejected, with its ref when that one is readable.
+                ref = exc.data.get("ref")
+                ref = ref if isinstance(ref, str) and len(ref) <= 64 and is_unicode(ref) else None
+                self.application.metrics.count_code("invalid")
+                self.send_json({"type": "rejected", "ref": ref, "code": "invalid",
+                                "message": exc.message})
+            else:
+                self.send_error_msg("invalid", exc.message)
             return
         if not isinstance(data, dict):
             self.send_error_msg("invalid", "a message is a JSON object with an op")
@@ -95,7 +132,7 @@ class RoomSocket(FrameWriter, tornado.websocket.WebSocketHandler):
             elif op == "leave":
                 await self.op_leave(data)
             elif op == "ops":  # operators: overview pushes (hall/ops.py)
-                self.application.ops.subscribe(self)
+                await self.op_ops()
             else:
                 self.send_error_msg("invalid", "unknown op; use join, leave, bid or ping")
         except ApiError as exc:
@@ -106,6 +143,17 @@ class RoomSocket(FrameWriter, tornado.websocket.WebSocketHandler):
             else:
                 logger.exception("ws op %r failed", op)
                 self.send_error_msg("internal", "internal error")
+
+    async def op_ops(self) -> None:
+        """The operator feed: the role as the database has it now, not as it
+        was when the socket opened."""
+        if self.identity is not None:
+            fresh = await self.application.identities.resolve_again(self.identity)
+            if fresh is None:
+                self.close(LOGGED_OUT, "logged out")
+                return
+            self.identity = fresh
+        self.application.ops.subscribe(self)
 
     async def op_join(self, data: dict) -> None:
         lot_id = read_lot_id(data)

@@ -3,8 +3,16 @@ import { t, lang, setLang, applyI18n } from "./i18n.js";
 
 export { t };
 
+// The token for HTTP calls (Authorization: Bearer). Sockets never carry it in
+// their URL: the hall's HttpOnly login cookie goes with the handshake.
 export function token() { return localStorage.getItem("token") || ""; }
 export function setToken(tok) { if (tok) localStorage.setItem("token", tok); else localStorage.removeItem("token"); }
+
+// Log out: the hall revokes the token and clears the cookie; then forget it here.
+export async function logout() {
+  try { await api("POST", "/api/auth/logout"); } catch (_) { /* revoked or expired already */ }
+  setToken("");
+}
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -61,6 +69,7 @@ export function el(tag, attrs = {}, ...children) {
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v;  // CSSOM: allowed by the pages' CSP (no inline style attributes)
     else if (k === "testid") e.dataset.testid = v;
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
@@ -86,7 +95,7 @@ export function header(onLang) {
         el("a", { href: "/", testid: "nav-sessions" }, t("nav_home")),
         token() ? el("a", { href: "/me", testid: "nav-me" }, t("nav_me"))
                 : el("a", { href: loginUrl(), testid: "nav-login" }, t("nav_login")),
-        token() ? el("a", { href: "#", testid: "nav-logout", onclick: (e) => { e.preventDefault(); setToken(""); location.reload(); } }, t("nav_logout")) : null,
+        token() ? el("a", { href: "#", testid: "nav-logout", onclick: async (e) => { e.preventDefault(); await logout(); location.reload(); } }, t("nav_logout")) : null,
         el("button", { class: "lang", type: "button", testid: "lang-switch", onclick: () => {
           setLang(lang() === "en" ? "zh" : "en");
           render();

@@ -35,11 +35,11 @@ function $(id) { return app.querySelector(`[data-testid="${id}"]`); }
 
 function layout() {
   app.innerHTML = `
-  <div class="row" style="justify-content:space-between">
+  <div class="row between">
     <a data-testid="back-session" href="/" data-i18n="back"></a>
     <span class="conn" data-testid="conn" data-state="connecting"></span>
   </div>
-  <div class="row" style="justify-content:space-between;align-items:center">
+  <div class="row between">
     <h1 data-testid="lot-title"></h1>
     <button type="button" data-testid="watch-toggle" hidden></button>
   </div>
@@ -57,7 +57,7 @@ function layout() {
     </div>
     <div>
       <div class="card">
-        <div class="row" style="justify-content:space-between">
+        <div class="row between">
           <span class="badge" data-testid="lot-status"></span>
           <span class="muted"><span data-i18n="bid_count"></span>: <span data-testid="bid-count">0</span></span>
         </div>
@@ -65,7 +65,7 @@ function layout() {
         <div class="price" data-testid="price"></div>
         <div class="muted"><span data-i18n="leader"></span>: <span data-testid="leader">—</span></div>
         <div class="muted"><span data-i18n="next_min_bid"></span>: <b data-testid="next-min-bid"></b></div>
-        <div style="margin-top:8px"><span class="muted" data-i18n="countdown"></span>
+        <div class="mt8"><span class="muted" data-i18n="countdown"></span>
           <div class="countdown" data-testid="countdown">--:--</div>
           <div class="muted" data-testid="deadline" data-deadline-ms=""></div></div>
         <div class="notice" data-testid="status-notice"></div>
@@ -79,7 +79,7 @@ function layout() {
       <div class="card" data-testid="bid-panel">
         <button class="primary big" data-testid="bid-button" type="button"></button>
         <label for="bid-amount" data-i18n="bid_amount"></label>
-        <div class="row" style="flex-wrap:nowrap">
+        <div class="row nowrap">
           <input id="bid-amount" data-testid="bid-amount" type="number" inputmode="decimal" min="0" step="any">
           <button data-testid="bid-amount-button" type="button" data-i18n="bid_custom"></button>
         </div>
@@ -359,8 +359,8 @@ function connect() {
   if (ws) { try { ws.onclose = null; ws.close(); } catch (_) { /* closed */ } }
   setConn(attempts ? "offline" : "connecting");
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const q = token() ? `?token=${encodeURIComponent(token())}` : "";
-  const sock = new WebSocket(`${proto}//${location.host}/ws${q}`);
+  // No token in the URL (URLs end up in logs): the login cookie identifies us.
+  const sock = new WebSocket(`${proto}//${location.host}/ws`);
   ws = sock;
   sock.onopen = () => {
     lastMsgAt = Date.now();
