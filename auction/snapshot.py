@@ -10,10 +10,18 @@ from typing import Any
 
 
 def mask_name(username: str) -> str:
-    """"zhangsan" -> "z***n": public events never show who is bidding."""
-    if len(username) >= 2:
+    """Public events never show who is bidding: "zhangsan" -> "z***n".
+
+    Names of four characters and more keep their first and last; shorter ones
+    only their first ("张三" -> "张***", "bob" -> "b***"), so at most one
+    character of a two- or three-character name shows, and a one-character
+    name none ("***"). Always with `*`.
+    """
+    if len(username) >= 4:
         return f"{username[0]}***{username[-1]}"
-    return f"{username}***"
+    if len(username) >= 2:
+        return f"{username[0]}***"
+    return "***"
 
 
 def increment_at(increment: Any, price: int) -> int:

@@ -32,8 +32,13 @@ CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
 
 
 class HallTask(Task):
-    """Base: database bound and connection closed around every run."""
+    """Base: database bound and connection closed around every run.
+
+    A `Refused` (already_paid, a used coupon, a short balance) is an answer,
+    not a fault: `throws` makes Celery log it at INFO as "raised expected",
+    without a traceback; ERROR with a traceback stays for real failures."""
     abstract = True
+    throws = (Refused,)
     autoretry_for = TRANSIENT
     retry_backoff = 0.5
     retry_backoff_max = 10
