@@ -25,6 +25,15 @@ def init_script(token: str | None, lang: str = "zh") -> str:
     return f"{tok} if (!localStorage.getItem('lang')) localStorage.setItem('lang', {lang!r});"
 
 
+async def log_in(ctx, base: str, token: str, lang: str = "zh") -> None:
+    """What logging in leaves in a browser: the token in localStorage (for the
+    pages' HTTP calls) and the HttpOnly `hall_token` cookie (their sockets
+    carry no token in the URL)."""
+    await ctx.add_init_script(init_script(token, lang))
+    await ctx.add_cookies([{"name": "hall_token", "value": token, "url": base,
+                            "httpOnly": True, "sameSite": "Lax"}])
+
+
 async def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -62,9 +71,9 @@ async def test_pages_two_bidders(stack, hall):
         phone = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1,
                  "is_mobile": True, "has_touch": True}
         ctx_a = await browser.new_context(**phone)
-        await ctx_a.add_init_script(init_script(alice_api.token, "zh"))
+        await log_in(ctx_a, stack.base, alice_api.token, "zh")
         ctx_b = await browser.new_context(viewport={"width": 1200, "height": 900})
-        await ctx_b.add_init_script(init_script(bob_api.token, "en"))
+        await log_in(ctx_b, stack.base, bob_api.token, "en")
         a = await ctx_a.new_page()
         b = await ctx_b.new_page()
         errors: list[str] = []
@@ -241,7 +250,7 @@ async def test_pages_two_bidders(stack, hall):
         await expect(lp.get_by_test_id("balance")).to_be_visible()
 
         ops_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
-        await ops_ctx.add_init_script(init_script(hall.operator.token, "zh"))
+        await log_in(ops_ctx, stack.base, hall.operator.token, "zh")
         op = await ops_ctx.new_page()
         # A second live lot so the dashboard has something to control.
         _, (lot2,) = await hall.live_lots(1, ends_in_s=120, title="紫砂壶")
@@ -278,7 +287,7 @@ async def test_ops_page_live_overview_and_chart(stack, hall):
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
-        await ctx.add_init_script(init_script(hall.operator.token, "zh"))
+        await log_in(ctx, stack.base, hall.operator.token, "zh")
         op = await ctx.new_page()
         errors: list[str] = []
         polls: list[str] = []
@@ -373,7 +382,7 @@ async def test_pages_coupon_on_a_won_order(stack, hall):
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         ctx = await browser.new_context(viewport={"width": 1200, "height": 900})
-        await ctx.add_init_script(init_script(fay_api.token, "zh"))
+        await log_in(ctx, stack.base, fay_api.token, "zh")
         page = await ctx.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
