@@ -22,6 +22,7 @@ from typing import Any
 import settings
 from auction import keys
 from hall.auth import Identity, read_token
+from hall.dbtask import own_task
 from models import User
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class Identities:
         hit = self._accounts.get(user_id)
         if hit is not None and hit[0] > now and hit[2] != "operator":
             return hit[1], hit[2]
-        user = await User.aget_or_none(User.id == user_id)
+        user = await _read_account(user_id)
         if user is None:
             self._accounts.pop(user_id, None)
             return None
@@ -82,3 +83,8 @@ class Identities:
         await self.redis.set(keys.revoked_token(ident.token_id), 1, ex=ttl)
         await self.redis.publish(keys.HALL_CONTROL, json.dumps(
             {"op": "revoked", "user_id": ident.id, "token_id": ident.token_id}))
+
+
+@own_task  # sockets ask at their handshake, in a task that lives as long as they do
+async def _read_account(user_id: int) -> User | None:
+    return await User.aget_or_none(User.id == user_id)
