@@ -34,7 +34,6 @@ import time
 import uuid
 from typing import Any, Iterable
 
-
 import settings
 from auction import keys
 from models import Deposit, User, Watch
