@@ -55,9 +55,16 @@ def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
     reserve = int(state.get("reserve") or 0)
     status = state["status"]
     deadline = int(state.get("deadline") or 0)
+    result = state.get("result")
     if status == "paused":
         # The countdown is stopped: show where it would end if resumed now.
         deadline = now + int(state.get("remaining") or 0)
+    elif status == "live" and now >= deadline > 0:
+        # Past the deadline by Redis' clock: the bid script already refuses
+        # bids, but nothing has run the close yet (no worker, a slow sweep).
+        # Show the lot as it is, closed, with the result the close will give.
+        status = "closed"
+        result = "sold" if state.get("leader") and price >= reserve else "unsold"
     snap = {
         "id": lot_id,
         "session_id": int(state["sid"]),
@@ -81,9 +88,8 @@ def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
                     "session_amount": info.get("session_deposit", 0)},
     }
     if status in ("closed", "settled"):
-        sold = state.get("result") == "sold"
-        snap["result"] = state.get("result")
-        snap["winner"] = state.get("leader_name") if sold else None
+        snap["result"] = result
+        snap["winner"] = state.get("leader_name") if result == "sold" else None
     return snap
 
 

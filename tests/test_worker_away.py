@@ -1,0 +1,48 @@
+"""While no worker closes lots, a lot past its deadline reads as closed.
+
+Bids after the deadline are refused by the bid script on Redis' clock; the
+close itself (event, settlement) waits for a worker. Meanwhile the snapshot
+must not say `live`: it shows the lot closed, with the result the close will
+give. When the worker is back, the real close follows with that result.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from celery import Celery
+
+from test_money import user_with_socket
+
+
+async def test_a_lot_past_its_deadline_reads_closed_while_no_worker_closes_it(stack, hall):
+    _, (lot,) = await hall.live_lots(1, ends_in_s=8, extend_window_s=0, extend_by_s=0)
+    lot_id = lot["id"]
+    api, user, sock = await user_with_socket(stack, hall)
+    assert (await hall.pay_deposit(api, sock, lot_id, scope="lot"))["state"] == "SUCCESS"
+    await sock.join(lot_id)
+    assert (await sock.bid(lot_id, 1000))["type"] == "accepted"
+
+    control = Celery(broker=stack.redis.url)
+    loop = asyncio.get_running_loop()
+    replies = await loop.run_in_executor(None, lambda: control.control.cancel_consumer(
+        "lots", reply=True, timeout=5))  # nobody sweeps or closes lots now
+    workers = [name for reply in replies for name in reply]
+    assert workers
+    try:
+        snap = await hall.anon.get(f"/api/lots/{lot_id}")
+        assert snap["status"] == "live"
+        # Time passing is the event here: wait out the deadline by the hall's clock.
+        await asyncio.sleep((snap["deadline_ms"] - snap["server_time_ms"]) / 1000 + 0.3)
+        snap = await hall.anon.get(f"/api/lots/{lot_id}")
+        assert snap["server_time_ms"] >= snap["deadline_ms"]
+        assert snap["status"] == "closed"
+        assert snap["result"] == "sold" and snap["winner"] == snap["leader"]
+        late = await sock.bid(lot_id, 1100)
+        assert late["type"] == "rejected" and late["code"] == "lot_closed"
+        assert not any(m.get("type") == "closed" for m in sock.messages)  # not closed yet
+    finally:
+        await loop.run_in_executor(None, lambda: control.control.add_consumer(
+            "lots", destination=workers, reply=True, timeout=5))
+    closed = await sock.wait_for(lambda m: m.get("type") == "closed", timeout=30)
+    assert closed["result"] == "sold" and closed["price"] == 1000
+    await sock.close()
