@@ -14,6 +14,7 @@ from auction import keys, tasknames
 from hall.errors import ApiError
 
 TASK_TTL_S = 7 * 24 * 3600
+OPERATOR_WAIT_S = 15  # how long an operator's request waits for its task
 
 
 class Resources(Protocol):
@@ -40,15 +41,22 @@ async def submit(app: Resources, name: str, owner_id: int, kind: str,
     return task_id
 
 
-async def run_and_wait(app: Resources, name: str, kwargs: dict, timeout: float = 15) -> Any:
-    """Run a task and wait for it (for operator actions that answer with state)."""
-    def call() -> Any:
-        result = tasknames.send(app.celery, name, kwargs=kwargs)
-        return result.get(timeout=timeout, propagate=False)
-    try:
-        return await app.run_blocking(call)
-    except Exception as exc:
-        raise ApiError("unavailable", f"the workers did not answer: {type(exc).__name__}")
+async def submit_and_wait(app: Resources, name: str, owner_id: int, kind: str,
+                          kwargs: dict[str, Any], timeout: float = OPERATOR_WAIT_S
+                          ) -> tuple[str, bool]:
+    """Queue a task and wait up to `timeout` for it to finish (operator actions
+    that answer with the state they made): (task id, finished). A task not
+    finished in time is still queued and will run; the caller says so, with
+    the id to follow, rather than an error that reads as "nothing happened"."""
+    task_id = await submit(app, name, owner_id, kind, kwargs)
+
+    def wait() -> bool:
+        try:
+            app.celery.AsyncResult(task_id).get(timeout=timeout, propagate=False)
+        except Exception:  # celery.exceptions.TimeoutError, or the backend away
+            return False
+        return True
+    return task_id, await app.run_blocking(wait)
 
 
 async def task_status(app: Resources, task_id: str, user_id: int) -> dict:

@@ -11,6 +11,7 @@ import asyncio
 
 from celery import Celery
 
+from conftest import Socket
 from test_money import user_with_socket
 
 
@@ -46,3 +47,33 @@ async def test_a_lot_past_its_deadline_reads_closed_while_no_worker_closes_it(st
     closed = await sock.wait_for(lambda m: m.get("type") == "closed", timeout=30)
     assert closed["result"] == "sold" and closed["price"] == 1000
     await sock.close()
+
+
+async def test_publish_with_no_worker_says_it_is_queued_and_happens_once(stack, hall):
+    session, _ = await hall.session_with_lots(1, ends_in_s=3600)
+    op_sock = await Socket.connect(stack.ws_url, hall.operator.token)
+    control = Celery(broker=stack.redis.url)
+    loop = asyncio.get_running_loop()
+    replies = await loop.run_in_executor(None, lambda: control.control.cancel_consumer(
+        "lots", reply=True, timeout=5))
+    workers = [name for reply in replies for name in reply]
+    assert workers
+    try:
+        code, body = await hall.operator.call("POST",
+                                              f"/api/admin/sessions/{session['id']}/publish", {})
+        # Not an error that reads "nothing happened": queued, with the task to follow.
+        assert code == 202 and body["status"] == "draft" and body["task_id"]
+        state = await hall.operator.get(f"/api/tasks/{body['task_id']}")
+        assert state["state"] == "PENDING" and state["kind"] == "publish"
+    finally:
+        await loop.run_in_executor(None, lambda: control.control.add_consumer(
+            "lots", destination=workers, reply=True, timeout=5))
+    done = await op_sock.wait_for(lambda m: m.get("type") == "task"
+                                  and m.get("task_id") == body["task_id"], timeout=30)
+    assert done["state"] == "SUCCESS"
+    after = await hall.anon.get(f"/api/sessions/{session['id']}")
+    assert after["status"] in ("published", "live")
+    code, again = await hall.operator.call("POST",
+                                           f"/api/admin/sessions/{session['id']}/publish", {})
+    assert code == 409 and again["code"] == "conflict"  # a retry cannot publish twice
+    await op_sock.close()

@@ -8,7 +8,7 @@ from auction import engine, keys, ledger, tasknames
 from auction.errors import Refused
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
-from hall.tasks import run_and_wait, submit
+from hall.tasks import submit, submit_and_wait
 from hall.validate import increment, integer, money, positive_id, text
 from models import AuctionSession, Lot, User, now_ms, write_transaction
 
@@ -150,10 +150,21 @@ class AdminPublishHandler(AdminHandler):
         # answer shows the published session.
         if at_ms is not None:
             await self.redis.zadd(keys.PUBLISH_AT, {sid: at_ms})
+        task_id, finished = None, True
         if at_ms is None or at_ms <= now_ms():
-            await run_and_wait(self.application, tasknames.PUBLISH_SESSION, {"session_id": sid})
+            task_id, finished = await submit_and_wait(
+                self.application, tasknames.PUBLISH_SESSION, self.operator.id, "publish",
+                {"session_id": sid, "user_id": self.operator.id})
         session = await AuctionSession.aget(AuctionSession.id == sid)
-        self.send(session.public(lot_count=n))
+        body = session.public(lot_count=n)
+        if not finished:
+            # Queued, not done yet (workers busy or away): the session as it
+            # is now, and the task that will publish it (a `task` message
+            # follows on the operator's sockets). Publishing again is refused
+            # once it has happened, so a retry cannot publish twice.
+            self.send({**body, "task_id": task_id}, 202)
+            return
+        self.send(body)
 
 
 ACTIONS = {"open": "open", "pause": "pause", "resume": "resume", "fair-warning": "fair_warning"}

@@ -4,7 +4,12 @@ from __future__ import annotations
 from auction import tasknames
 from workers import bidlog, dispatch, schedule
 from workers.celery import app
-from workers.tasks import CONSUMER, HallTask
+from workers.tasks import CONSUMER, HallTask, OwnedTask
+
+
+class PublishTask(OwnedTask):
+    abstract = True
+    kind = "publish"
 
 
 @app.task(name=tasknames.SWEEP, base=HallTask)
@@ -17,8 +22,9 @@ def close_at(deadline_ms: int) -> list[int]:
     return schedule.close_at(deadline_ms, dispatch.settlements, dispatch.close_at)
 
 
-@app.task(name=tasknames.PUBLISH_SESSION, base=HallTask)
-def publish_session(session_id: int) -> dict:
+@app.task(name=tasknames.PUBLISH_SESSION, base=PublishTask)
+def publish_session(session_id: int, user_id: int | None = None) -> dict:
+    """Publish now; `user_id`, the operator who asked, is told when it is done."""
     return schedule.publish_session(session_id)
 
 
