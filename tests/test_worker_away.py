@@ -9,10 +9,33 @@ from __future__ import annotations
 
 import asyncio
 
+import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from conftest import Socket
 from test_money import user_with_socket
+
+
+async def consumers(stack, action: str, queue: str, destination: list | None = None) -> list:
+    """cancel_consumer / add_consumer on the stack's workers; the names that answered.
+
+    A fresh control connection each time, tried again once: earlier tests
+    restart Redis, and a connection kombu pooled before that is dead."""
+    def call() -> list:
+        for attempt in range(3):
+            control = Celery(broker=stack.redis.url, broker_pool_limit=0)
+            try:
+                kw = {"destination": destination} if destination else {}
+                return getattr(control.control, action)(queue, reply=True, timeout=5, **kw)
+            except (redis.exceptions.ConnectionError, OperationalError):
+                if attempt == 2:
+                    raise
+            finally:
+                control.close()
+        return []
+    replies = await asyncio.get_running_loop().run_in_executor(None, call)
+    return [name for reply in replies for name in reply]
 
 
 async def test_a_lot_past_its_deadline_reads_closed_while_no_worker_closes_it(stack, hall):
@@ -23,11 +46,7 @@ async def test_a_lot_past_its_deadline_reads_closed_while_no_worker_closes_it(st
     await sock.join(lot_id)
     assert (await sock.bid(lot_id, 1000))["type"] == "accepted"
 
-    control = Celery(broker=stack.redis.url)
-    loop = asyncio.get_running_loop()
-    replies = await loop.run_in_executor(None, lambda: control.control.cancel_consumer(
-        "lots", reply=True, timeout=5))  # nobody sweeps or closes lots now
-    workers = [name for reply in replies for name in reply]
+    workers = await consumers(stack, "cancel_consumer", "lots")  # nobody closes lots now
     assert workers
     try:
         snap = await hall.anon.get(f"/api/lots/{lot_id}")
@@ -42,8 +61,7 @@ async def test_a_lot_past_its_deadline_reads_closed_while_no_worker_closes_it(st
         assert late["type"] == "rejected" and late["code"] == "lot_closed"
         assert not any(m.get("type") == "closed" for m in sock.messages)  # not closed yet
     finally:
-        await loop.run_in_executor(None, lambda: control.control.add_consumer(
-            "lots", destination=workers, reply=True, timeout=5))
+        await consumers(stack, "add_consumer", "lots", workers)
     closed = await sock.wait_for(lambda m: m.get("type") == "closed", timeout=30)
     assert closed["result"] == "sold" and closed["price"] == 1000
     await sock.close()
@@ -52,11 +70,7 @@ async def test_a_lot_past_its_deadline_reads_closed_while_no_worker_closes_it(st
 async def test_publish_with_no_worker_says_it_is_queued_and_happens_once(stack, hall):
     session, _ = await hall.session_with_lots(1, ends_in_s=3600)
     op_sock = await Socket.connect(stack.ws_url, hall.operator.token)
-    control = Celery(broker=stack.redis.url)
-    loop = asyncio.get_running_loop()
-    replies = await loop.run_in_executor(None, lambda: control.control.cancel_consumer(
-        "lots", reply=True, timeout=5))
-    workers = [name for reply in replies for name in reply]
+    workers = await consumers(stack, "cancel_consumer", "lots")
     assert workers
     try:
         code, body = await hall.operator.call("POST",
@@ -66,8 +80,7 @@ async def test_publish_with_no_worker_says_it_is_queued_and_happens_once(stack, 
         state = await hall.operator.get(f"/api/tasks/{body['task_id']}")
         assert state["state"] == "PENDING" and state["kind"] == "publish"
     finally:
-        await loop.run_in_executor(None, lambda: control.control.add_consumer(
-            "lots", destination=workers, reply=True, timeout=5))
+        await consumers(stack, "add_consumer", "lots", workers)
     done = await op_sock.wait_for(lambda m: m.get("type") == "task"
                                   and m.get("task_id") == body["task_id"], timeout=30)
     assert done["state"] == "SUCCESS"
