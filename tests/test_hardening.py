@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from http.cookies import SimpleCookie
@@ -201,24 +202,32 @@ async def test_production_all_creates_no_demo_account(stack, tmp_path):
                         "WECHAT_API_BASE", "WECHAT_NOTIFY_URL")}
     env.update(HALL_ENV="production", HALL_DATA_DIR=str(tmp_path / "data"),
                DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}")
-    log_path = tmp_path / "all.log"
-    with open(log_path, "ab") as log:
-        # Its own session: every process `all` starts is in this group.
-        proc = subprocess.Popen([PY, "run.py", "all", "--port", str(port)], env=env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Its own session: every process `all` starts is in this group.
+    proc = subprocess.Popen([PY, "run.py", "all", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    lines: list[str] = []
+    ready = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def drain() -> None:  # every line, kept; the event when the hall is up (or run.py ends)
+        for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace"))
+            if "hall ready" in lines[-1]:
+                loop.call_soon_threadsafe(ready.set)
+        loop.call_soon_threadsafe(ready.set)
+
+    threading.Thread(target=drain, daemon=True).start()
     try:
-        deadline = time.time() + 120
-        while "hall ready" not in log_path.read_text(errors="replace"):
-            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            assert time.time() < deadline, log_path.read_text(errors="replace")[-3000:]
-            await asyncio.sleep(0.1)
+        await asyncio.wait_for(ready.wait(), 120)
+        assert any("hall ready" in line for line in lines), "".join(lines)[-3000:]
         anon = Api(f"http://127.0.0.1:{port}")
         code, body = await anon.call("POST", "/api/auth/login",
                                      {"username": "admin", "password": "admin1234"})
         assert (code, body["code"]) == (401, "unauthorized"), body
         assert count_users(tmp_path / "prod.db") == 0
         assert (await anon.get("/api/sessions"))["sessions"] == []
-        assert "demo logins" not in log_path.read_text(errors="replace")
+        assert "demo logins" not in "".join(lines)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
