@@ -225,6 +225,48 @@ class Watch(BaseModel):
 
 ALL_MODELS.append(Watch)
 
+
+class AuditEntry(BaseModel):
+    """审计日志: one operator action or one money movement, append-only.
+
+    Written by `auction/audit.py` inside the write transaction of the change it
+    records (the ledger for money, the operator handlers for actions), so an
+    entry exists exactly when its change committed. No endpoint updates or
+    deletes one, and the database refuses to (triggers, `create_tables`).
+    """
+    at_ms = BigIntegerField(default=now_ms)
+    actor_id = BigIntegerField(null=True)  # the operator; None for the system (workers, run.py)
+    actor = CharField(max_length=64, default="system")
+    action = CharField(max_length=40, index=True)  # e.g. lot.pause, money.refund
+    target = CharField(max_length=64, index=True)  # e.g. lot:12, user:3
+    before = JSONField(null=True)
+    after = JSONField(null=True)
+
+    def public(self) -> dict:
+        return {"id": self.id, "at_ms": self.at_ms, "actor": self.actor,
+                "actor_id": self.actor_id, "action": self.action, "target": self.target,
+                "before": self.before, "after": self.after}
+
+
+ALL_MODELS.append(AuditEntry)
+
+# The audit table is append-only in the database itself, not only by the
+# absence of endpoints: an UPDATE or DELETE of an entry is aborted.
+_AUDIT_GUARDS = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS auditentry_no_update BEFORE UPDATE ON auditentry "
+        "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS auditentry_no_delete BEFORE DELETE ON auditentry "
+        "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END",
+    ],
+    "postgres": [
+        "CREATE OR REPLACE FUNCTION auditentry_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'audit entries are append-only'; END $$ LANGUAGE plpgsql",
+        "CREATE OR REPLACE TRIGGER auditentry_append_only BEFORE UPDATE OR DELETE ON auditentry "
+        "FOR EACH ROW EXECUTE FUNCTION auditentry_append_only()",
+    ],
+}
+
 SQLITE_PRAGMAS = {
     # WAL + busy timeout: the hall and the workers share one SQLite file.
     "journal_mode": "wal",
@@ -355,3 +397,7 @@ def create_tables() -> None:
             missing = [f for f in model._meta.sorted_fields if f.column_name not in have]
             if missing:
                 migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
+        from peewee import PostgresqlDatabase
+        kind = "postgres" if isinstance(db.obj, PostgresqlDatabase) else "sqlite"
+        for statement in _AUDIT_GUARDS[kind]:
+            db.execute_sql(statement)

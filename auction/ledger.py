@@ -8,13 +8,15 @@ and a task run twice fails the second write instead of moving money again.
 
 Both run inside the caller's `models.write_transaction()`: the change to the
 balance and the change it pays for (a deposit paid, an order paid, a refund
-recorded) commit together or not at all. The hall calls them through
+recorded) commit together or not at all, with the movement's audit entry
+(`money.<kind>`, auction/audit.py). The hall calls them through
 `await db.run(...)`, the workers directly.
 """
 from __future__ import annotations
 
 import uuid
 
+from auction import audit
 from auction.errors import Refused
 from models import LedgerEntry, User, db
 
@@ -26,8 +28,12 @@ def _check_transaction() -> None:
         raise RuntimeError("a balance changes only inside models.write_transaction()")
 
 
-def credit(user_id: int, amount: int, *, kind: str, ref: str, memo: str = "") -> int:
+def credit(user_id: int, amount: int, *, kind: str, ref: str, memo: str = "",
+           actor: audit.Actor | None = None) -> int:
     """Add `amount` fen (> 0) to the balance; returns the new balance.
+
+    `actor`: the operator behind the movement (an operator's credit), else
+    the system.
 
     Refused("invalid") if the balance would pass MAX_BALANCE."""
     _check_transaction()
@@ -39,11 +45,11 @@ def credit(user_id: int, amount: int, *, kind: str, ref: str, memo: str = "") ->
         if User.get_or_none(User.id == user_id) is None:
             raise Refused("not_found", "no such user")
         raise Refused("invalid", "that would make the balance too large")
-    return _entry(user_id, amount, kind, ref, memo)
+    return _entry(user_id, amount, kind, ref, memo, actor)
 
 
 def debit(user_id: int, amount: int, *, kind: str, ref: str, memo: str = "",
-          short: str = "") -> int:
+          short: str = "", actor: audit.Actor | None = None) -> int:
     """Take `amount` fen from the balance; returns the new balance.
 
     Refused("insufficient_balance", short or a default message) if the balance
@@ -57,13 +63,18 @@ def debit(user_id: int, amount: int, *, kind: str, ref: str, memo: str = "",
     if not moved:
         raise Refused("insufficient_balance",
                       short or f"this needs {amount} fen; top up your balance first")
-    return _entry(user_id, -amount, kind, ref, memo)
+    return _entry(user_id, -amount, kind, ref, memo, actor)
 
 
-def _entry(user_id: int, amount: int, kind: str, ref: str, memo: str) -> int:
+def _entry(user_id: int, amount: int, kind: str, ref: str, memo: str,
+           actor: audit.Actor | None) -> int:
     balance = User.get_by_id(user_id).balance
-    LedgerEntry.create(user=user_id, amount=amount, balance_after=balance, kind=kind, ref=ref,
-                       memo=memo[:255])
+    entry = LedgerEntry.create(user=user_id, amount=amount, balance_after=balance, kind=kind,
+                               ref=ref, memo=memo[:255])
+    audit.record(f"money.{kind}", f"user:{user_id}", actor=actor,
+                 before={"balance": balance - amount},
+                 after={"balance": balance, "amount": amount, "ref": ref,
+                        "ledger_id": entry.id, "memo": memo[:255]})
     return balance
 
 

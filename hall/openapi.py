@@ -52,7 +52,11 @@ BODIES: dict[tuple[str, str], dict] = {
         ends_at_ms=MS, extend_window_s={"type": "integer", "minimum": 0, "maximum": 86400},
         extend_by_s={"type": "integer", "minimum": 0, "maximum": 86400}),
     ("post", "/api/admin/sessions/{id}/publish"): obj([], at_ms=MS),
-    ("post", "/api/admin/users/{id}/credit"): obj(["amount"], amount=MONEY),
+    ("post", "/api/admin/users/{id}/credit"): obj(["amount"], amount=MONEY,
+                                                  reason={"type": "string", "maxLength": 200}),
+    ("post", "/api/admin/sessions/{id}/reorder"): obj(
+        ["lot_ids"], lot_ids={"type": "array", "maxItems": 1000,
+                              "items": {"type": "integer", "minimum": 1}}),
     ("post", "/api/admin/users/{id}/coupons"): obj(
         ["kind", "value", "expires_at_ms"], kind={"enum": ["fixed", "percent"]},
         value={"type": "integer", "minimum": 1, "maximum": settings.MAX_AMOUNT,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
-from hall.handlers import coupons, watch
+from hall.handlers import audit, coupons, watch
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -29,6 +29,8 @@ handlers = [
     (rf"/api/admin/sessions/{ID}", admin.AdminSessionHandler),
     (rf"/api/admin/sessions/{ID}/lots", admin.AdminSessionLotsHandler),
     (rf"/api/admin/sessions/{ID}/publish", admin.AdminPublishHandler),
+    (rf"/api/admin/sessions/{ID}/reorder", admin.AdminReorderHandler),
+    (r"/api/admin/audit", audit.AuditHandler),
     (rf"/api/admin/lots/{ID}/(open|pause|resume|fair-warning|hammer)", admin.AdminLotControlHandler),
     (rf"/api/admin/lots/{ID}", admin.AdminLotHandler),
     (rf"/api/admin/users/{ID}/credit", admin.AdminCreditHandler),

@@ -23,6 +23,10 @@ def admin_calls(session_id: int, draft_session_id: int, lot_id: int, user_id: in
         ("POST", f"/api/admin/lots/{lot_id}/hammer", None),
         ("POST", f"/api/admin/users/{user_id}/credit", {"amount": 123_456}),
         ("GET", "/api/admin/overview", None),
+        # the back office (issue 13)
+        ("GET", "/api/admin/sessions", None),
+        ("GET", "/api/admin/audit", None),
+        ("POST", f"/api/admin/sessions/{draft_session_id}/reorder", {"lot_ids": []}),
         # also for ids that do not exist: the role is checked first
         ("POST", "/api/admin/lots/987654321/hammer", None),
         ("POST", "/api/admin/users/987654321/credit", {"amount": 1}),

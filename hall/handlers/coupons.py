@@ -8,6 +8,7 @@ and marks it used (workers/orders.py).
 """
 from __future__ import annotations
 
+from auction import audit
 from hall.errors import ApiError
 from hall.handlers.admin import AdminHandler
 from hall.handlers.base import BaseHandler
@@ -41,8 +42,13 @@ class AdminUserCouponsHandler(AdminHandler):
                           maximum=now + MAX_COUPON_LIFETIME_MS)
         if await User.aget_or_none(User.id == uid) is None:
             raise ApiError("not_found", "no such user")
-        coupon = await Coupon.acreate(user=uid, kind=kind, value=value, min_spend=min_spend,
-                                      expires_at_ms=expires)
+        def issue() -> Coupon:
+            row = Coupon.create(user=uid, kind=kind, value=value, min_spend=min_spend,
+                                expires_at_ms=expires)
+            audit.record("coupon.issue", f"user:{uid}", actor=self.actor,
+                         after={"coupon_id": row.id, **coupon_public(row, now)})
+            return row
+        coupon = await self.audited(issue)
         self.send({**coupon_public(coupon, now), "user_id": uid}, 201)
 
 

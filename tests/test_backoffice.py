@@ -1,0 +1,136 @@
+"""The back office from outside (issue 13): the audit log, the catalog API,
+photos, exports. Browser tests of the pages are in tests/test_backoffice_pages.py."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+import pytest
+
+from conftest import Socket
+
+
+def db_path(stack) -> str:
+    return stack.env["DATABASE_URL"].removeprefix("sqlite:///")
+
+
+def query(stack, sql: str, *args) -> list[tuple]:
+    conn = sqlite3.connect(db_path(stack), timeout=10)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+async def audit(hall, **filters) -> list[dict]:
+    qs = "&".join(f"{k}={v}" for k, v in filters.items())
+    return (await hall.operator.get(f"/api/admin/audit?limit=1000&{qs}"))["entries"]
+
+
+# -- audit log -------------------------------------------------------------------
+
+async def test_operator_actions_are_audited_with_actor_before_and_after(stack, hall):
+    op = hall.operator
+    me = await op.get("/api/me")
+    session = await op.post("/api/admin/sessions", {"title": "审计专场", "deposit_amount": 1000})
+    sid = session["id"]
+    lot = await op.post(f"/api/admin/sessions/{sid}/lots", {
+        "title": "审计拍品", "start_price": 1000, "increment": 100, "lot_deposit": 0,
+        "ends_at_ms": int(time.time() * 1000) + 3_600_000})
+    await op.call("PATCH", f"/api/admin/lots/{lot['id']}", {"title": "改名拍品"})
+    await op.call("PATCH", f"/api/admin/sessions/{sid}", {"deposit_amount": 2000})
+
+    entries = await audit(hall, target=f"session:{sid}")
+    assert [e["action"] for e in entries] == ["session.create", "session.edit"]
+    assert all(e["actor"] == me["username"] and e["actor_id"] == me["id"] for e in entries)
+    assert entries[1]["before"] == {"deposit_amount": 1000}
+    assert entries[1]["after"] == {"deposit_amount": 2000}
+    lot_entries = await audit(hall, target=f"lot:{lot['id']}")
+    assert [e["action"] for e in lot_entries] == ["lot.create", "lot.edit"]
+    assert lot_entries[1]["before"] == {"title": "审计拍品"}
+    assert lot_entries[1]["after"] == {"title": "改名拍品"}
+
+    # Live controls: one entry per change of state; pausing a paused lot changes nothing.
+    watcher = await Socket.connect(stack.ws_url)
+    await op.post(f"/api/admin/sessions/{sid}/publish", {})
+    snap = await watcher.join(lot["id"])
+    if snap["status"] != "live":
+        await watcher.wait_for(lambda m: m.get("type") == "lot_status" and m.get("status") == "live")
+    await op.post(f"/api/admin/lots/{lot['id']}/pause")
+    await op.post(f"/api/admin/lots/{lot['id']}/pause")
+    await op.post(f"/api/admin/lots/{lot['id']}/resume")
+    await op.post(f"/api/admin/lots/{lot['id']}/hammer")
+    await watcher.close()
+    actions = [e["action"] for e in await audit(hall, target=f"lot:{lot['id']}")]
+    assert actions == ["lot.create", "lot.edit", "lot.pause", "lot.resume", "lot.hammer"]
+    pause = (await audit(hall, target=f"lot:{lot['id']}", action="lot.pause"))[0]
+    assert pause["before"] == {"status": "live"} and pause["after"] == {"status": "paused"}
+    assert [e["action"] for e in await audit(hall, target=f"session:{sid}")][-1] == "session.publish"
+
+
+async def test_every_money_movement_has_exactly_one_audit_entry(stack, hall):
+    """Credit, deposit by balance, the loser's refund: each ledger entry has
+    one money.<kind> audit entry naming its ref, with the balance before and after."""
+    op = hall.operator
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, start_price=50_000, lot_deposit=5_000)
+    lid = lot["id"]
+    alice, alice_user = await hall.bidder(prefix="alice", balance=100_000)
+    bob, _ = await hall.bidder(prefix="bob", balance=100_000)
+    a = await Socket.connect(stack.ws_url, alice.token)
+    b = await Socket.connect(stack.ws_url, bob.token)
+    for api, sock in ((alice, a), (bob, b)):
+        assert (await hall.pay_deposit(api, sock, lid, scope="lot"))["state"] == "SUCCESS"
+    await a.join(lid)
+    await b.join(lid)
+    assert (await a.bid(lid, 50_000))["type"] == "accepted"
+    assert (await b.bid(lid, 50_100))["type"] == "accepted"
+    mark = len(a.messages)
+    await op.post(f"/api/admin/lots/{lid}/hammer")
+    # Alice lost: her lot deposit comes back (a `refund` message once it is done).
+    await a.wait_for(lambda m: m.get("type") == "refund", start=mark, timeout=60)
+    for s in (a, b):
+        await s.close()
+
+    entries = await audit(hall, target=f"user:{alice_user['id']}")
+    assert [e["action"] for e in entries] == ["money.credit", "money.deposit", "money.refund"]
+    credit, deposit, refund = entries
+    assert credit["before"] == {"balance": 0} and credit["after"]["balance"] == 100_000
+    assert credit["actor_id"] is not None  # the operator who credited
+    assert deposit["before"] == {"balance": 100_000} and deposit["after"]["balance"] == 95_000
+    assert deposit["actor"] == "system" and deposit["after"]["amount"] == -5_000
+    assert refund["before"] == {"balance": 95_000} and refund["after"]["balance"] == 100_000
+
+    # Across everything every test so far did: one audit entry per ledger entry.
+    ledger = query(stack, "SELECT ref FROM ledgerentry")
+    audited = query(stack, "SELECT json_extract(after, '$.ref') FROM auditentry "
+                           "WHERE action LIKE 'money.%'")
+    assert sorted(r for (r,) in ledger) == sorted(r for (r,) in audited)
+
+
+async def test_the_audit_log_cannot_be_changed(stack, hall):
+    await hall.operator.post("/api/admin/sessions", {"title": "x", "deposit_amount": 0})
+    entries = await audit(hall)
+    assert entries
+    first = entries[0]
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        code, data = await hall.operator.call(method, "/api/admin/audit",
+                                              {"action": "lot.pause"} if method != "DELETE" else None)
+        assert code in (400, 405) and data["code"] == "invalid", (method, code, data)
+        code, _ = await hall.operator.call(method, f"/api/admin/audit/{first['id']}",
+                                           {} if method != "DELETE" else None)
+        assert code == 404
+    # Not even the database takes an update or a delete.
+    conn = sqlite3.connect(db_path(stack), timeout=10)
+    for sql in ("UPDATE auditentry SET actor = 'someone' WHERE id = ?",
+                "DELETE FROM auditentry WHERE id = ?"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql, (first["id"],))
+    conn.close()
+    assert (await audit(hall))[0] == first
+    # Filters and paging.
+    page = (await hall.operator.get(f"/api/admin/audit?since_id={first['id']}&limit=1"))["entries"]
+    assert len(page) == 1 and page[0]["id"] > first["id"]
+    for bad in ("limit=abc", "target=lot:x", "since_id=-1", "action=DROP%20TABLE"):
+        code, data = await hall.operator.call("GET", f"/api/admin/audit?{bad}")
+        assert code == 400 and data["code"] == "invalid", bad
