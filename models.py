@@ -270,7 +270,9 @@ _AUDIT_GUARDS = {
 SQLITE_PRAGMAS = {
     # WAL + busy timeout: the hall and the workers share one SQLite file.
     "journal_mode": "wal",
-    "busy_timeout": 10000,
+    # How long one attempt waits for the write lock; a task that still finds
+    # it locked retries (workers/tasks), with no limit on the attempts.
+    "busy_timeout": settings.DB_BUSY_TIMEOUT_MS,
     "synchronous": "normal",
     "foreign_keys": 1,
 }

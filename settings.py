@@ -37,6 +37,8 @@ HALL_UVLOOP = os.environ.get("HALL_UVLOOP", "1") == "1"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED_REDIS_PORT = _int("HALL_REDIS_PORT", 0)
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'auction.db'}")
+# SQLite: how long one statement waits for another process's write lock (ms).
+DB_BUSY_TIMEOUT_MS = _int("HALL_DB_BUSY_TIMEOUT_MS", 10000)
 # Redis Sentinel (deploy/README.md, "Redis Sentinel"): "host:port,host:port" of
 # the sentinels; empty = no Sentinel, REDIS_URL is the master. With sentinels the
 # clients (auction/redisconn.py, Celery) ask them for the master of
@@ -98,9 +100,19 @@ ORDER_PAY_WINDOW_S = _int("HALL_ORDER_PAY_WINDOW_S", 72 * 3600)
 MAX_AMOUNT = 10**12  # fen; anything above is `invalid`
 STREAM_MAXLEN = _int("HALL_STREAM_MAXLEN", 100_000)
 
-# Redis broker: a task a dead worker had taken is redelivered after this many
-# seconds (acks_late). Tests shorten it to watch a redelivery happen.
-VISIBILITY_TIMEOUT_S = _int("HALL_VISIBILITY_TIMEOUT_S", 300)
+# Redis broker: a task a dead worker had taken is redelivered this many
+# seconds after its worker last renewed its lease (acks_late; workers/leases.py).
+# Live workers renew every LEASE_RENEW_S, so it only has to outlast a few
+# missed renewals, not the longest task.
+VISIBILITY_TIMEOUT_S = _int("HALL_VISIBILITY_TIMEOUT_S", 30)
+LEASE_RENEW_S = float(os.environ.get("HALL_LEASE_RENEW_S", "5"))
+# A task the hall submitted and no worker has started this many seconds later
+# is submitted again under the same id (auction/outbox.py), then on a doubling
+# backoff up to 5 minutes.
+OUTBOX_LOOK_S = float(os.environ.get("HALL_OUTBOX_LOOK_S", "30"))
+# A task retrying a transient failure (a locked or unreachable database) is
+# retried for as long as it takes; operators are alerted at this attempt.
+RETRY_ALERT_AFTER = _int("HALL_RETRY_ALERT_AFTER", 6)
 # How often beat sweeps for due lots / flushes bids into the database.
 SWEEP_INTERVAL_S = float(os.environ.get("HALL_SWEEP_INTERVAL_S", "1.0"))
 # A lot closed this long ago and not yet settled has its settlement queued

@@ -95,6 +95,10 @@ def closing_timer(deadline_ms: Id) -> str:
 # -- tasks (the hall submits, workers report) --------------------------------------------------
 TASK_FAILURES = "tasks:failures"  # list, newest first: recent task failures for operators
 TASKS_DONE_PREFIX = "tasks:done:"  # + epoch second: tasks finished in that second
+# The outbox (auction/outbox.py): tasks submitted and not yet finished.
+TASK_OUTBOX = "tasks:outbox"          # hash: task id -> {name, kwargs, attempts, at_ms}
+TASK_OUTBOX_DUE = "tasks:outbox:due"  # sorted set: task id -> when to look at it again (ms)
+TASK_OUTBOX_LOCK = "tasks:outbox:lock"  # one hall sweeps at a time
 
 
 def task_owner(task_id: str) -> str:

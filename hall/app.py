@@ -19,6 +19,7 @@ import tornado.web
 
 import settings
 from auction.wechatpay import WeChatPayConfig
+from hall import tasks
 from hall.audience import Audience
 from hall.bidding import BidBatcher
 from hall.identity import Identities
@@ -68,6 +69,7 @@ class HallApplication(tornado.web.Application):
     async def start(self) -> None:
         self.spawn(self.audience.relay.run())
         self.spawn(self.audience.report_rooms(room_bidders))
+        self.spawn(tasks.keep_redelivering(self))
         await asyncio.wait_for(self.audience.relay.ready.wait(), 30)
 
     async def stop(self) -> None:

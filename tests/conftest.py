@@ -48,6 +48,10 @@ class Stack:
             "HALL_ENV": "dev",
             "HALL_SWEEP_INTERVAL_S": "0.25",
             "HALL_SETTLE_GRACE_S": "5",
+            # A dead worker's tasks come back within seconds (workers/leases.py).
+            "HALL_VISIBILITY_TIMEOUT_S": "6",
+            "HALL_LEASE_RENEW_S": "1",
+            "HALL_OUTBOX_LOOK_S": "5",
             "HALL_BID_RATE_PER_S": "100000",
             "HALL_LOGIN_RATE_PER_MIN": "100000",
             "HALL_LOGIN_ADDR_RATE_PER_MIN": "100000",

@@ -2,9 +2,9 @@
 
 The stack's worker stops consuming the `money` queue for the test; a second
 worker (`-Q money`, the app of tests/settle_pause.py) takes the settlement, refunds one loser, announces its pause on the Redis list
-`test:settle:paused` and is SIGKILLed there. A third worker with a short
-broker visibility timeout (HALL_VISIBILITY_TIMEOUT_S=1) gets the unacked task
-redelivered (acks_late) and finishes it. Every order and refund then exists
+`test:settle:paused` and is SIGKILLed there. A third worker gets the unacked task
+redelivered (acks_late) once the dead worker's lease on it has run out, and
+finishes it. Every order and refund then exists
 exactly once, and the books balance.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ async def test_settlement_survives_a_killed_worker(stack, hall, wechat_sim):
     main_workers = [name for reply in replies for name in reply]
     assert main_workers, "the stack's worker did not answer"
     doomed = money_worker(stack, "crash-doomed", app="tests.settle_pause")
-    rescuer = money_worker(stack, "crash-rescuer", HALL_VISIBILITY_TIMEOUT_S="1")
+    rescuer = money_worker(stack, "crash-rescuer")
     try:
         await hammer(hall, lot_id)  # settlement queued; only `doomed` will take it
         doomed.start()

@@ -9,6 +9,7 @@ import settings
 from auction import tasknames
 from auction.redisconn import celery_urls
 from workers.broker import transport_for
+from workers.leases import Leases
 
 # REDIS_URL, or with REDIS_SENTINELS sentinel:// URLs plus the master's name.
 _redis = celery_urls()
@@ -44,16 +45,21 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     task_track_started=True,
-    worker_prefetch_multiplier=4,
+    # Prefetched messages are held (leased, workers/leases.py) but not run;
+    # few of them means little to hand out again when a worker dies.
+    worker_prefetch_multiplier=1,
     result_expires=7 * 24 * 3600,
     result_extended=True,
     task_queues=[Queue(q) for q in tasknames.QUEUES],
     task_default_queue=tasknames.DEFAULT_QUEUE,
     task_routes=tasknames.ROUTES,
-    # No task here uses a long ETA (deadlines live in a Redis sorted set), so
-    # a short visibility timeout only means faster redelivery of tasks from a
-    # dead worker.
+    # Live workers renew the lease of every message they hold (workers/leases.py),
+    # so a short visibility timeout only means faster redelivery of tasks from
+    # a dead worker. The restore mutex of a worker killed while restoring
+    # expires soon too (kombu's default, 300 s, would stall every restore).
     broker_transport_options={"visibility_timeout": settings.VISIBILITY_TIMEOUT_S,
+                              "unacked_mutex_expire": max(int(settings.LEASE_RENEW_S * 2), 2),
+                              "unacked_restore_throttle": 1,
                               **_redis["broker_transport_options"]},
     # A result stored while Redis restarts or fails over waits for it (backing
     # off up to 2 s) rather than failing the task's last step.
@@ -74,6 +80,9 @@ app.conf.update(
         "notify-closing-soon": _every(tasknames.CLOSING_SOON, settings.SWEEP_INTERVAL_S),
     },
 )
+
+
+app.steps["consumer"].add(Leases)
 
 
 @worker_init.connect

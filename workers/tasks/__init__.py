@@ -17,10 +17,11 @@ from celery import Task
 from peewee import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from auction import keys
+import settings
+from auction import keys, outbox
 from auction.errors import Refused
 from models import db
-from workers import publish
+from workers import alerts, publish
 from workers.db import bind
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,15 @@ class HallTask(Task):
     without a traceback; ERROR with a traceback stays for real failures."""
     abstract = True
     throws = (Refused,)
+    # A locked or unreachable database is waited out, however long it takes:
+    # each attempt is bounded (the database's busy/connect timeout), the wait
+    # between attempts doubles up to 10 s, and the number of attempts is not
+    # (dropping a settlement or a deposit is never the answer). Operators are
+    # alerted once a task has been retrying for a while (on_retry).
     autoretry_for = TRANSIENT
     retry_backoff = 0.5
     retry_backoff_max = 10
-    max_retries = 8
+    max_retries = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         bind()
@@ -57,15 +63,29 @@ class HallTask(Task):
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
                      einfo: Any) -> None:
         """Count the finished task (SUCCESS or FAILURE; Celery skips retries) in a
-        per-second bucket: one pipelined round trip."""
+        per-second bucket and take it out of the hall's outbox: one pipelined
+        round trip."""
         key = keys.tasks_done(int(time.time()))
         try:
             pipe = publish.client().pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, TASKS_DONE_TTL_S)
+            outbox.clear(pipe, task_id)
             pipe.execute()
         except Exception as exc:
             logger.warning("could not count a finished task: %s", exc)
+
+    def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Tell the operators when a task keeps failing on something transient
+        (at the threshold, then every tenth time past it)."""
+        attempt = self.request.retries + 1
+        after = settings.RETRY_ALERT_AFTER
+        if attempt >= after and (attempt - after) % 10 == 0:
+            try:
+                alerts.alert_ops("task_retrying", task=self.name, task_id=task_id,
+                                 attempts=attempt, error=f"{type(exc).__name__}: {exc}"[:300])
+            except Exception:
+                logger.exception("could not alert operators of a retrying task")
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if not isinstance(exc, Refused):
@@ -76,6 +96,21 @@ class HallTask(Task):
                 publish.client().ltrim(keys.TASK_FAILURES, 0, 49)
             except Exception:
                 logger.exception("could not record a task failure")
+
+
+class PeriodicTask(HallTask):
+    """Beat's periodic work (sweeps, flushes): a transient failure is not
+    retried, the next beat does the same work anyway. Retrying would pile up
+    copies of it, one per beat, for as long as the database stays locked."""
+    abstract = True
+    autoretry_for = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except TRANSIENT as exc:
+            logger.warning("%s skipped this round: %r", self.name, exc)
+            return {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
 
 
 class OwnedTask(HallTask):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from auction import tasknames
 from workers import bidlog, dispatch, schedule
 from workers.celery import app
-from workers.tasks import CONSUMER, HallTask, OwnedTask
+from workers.tasks import CONSUMER, HallTask, OwnedTask, PeriodicTask
 
 
 class PublishTask(OwnedTask):
@@ -12,12 +12,12 @@ class PublishTask(OwnedTask):
     kind = "publish"
 
 
-@app.task(name=tasknames.SWEEP, base=HallTask)
+@app.task(name=tasknames.SWEEP, base=PeriodicTask)
 def sweep() -> dict:
     return schedule.sweep(dispatch.settlements, dispatch.close_at)
 
 
-@app.task(name=tasknames.CLOSE_AT, base=HallTask)
+@app.task(name=tasknames.CLOSE_AT, base=PeriodicTask)
 def close_at(deadline_ms: int) -> list[int]:
     return schedule.close_at(deadline_ms, dispatch.settlements, dispatch.close_at)
 
@@ -33,6 +33,6 @@ def start_session(session_id: int) -> dict:
     return schedule.start_session(session_id)
 
 
-@app.task(name=tasknames.FLUSH_BIDS, base=HallTask)
+@app.task(name=tasknames.FLUSH_BIDS, base=PeriodicTask)
 def flush_bids() -> int:
     return bidlog.flush(CONSUMER)

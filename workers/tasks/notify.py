@@ -16,7 +16,7 @@ from auction import tasknames
 from workers import notify
 from workers.celery import app
 from workers.sms import SmsUnavailable
-from workers.tasks import CONSUMER, TRANSIENT, HallTask
+from workers.tasks import CONSUMER, TRANSIENT, HallTask, PeriodicTask
 
 
 class SmsTask(HallTask):
@@ -37,12 +37,12 @@ class SmsTask(HallTask):
         return super().retry(*args, countdown=countdown, **kwargs)
 
 
-@app.task(name=tasknames.DRAIN_EVENTS, base=HallTask)
+@app.task(name=tasknames.DRAIN_EVENTS, base=PeriodicTask)
 def drain_events() -> dict:
     return notify.drain_events(CONSUMER)
 
 
-@app.task(name=tasknames.CLOSING_SOON, base=HallTask)
+@app.task(name=tasknames.CLOSING_SOON, base=PeriodicTask)
 def closing_soon() -> dict:
     return notify.closing_soon()
 

@@ -5,7 +5,7 @@ from auction import tasknames
 from auction.wechatpay import WeChatPayUnavailable
 from workers import orders, refunds, settlement
 from workers.celery import app
-from workers.tasks import TRANSIENT, HallTask
+from workers.tasks import TRANSIENT, HallTask, PeriodicTask
 
 
 @app.task(name=tasknames.SETTLE_LOT, base=HallTask)
@@ -20,7 +20,7 @@ def send_refund(refund_id: int) -> dict:
     return refunds.send_refund(refund_id)
 
 
-@app.task(name=tasknames.MONEY_SWEEP, base=HallTask)
+@app.task(name=tasknames.MONEY_SWEEP, base=PeriodicTask)
 def money_sweep() -> dict:
     """Beat, every few seconds: 悔拍 for overdue orders; stuck WeChat refunds."""
     return {"forfeited": orders.forfeit_overdue(), "refunds_requeued": refunds.retry_pending()}
