@@ -23,6 +23,7 @@ from hall import tasks
 from hall.audience import Audience
 from hall.bidding import BidBatcher
 from hall.identity import Identities
+from hall.imagestore import ImageStore, LocalImageStore
 from hall.lots import LotReader, Scripts
 from hall.metrics import Metrics
 from hall.ops import OpsFeed, Overview, room_bidders
@@ -53,6 +54,7 @@ class HallApplication(tornado.web.Application):
         self.limiter = RateLimiter(redis)
         self.identities = Identities(redis)
         self.metrics = Metrics()
+        self.image_store: ImageStore = LocalImageStore()  # lot photos (hall/imagestore.py)
         self._wechat: WeChatPayConfig | None = None
         self._bg: set[asyncio.Task] = set()
         super().__init__(

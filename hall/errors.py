@@ -16,6 +16,7 @@ STATUS = {
     "already_paid": 409,
     "conflict": 409,
     "payload_too_large": 413,
+    "unsupported_media": 415,
     "rate_limited": 429,
     "unavailable": 503,
 }

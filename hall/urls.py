@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
-from hall.handlers import audit, coupons, watch
+import settings
+from hall.handlers import audit, coupons, images, watch
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -31,6 +32,7 @@ handlers = [
     (rf"/api/admin/sessions/{ID}/publish", admin.AdminPublishHandler),
     (rf"/api/admin/sessions/{ID}/reorder", admin.AdminReorderHandler),
     (r"/api/admin/audit", audit.AuditHandler),
+    (r"/api/admin/images", images.ImageUploadHandler),
     (rf"/api/admin/lots/{ID}/(open|pause|resume|fair-warning|hammer)", admin.AdminLotControlHandler),
     (rf"/api/admin/lots/{ID}", admin.AdminLotHandler),
     (rf"/api/admin/users/{ID}/credit", admin.AdminCreditHandler),
@@ -41,6 +43,8 @@ handlers = [
     (r"/api/me/coupons", coupons.MyCouponsHandler),
     (r"/api/openapi.json", OpenApiHandler),
     (r"/api/.*", NotFoundHandler),
+    (r"/media/images/([0-9a-f]{32}(?:\.thumb)?\.jpg)", images.MediaFiles,
+     {"path": str(settings.DATA_DIR / "media" / "images")}),
     (r"/healthz", health.HealthHandler),
     (r"/metrics", health.MetricsHandler),
     (r"/", pages.PageHandler, {"page": "index"}),

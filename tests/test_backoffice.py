@@ -134,3 +134,104 @@ async def test_the_audit_log_cannot_be_changed(stack, hall):
     for bad in ("limit=abc", "target=lot:x", "since_id=-1", "action=DROP%20TABLE"):
         code, data = await hall.operator.call("GET", f"/api/admin/audit?{bad}")
         assert code == 400 and data["code"] == "invalid", bad
+
+
+# -- photos ----------------------------------------------------------------------
+
+def multipart(filename: str, data: bytes, content_type: str = "image/jpeg") -> tuple[bytes, dict]:
+    boundary = "----hallTestBoundary7MA4YWxkTrZu0gW"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").encode()
+    body = head + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (1200, 900), exif: bool = False) -> bytes:
+    import io
+    from PIL import Image
+    im = Image.new("RGB", size, (180, 40, 40))
+    for x in range(0, size[0], 50):  # some content, so the encoder has work
+        im.paste((20, 20, 160), (x, 0, x + 10, size[1]))
+    out = io.BytesIO()
+    kwargs = {}
+    if exif:
+        ex = Image.Exif()
+        ex[0x010F] = "SecretCam"      # Make
+        ex[0x0112] = 6                # Orientation: rotate 90 on display
+        kwargs["exif"] = ex.tobytes()
+    im.save(out, fmt, **kwargs)
+    return out.getvalue()
+
+
+def media_files(stack) -> set[str]:
+    from pathlib import Path
+    root = Path(stack.env["HALL_DATA_DIR"]) / "media" / "images"
+    return {p.name for p in root.iterdir()} if root.exists() else set()
+
+
+async def upload(api, filename: str, data: bytes, content_type: str = "image/jpeg"):
+    body, headers = multipart(filename, data, content_type)
+    return await api.call("POST", "/api/admin/images", raw=body, headers=headers)
+
+
+async def test_photo_upload_reencodes_strips_metadata_and_thumbnails(stack, hall):
+    import io
+    from PIL import Image
+    code, photo = await upload(hall.operator, "vase.jpg", image_bytes(size=(3000, 2000), exif=True))
+    assert code == 201, photo
+    # Turned upright by its EXIF orientation, then scaled to at most 2048 px.
+    assert photo["height"] == 2048 and photo["width"] in (1365, 1366)
+    full = await hall.anon.http.fetch(stack.base + photo["url"])
+    thumb = await hall.anon.http.fetch(stack.base + photo["thumb_url"])
+    assert full.headers["Content-Type"] == "image/jpeg"
+    im = Image.open(io.BytesIO(full.body))
+    assert im.size == (photo["width"], 2048)
+    assert not im.getexif() and b"SecretCam" not in full.body  # metadata gone
+    assert max(Image.open(io.BytesIO(thumb.body)).size) == 480
+    # PNG with transparency and WebP are taken too (stored as JPEG).
+    for fmt in ("PNG", "WEBP"):
+        code, other = await upload(hall.operator, f"x.{fmt.lower()}", image_bytes(fmt, (300, 200)),
+                                   f"image/{fmt.lower()}")
+        assert code == 201 and other["url"].endswith(".jpg"), other
+    # A lot takes the photos' URLs; the room shows them.
+    session, (lot,) = await hall.session_with_lots(1, ends_in_s=3600,
+                                                   images=[photo["url"]])
+    assert (await hall.operator.get(f"/api/lots/{lot['id']}"))["images"] == [photo["url"]]
+
+
+async def test_bad_uploads_get_clear_errors_and_nothing_is_stored(stack, hall):
+    import io
+    import os
+    from PIL import Image
+    before = media_files(stack)
+    # A text file named .jpg.
+    code, data = await upload(hall.operator, "photo.jpg", b"this is not a picture\n" * 50)
+    assert code == 415 and data["code"] == "unsupported_media", data
+    assert "JPEG, PNG or WebP" in data["message"]
+    # A real 20 MB image (random pixels do not compress).
+    w = 2600
+    noise = Image.frombytes("RGB", (w, w), os.urandom(w * w * 3))
+    out = io.BytesIO()
+    noise.save(out, "PNG", compress_level=0)
+    assert len(out.getvalue()) > 20 * 1024 * 1024 * 0.95
+    code, data = await upload(hall.operator, "big.png", out.getvalue(), "image/png")
+    assert code == 400 and data["code"] == "invalid" and "10 MB" in data["message"], data
+    # A decompression bomb: a few KB of PNG that would decode to 144 megapixels.
+    bomb = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(bomb, "PNG", optimize=True)
+    assert len(bomb.getvalue()) < 100_000
+    code, data = await upload(hall.operator, "bomb.png", bomb.getvalue(), "image/png")
+    assert code == 400 and data["code"] == "invalid" and "pixels" in data["message"], data
+    # A truncated JPEG, an empty file, no file at all.
+    code, data = await upload(hall.operator, "cut.jpg", image_bytes()[:2000])
+    assert code == 400 and data["code"] == "invalid", data
+    code, data = await upload(hall.operator, "empty.jpg", b"")
+    assert code in (400, 415) and data["code"] in ("invalid", "unsupported_media"), data
+    code, data = await hall.operator.call("POST", "/api/admin/images", {"file": "x"})
+    assert code == 400 and data["code"] == "invalid"
+    assert media_files(stack) == before  # nothing stored for any of them
+    # A bidder cannot upload (and nothing is stored either).
+    bidder, _ = await hall.bidder(balance=0)
+    code, data = await upload(bidder, "vase.jpg", image_bytes())
+    assert code == 403 and data["code"] == "forbidden"
+    assert media_files(stack) == before
