@@ -28,8 +28,10 @@ class Proc:
         self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
+        self.log_offset = 0  # where this run's output starts (a restart appends)
 
     def start(self) -> "Proc":
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log,
                                          stderr=subprocess.STDOUT)
@@ -40,8 +42,10 @@ class Proc:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
-            if needle in self.log_path.read_text(errors="replace"):
-                return
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_offset)
+                if needle.encode() in log.read():
+                    return
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} not ready:\n{self.tail()}")
 

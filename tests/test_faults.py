@@ -221,3 +221,29 @@ def db_rows_while_locked(lock: sqlite3.Connection, lot_id: int) -> tuple[str, in
     (status,), = lock.execute("SELECT status FROM lot WHERE id=?", (lot_id,)).fetchall()
     (orders,), = lock.execute('SELECT COUNT(*) FROM "order" WHERE lot_id=?', (lot_id,)).fetchall()
     return status, orders
+
+
+async def test_a_task_a_live_worker_holds_past_the_visibility_timeout_runs_once(stack, hall):
+    """The lease is renewed: a task waiting in a live worker for its countdown
+    (longer than the 6 s visibility timeout here) is not handed out again."""
+    from celery import Celery
+    task_id = f"lease-{uuid.uuid4().hex}"
+    client = Celery(broker=stack.redis.url, backend=stack.redis.url)
+    loop = asyncio.get_running_loop()
+    countdown = 3 * float(stack.env["HALL_VISIBILITY_TIMEOUT_S"])
+    await loop.run_in_executor(None, lambda: client.send_task(
+        "workers.tasks.settlement.noop", task_id=task_id, countdown=countdown, queue="money"))
+    r = stack.sync_redis()
+
+    def held() -> bool:
+        return any(json.loads(raw)[0]["headers"]["id"] == task_id for raw in r.hvals("unacked"))
+    await until(held, "the worker took the task", 30)
+    state = await loop.run_in_executor(
+        None, lambda: client.AsyncResult(task_id).get(timeout=countdown + 30))
+    assert state == "ok"
+    # No copy left anywhere that could still run: not held, not queued.
+    await until(lambda: not held(), "the worker acknowledged it", 30)
+    assert not any(json.loads(m)["headers"]["id"] == task_id for m in r.lrange("money", 0, -1))
+    log = stack.worker.log_path.read_text(errors="replace")
+    assert log.count(f"[{task_id}] succeeded") == 1
+    client.close()

@@ -1,6 +1,11 @@
 """Soak: 1,000 connections on 20 lots bid until the lots close, then every
 record must agree and every loser must have their deposit back exactly once.
 
+All along, the worker is SIGKILLed every HALL_SOAK_KILL_EVERY_S (default 20)
+seconds and started again at once, as `run.py all` or systemd would: deposits,
+closes and settlements it held come back to its successor (workers/leases.py),
+and the records must still agree exactly.
+
 CI runs it for HALL_SOAK_S (default 8) seconds of bidding; the full run is
 `HALL_SOAK_S=60 .venv/bin/python -m pytest tests/test_soak.py`.
 """
@@ -20,10 +25,37 @@ USERS = 250
 SOCKETS_PER_USER = 4   # 1,000 connections
 LOTS = 20
 SOAK_S = float(os.environ.get("HALL_SOAK_S", "8"))
+KILL_EVERY_S = float(os.environ.get("HALL_SOAK_KILL_EVERY_S", "20"))
+
+
+async def kill_worker_every(stack, every_s: float, kills: list[float]) -> None:
+    """SIGKILL the stack's worker on a fixed schedule (the schedule is the
+    point: time passing is the event) and start a new one straight away."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every_s)
+        stack.worker.kill()
+        kills.append(loop.time())
+        stack.worker.start()
+        await loop.run_in_executor(None, stack.worker.wait_for_line, "ready.", 120)
 LOT_DEPOSIT = 500
 
 
 async def test_soak(stack, hall):
+    kills: list[float] = []
+    killer = asyncio.ensure_future(kill_worker_every(stack, KILL_EVERY_S, kills))
+    try:
+        await soak(stack, hall)
+    finally:
+        killer.cancel()
+        if stack.worker.proc.poll() is not None:  # killed last: the suite needs one
+            stack.worker.start()
+        await asyncio.get_running_loop().run_in_executor(None, stack.worker.wait_for_line,
+                                                         "ready.", 120)
+    assert kills, "the worker was never killed: the soak ran shorter than the kill period"
+
+
+async def soak(stack, hall) -> None:
     gate = asyncio.Semaphore(8)
 
     async def new_bidder():
