@@ -20,7 +20,8 @@ run: $(VENV)/.installed
 # nginx (its config is checked by `nginx -t`), PostgreSQL (the multi-node test),
 # CJK fonts so the pages' Chinese renders in screenshots, and Mono's C#
 # compiler with System.ServiceProcess so the Windows service wrapper
-# (deploy/windows) is compiled in CI; only when missing. PowerShell is not
+# (deploy/windows) is compiled in CI; poppler-utils' pdftotext reads the sale
+# confirmation PDF back in the tests; only when missing. PowerShell is not
 # packaged for Debian: the check of install-worker.ps1 runs only where pwsh is.
 system-deps:
 	@missing=""; \
@@ -29,6 +30,7 @@ system-deps:
 	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v mcs >/dev/null 2>&1 || missing="$$missing mono-mcs libmono-system-serviceprocess4.0-cil"; \
+	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \

@@ -63,6 +63,8 @@ BODIES: dict[tuple[str, str], dict] = {
                "description": "fen off (fixed) or 1-100 percent off (percent)"},
         min_spend=MONEY0, expires_at_ms={**MS, "description": "epoch ms, in the future"}),
 }
+FILES = {"/api/admin/sessions/{id}/results.csv": "text/csv",
+         "/api/orders/{id}/confirmation.pdf": "application/pdf"}
 ERROR = {"description": "an error: {code, message}",
          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 OK = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -72,7 +74,8 @@ PUBLIC = re.compile(r"^/api/(auth/.*|sessions.*|lots/\{id\}|lots/\{id\}/bids|ope
 def _path(pattern: str) -> str:
     return (pattern.replace(r"([0-9]{1,19})", "{id}")
             .replace("(open|pause|resume|fair-warning|hammer)", "{action}")
-            .replace(r"([A-Za-z0-9\-]{1,64})", "{task_id}"))
+            .replace(r"([A-Za-z0-9\-]{1,64})", "{task_id}")
+            .replace("\\.", "."))
 
 
 def _methods(cls: type) -> list[str]:
@@ -105,10 +108,17 @@ def build_spec(routes: list) -> dict:
             op: dict[str, Any] = {
                 "summary": doc, "operationId": f"{method}_{cls.__name__}", "parameters": params,
                 "responses": {"200": OK, "201": OK, "202": OK, "204": {"description": "done"},
-                              **{c: ERROR for c in ("400", "401", "403", "404", "409", "413",
+                              **{c: ERROR for c in ("400", "401", "403", "404", "409", "413", "415",
                                                     "429", "503")}}}
+            kind = FILES.get(path)
+            if kind is not None:  # a download: CSV or PDF, not JSON
+                op["responses"]["200"] = {"description": "the file",
+                                          "content": {kind: {"schema": {"type": "string"}}}}
             body = BODIES.get((method, path))
-            if body is not None:
+            if path == "/api/admin/images":
+                op["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+                    "schema": obj(["file"], file={"type": "string", "format": "binary"})}}}
+            elif body is not None:
                 op["requestBody"] = {"required": True,
                                      "content": {"application/json": {"schema": body}}}
             elif method in ("post", "patch"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
 import settings
-from hall.handlers import audit, coupons, images, watch
+from hall.handlers import audit, coupons, exports, images, watch
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -33,6 +33,8 @@ handlers = [
     (rf"/api/admin/sessions/{ID}/reorder", admin.AdminReorderHandler),
     (r"/api/admin/audit", audit.AuditHandler),
     (r"/api/admin/images", images.ImageUploadHandler),
+    (rf"/api/admin/sessions/{ID}/results\.csv", exports.ResultsCsvHandler),
+    (rf"/api/orders/{ID}/confirmation\.pdf", exports.ConfirmationPdfHandler),
     (rf"/api/admin/lots/{ID}/(open|pause|resume|fair-warning|hammer)", admin.AdminLotControlHandler),
     (rf"/api/admin/lots/{ID}", admin.AdminLotHandler),
     (rf"/api/admin/users/{ID}/credit", admin.AdminCreditHandler),

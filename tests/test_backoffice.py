@@ -235,3 +235,84 @@ async def test_bad_uploads_get_clear_errors_and_nothing_is_stored(stack, hall):
     code, data = await upload(bidder, "vase.jpg", image_bytes())
     assert code == 403 and data["code"] == "forbidden"
     assert media_files(stack) == before
+
+
+# -- exports ---------------------------------------------------------------------
+
+async def fetch_raw(api, path: str):
+    resp = await api.http.fetch(api.base + path, raise_error=False,
+                                headers={"Authorization": f"Bearer {api.token}"} if api.token else {})
+    return resp.code, resp.headers, resp.body
+
+
+def pdf_text(data: bytes) -> str:
+    import subprocess
+    return subprocess.run(["pdftotext", "-layout", "-", "-"], input=data, capture_output=True,
+                          check=True).stdout.decode()
+
+
+async def wait_order(api, sock, lot_id: int) -> dict:
+    while True:
+        orders = [o for o in (await api.get("/api/me/orders"))["orders"] if o["lot_id"] == lot_id]
+        if orders:
+            return orders[0]
+        await sock.wait_for(lambda m: m.get("type") in ("won", "task", "order"),
+                            start=len(sock.messages), timeout=30)
+
+
+async def test_results_csv_and_sale_confirmation_pdf(stack, hall):
+    import csv
+    import io
+    session, (sold, unsold) = await hall.live_lots(
+        2, ends_in_s=3600, start_price=120_000, increment=1_000, lot_deposit=0,
+        buyer_premium_bp=1000, title="清乾隆粉彩花卉纹碗")
+    alice, _ = await hall.bidder(prefix="alice")
+    bob, bob_user = await hall.bidder(prefix="bob")
+    a = await Socket.connect(stack.ws_url, alice.token)
+    b = await Socket.connect(stack.ws_url, bob.token)
+    for api, sock in ((alice, a), (bob, b)):
+        assert (await hall.pay_deposit(api, sock, sold["id"]))["state"] == "SUCCESS"
+    await a.join(sold["id"])
+    await b.join(sold["id"])
+    assert (await a.bid(sold["id"], 120_000))["type"] == "accepted"
+    assert (await b.bid(sold["id"], 123_000))["type"] == "accepted"
+    await hall.operator.post(f"/api/admin/lots/{sold['id']}/hammer")
+    await hall.operator.post(f"/api/admin/lots/{unsold['id']}/hammer")
+    order = await wait_order(bob, b, sold["id"])
+    assert order["amount"] == 123_000 and order["premium"] == 12_300
+    # The session deposit (¥100) is credited to the order once the settlement has run.
+    for _ in range(100):
+        order = [o for o in (await bob.get("/api/me/orders"))["orders"] if o["id"] == order["id"]][0]
+        if order["deposit_credited"]:
+            break
+        await b.wait_for(lambda m: True, start=len(b.messages), timeout=30)
+    assert order["due"] == 123_000 + 12_300 - 10_000
+
+    code, headers, body = await fetch_raw(hall.operator, f"/api/admin/sessions/{session['id']}/results.csv")
+    assert code == 200 and headers["Content-Type"].startswith("text/csv")
+    assert body.startswith(b"\xef\xbb\xbf")  # the BOM: Excel reads it as UTF-8
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    by_id = {int(r["lot_id"]): r for r in rows}
+    assert by_id[sold["id"]]["title"] == "清乾隆粉彩花卉纹碗"
+    assert by_id[sold["id"]]["result"] == "sold" and by_id[sold["id"]]["hammer_yuan"] == "1230.00"
+    assert by_id[sold["id"]]["premium_yuan"] == "123.00" and by_id[sold["id"]]["due_yuan"] == "1253.00"
+    assert by_id[sold["id"]]["winner"] == bob_user["username"]
+    assert by_id[sold["id"]]["order_status"] == "unpaid"
+    assert by_id[unsold["id"]]["result"] == "unsold" and by_id[unsold["id"]]["winner"] == ""
+    code, _, _ = await fetch_raw(bob, f"/api/admin/sessions/{session['id']}/results.csv")
+    assert code == 403
+
+    path = f"/api/orders/{order['id']}/confirmation.pdf"
+    for who in (bob, hall.operator):
+        code, headers, body = await fetch_raw(who, path)
+        assert code == 200 and headers["Content-Type"] == "application/pdf" and body[:5] == b"%PDF-"
+        text = pdf_text(body)
+        assert "成交确认书" in text and "清乾隆粉彩花卉纹碗" in text
+        assert "¥1230.00" in text and "¥1253.00" in text and "¥100.00" in text and bob_user["username"] in text
+    # Someone else's order does not exist for them.
+    code, _, _ = await fetch_raw(alice, path)
+    assert code == 404
+    code, _, _ = await fetch_raw(hall.anon, path)
+    assert code == 401
+    for s in (a, b):
+        await s.close()
