@@ -104,6 +104,9 @@ class Lot(BaseModel):
     lot_deposit = BigIntegerField(default=0)
     buyer_premium_bp = IntegerField(default=0)  # 佣金, basis points of the hammer price
     ends_at_ms = BigIntegerField()
+    # A deadline given as a duration from the session's start: ends_at_ms is
+    # set from it when the session is published (hall/handlers/admin.py).
+    ends_after_start_s = IntegerField(null=True)
     extend_window_s = IntegerField(default=settings.EXTEND_WINDOW_S)  # 延时: a bid this close to
     extend_by_s = IntegerField(default=settings.EXTEND_BY_S)          # the end adds extend_by_s
     status = CharField(max_length=16, default="draft")
@@ -132,11 +135,16 @@ class Deposit(BaseModel):
     # any, was refunded). A forfeited deposit keeps these.
     credited = BigIntegerField(default=0)
     credited_to = BigIntegerField(null=True, index=True)  # Order.id
+    # Money paid for this deposit a second time (or after it stopped wanting
+    # any), going back where it came from: PaymentRefund. Kept here so the
+    # deposit's own JSON says so without another query.
+    duplicate_refunded = BigIntegerField(default=0)
 
     def public(self) -> dict:
         return {"id": self.id, "scope": self.scope, "session_id": self.session_id,
                 "lot_id": self.lot_id, "amount": self.amount, "method": self.method,
-                "status": self.status, "paid_at_ms": self.paid_at_ms}
+                "status": self.status, "paid_at_ms": self.paid_at_ms,
+                "duplicate_refunded": self.duplicate_refunded}
 
 
 class Bid(BaseModel):
@@ -175,6 +183,7 @@ class Order(BaseModel):
     coupon = ForeignKeyField(Coupon, null=True)
     paid_at_ms = BigIntegerField(null=True)
     created_at_ms = BigIntegerField(default=now_ms)
+    duplicate_refunded = BigIntegerField(default=0)  # as Deposit.duplicate_refunded
 
     class Meta:
         indexes = ((("status", "pay_by_ms"), False),)  # the forfeiture sweep
@@ -182,7 +191,8 @@ class Order(BaseModel):
     def public(self) -> dict:
         return {"id": self.id, "lot_id": self.lot_id, "amount": self.amount,
                 "premium": self.premium, "deposit_credited": self.deposit_credited,
-                "due": self.due, "status": self.status, "pay_by_ms": self.pay_by_ms}
+                "due": self.due, "status": self.status, "pay_by_ms": self.pay_by_ms,
+                "duplicate_refunded": self.duplicate_refunded}
 
 
 class Payment(BaseModel):
@@ -194,7 +204,7 @@ class Payment(BaseModel):
     amount = BigIntegerField()
     out_trade_no = CharField(max_length=64, unique=True)
     transaction_id = CharField(max_length=64, null=True)
-    status = CharField(max_length=12, default="pending")  # pending paid
+    status = CharField(max_length=12, default="pending")  # pending paid closed
     created_at_ms = BigIntegerField(default=now_ms)
 
 
@@ -211,6 +221,34 @@ class Refund(BaseModel):
 
 ALL_MODELS = [User, LedgerEntry, AuctionSession, Lot, Deposit, Bid, Coupon, Order,
               Payment, Refund]
+
+
+class PaymentRefund(BaseModel):
+    """退款 of money nothing wants: a payment for a deposit or order already paid
+    (by the balance or another trade), for one that is over (forfeited,
+    refunded), or for a trade we had closed. It goes back where it came from
+    (the gateway), never into a balance, exactly once: one row per payment
+    (unique), and `out_refund_no`, on which the gateway is idempotent, derives
+    from the payment's out_trade_no."""
+    user = ForeignKeyField(User)
+    payment = ForeignKeyField(Payment, unique=True)
+    amount = BigIntegerField()
+    method = CharField(max_length=8)
+    reason = CharField(max_length=16)  # duplicate | too_late | trade_closed
+    out_refund_no = CharField(max_length=64, unique=True)
+    status = CharField(max_length=12, default="pending")  # pending done failed
+    gateway_refund_id = CharField(max_length=64, null=True)  # the gateway's refund_id
+    created_at_ms = BigIntegerField(default=now_ms)
+    done_at_ms = BigIntegerField(null=True)
+
+    def public(self) -> dict:
+        return {"id": self.id, "payment_id": self.payment_id, "amount": self.amount,
+                "method": self.method, "reason": self.reason, "status": self.status,
+                "out_refund_no": self.out_refund_no, "at_ms": self.created_at_ms,
+                "done_at_ms": self.done_at_ms}
+
+
+ALL_MODELS.append(PaymentRefund)
 
 
 class Watch(BaseModel):

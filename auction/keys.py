@@ -125,6 +125,11 @@ def refund_retry(refund_id: Id) -> str:
     return f"refund:retry:{refund_id}"
 
 
+def payment_refund_retry(payment_refund_id: Id) -> str:
+    """The same for a refund of money nothing wants (models.PaymentRefund)."""
+    return f"payrefund:retry:{payment_refund_id}"
+
+
 def wechat_notification(notification_id: str) -> str:
     """A WeChat Pay notification id handled once (replays change nothing)."""
     return f"wxnotify:{notification_id}"

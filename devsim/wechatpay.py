@@ -14,17 +14,24 @@ Run:     python -m devsim.wechatpay --port 8890 --keys var/wechat
 Import:  handle = start_simulator(0, keys_dir); handle.url; handle.stop()
 
 Gateway endpoints:
-  POST /v3/pay/transactions/jsapi                 -> {"prepay_id"}
+  POST /v3/pay/transactions/jsapi                 -> {"prepay_id"}; a closed order:
+                                                   400 ORDER_CLOSED, a paid one ORDERPAID
   GET  /v3/pay/transactions/out-trade-no/{no}?mchid=
   POST /v3/pay/transactions/out-trade-no/{no}/close  {mchid} -> 204; a paid order: ORDERPAID
   POST /v3/refund/domestic/refunds                idempotent by out_refund_no
 Test controls (no auth):
-  POST /sim/pay {out_trade_no, deliver?=true}     mark paid (a closed order: 400 ORDER_CLOSED),
-                                                   POST the notification,
+  POST /sim/pay {out_trade_no, deliver?=true,     mark paid (a closed order: 400 ORDER_CLOSED),
+                 after_close?=false}               POST the notification,
                                                    answer {status, body, notification_id}
-                                                   (paying again re-delivers, same id)
+                                                   (paying again re-delivers, same id);
+                                                   after_close: a payment already under way
+                                                   when the order was closed goes through
+                                                   anyway (the race closing cannot rule out)
+  POST /sim/expire {out_trade_no}                 the payer let the order time out: the
+                                                   gateway closes it by itself (CLOSED)
   GET  /sim/orders, GET /sim/refunds              what the gateway saw
-  POST /sim/fail {status?=500, code?, count?=1}   next /v3 answers fail (retry tests)
+  POST /sim/fail {status?=500, code?, count?=1}   next /v3 answers fail (retry tests);
+                 {clear: true}                     the gateway answers again
   POST /sim/reset                                 forget everything
 """
 from __future__ import annotations
@@ -252,6 +259,9 @@ class JsapiHandler(V3Handler):
         old = self.gw.orders.get(no)
         if old is not None:
             # Real gateway: same order again -> same prepay_id; changed -> error.
+            if old["trade_state"] == "CLOSED":
+                # As the real gateway: a closed order is never paid; pay with a new number.
+                return self.fail(400, "ORDER_CLOSED", "order closed; place a new order")
             if old["trade_state"] != "NOTPAY":
                 return self.fail(400, "ORDERPAID", "order already paid")
             if any(old[k] != v for k, v in order.items()):
@@ -356,9 +366,9 @@ class SimPayHandler(ControlHandler):
         order = self.gw.orders.get(b.get("out_trade_no", ""))
         if order is None:
             return self.send(404, {"code": "ORDER_NOT_EXIST", "message": "no such order"})
-        if order["trade_state"] == "CLOSED":
+        if order["trade_state"] == "CLOSED" and not b.get("after_close"):
             return self.send(400, {"code": "ORDER_CLOSED", "message": "the order was closed"})
-        if order["trade_state"] == "NOTPAY":
+        if order["trade_state"] in ("NOTPAY", "CLOSED"):
             order.update(
                 trade_state="SUCCESS",
                 transaction_id="4200" + "".join(secrets.choice(string.digits) for _ in range(24)),
@@ -381,6 +391,17 @@ class SimPayHandler(ControlHandler):
         self.send(200, result)
 
 
+class SimExpireHandler(ControlHandler):
+    def post(self) -> None:
+        order = self.gw.orders.get(self.body_json().get("out_trade_no", ""))
+        if order is None:
+            return self.send(404, {"code": "ORDER_NOT_EXIST", "message": "no such order"})
+        if order["trade_state"] not in ("NOTPAY", "CLOSED"):
+            return self.send(400, {"code": "ORDERPAID", "message": "order already paid"})
+        order["trade_state"] = "CLOSED"
+        self.send(200, {"order": self.gw.transaction(order)})
+
+
 class SimOrdersHandler(ControlHandler):
     def get(self) -> None:
         self.send(200, {"orders": list(self.gw.orders.values())})
@@ -394,6 +415,9 @@ class SimRefundsHandler(ControlHandler):
 class SimFailHandler(ControlHandler):
     def post(self) -> None:
         b = self.body_json()
+        if b.get("clear"):
+            self.gw.faults.clear()
+            return self.send(200, {"pending_faults": 0})
         status = int(b.get("status", 500))
         code = b.get("code") or ("FREQUENCY_LIMITED" if status == 429 else "SYSTEM_ERROR")
         self.gw.faults.extend([(status, code)] * int(b.get("count", 1)))
@@ -407,6 +431,7 @@ def make_app(gw: Gateway) -> tornado.web.Application:
         (r"/v3/pay/transactions/out-trade-no/([^/]+)", QueryHandler),
         (r"/v3/refund/domestic/refunds", RefundHandler),
         (r"/sim/pay", SimPayHandler),
+        (r"/sim/expire", SimExpireHandler),
         (r"/sim/orders", SimOrdersHandler),
         (r"/sim/refunds", SimRefundsHandler),
         (r"/sim/fail", SimFailHandler),

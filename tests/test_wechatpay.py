@@ -191,6 +191,38 @@ def test_close_order_stops_payment_and_a_paid_order_cannot_be_closed(sim, client
     assert client.query_order(paid)["trade_state"] == "SUCCESS"
 
 
+def test_a_closed_order_is_never_prepaid_again_but_a_payment_under_way_may_land(sim, client):
+    no = trade_no()
+    client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+    expired = requests.post(f"{sim.url}/sim/expire", json={"out_trade_no": no}, timeout=10)
+    assert expired.status_code == 200 and expired.json()["order"]["trade_state"] == "CLOSED"
+    assert client.query_order(no)["trade_state"] == "CLOSED"
+    # As the real gateway: a closed order is paid with a new number, never again.
+    with pytest.raises(WeChatPayError) as err:
+        client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+    assert (err.value.code, err.value.status) == ("ORDER_CLOSED", 400)
+    r = requests.post(f"{sim.url}/sim/pay", json={"out_trade_no": no, "deliver": False}, timeout=10)
+    assert r.status_code == 400 and r.json()["code"] == "ORDER_CLOSED"
+    # The payer had confirmed before the close: that payment still goes through.
+    r = requests.post(f"{sim.url}/sim/pay", json={"out_trade_no": no, "deliver": False,
+                                                  "after_close": True}, timeout=10)
+    assert r.status_code == 200 and r.json()["order"]["trade_state"] == "SUCCESS"
+    with pytest.raises(WeChatPayError) as err:
+        client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+    assert err.value.code == "ORDERPAID"
+    assert client.refund(no, "RP" + no, 5000, 5000)["amount"]["refund"] == 5000
+
+
+def test_injected_faults_can_be_cleared(sim, client):
+    requests.post(f"{sim.url}/sim/fail", json={"status": 500, "count": 50}, timeout=10)
+    with pytest.raises(WeChatPayUnavailable):
+        client.query_order(trade_no())
+    cleared = requests.post(f"{sim.url}/sim/fail", json={"clear": True}, timeout=10)
+    assert cleared.json() == {"pending_faults": 0}
+    no = trade_no()
+    assert client.jsapi_prepay(no, "x", 100, "openid-buyer")["prepay_id"]
+
+
 def test_gateway_5xx_and_network_errors_are_retryable(sim, client, config):
     requests.post(f"{sim.url}/sim/fail", json={"status": 500}, timeout=10).raise_for_status()
     no = trade_no()

@@ -4,10 +4,18 @@ A deposit is in force when its row is `paid`: the same commit then grants
 bidding in Redis and tells the owner's sockets (`deposit`), through an
 after-commit hook. A WeChat deposit is `pending` until the gateway's signed
 notification arrives (workers/payments.py dispatches it to `wechat_paid`).
+
+A deposit waits for one WeChat trade at a time (`Deposit.out_trade_no`). When
+the gateway has closed it (the payer let it expire), paying by WeChat again
+closes our Payment row too and opens a fresh trade number; money that still
+arrives for a trade the deposit no longer waits for (a closed one, or any
+payment after it is in force or over) is refunded where it came from
+(workers/refunds.py `refund_payment_in_transaction`), never kept.
 """
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from peewee import IntegrityError
 
@@ -62,8 +70,9 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
             in_force(existing)  # a redelivered task: finish what it started
             return {"status": "paid", "deposit": existing.public()}
         if existing.status == "pending" and method == "wechat":
-            # Paying again while a WeChat payment is open: the same payment.
-            return _prepay(existing, session)
+            # Paying again while a WeChat payment is open: the same payment
+            # (or a fresh trade when the gateway has closed that one).
+            return _prepay_again(existing, session, task_id)
         if existing.status == "pending":
             # The bidder opened WeChat Pay, left it, and pays by balance now.
             return _switch_to_balance(existing, lot.id, amount, task_id)
@@ -119,13 +128,7 @@ def _switch_to_balance(deposit: Deposit, lot_id: int, amount: int, task_id: str)
     except WeChatPayUnavailable:
         raise Refused("unavailable", "WeChat Pay did not answer; retry")
     except WeChatPayError:
-        order = client.query_order(no)
-        if order.get("trade_state") == "SUCCESS":
-            payment = Payment.get(Payment.out_trade_no == no)
-            gateway.paid_amount_matches(payment, (order.get("amount") or {}).get("total"))
-            wechat_paid(payment, order.get("transaction_id") or "")
-            raise Refused("already_paid", "the WeChat payment went through; the deposit is paid")
-        if order.get("trade_state") != "CLOSED":
+        if _gateway_state(client, no) != "CLOSED":
             raise Refused("conflict", "the open WeChat payment could not be closed; retry")
     with write_transaction():
         closed = Payment.update(status="closed").where(
@@ -159,6 +162,56 @@ def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, k
     return _prepay(deposit, session)
 
 
+def _gateway_state(client: Any, no: str) -> str:
+    """The gateway's trade_state of an open trade that would not close or
+    prepay. Paid there while its notification is not here yet: that payment
+    is settled now and counts (Refused already_paid)."""
+    order = client.query_order(no)
+    if order.get("trade_state") == "SUCCESS":
+        payment = Payment.get(Payment.out_trade_no == no)
+        gateway.paid_amount_matches(payment, (order.get("amount") or {}).get("total"))
+        wechat_paid(payment, order.get("transaction_id") or "")
+        raise Refused("already_paid", "the WeChat payment went through; the deposit is paid")
+    return str(order.get("trade_state"))
+
+
+def _prepay_again(deposit: Deposit, session: AuctionSession, task_id: str) -> dict:
+    """WeChat again for a deposit whose WeChat trade is open: its prepay.
+
+    The gateway closes a trade the payer left unpaid too long (ORDER_CLOSED):
+    then our Payment row is closed too and a fresh trade number, from this
+    task's id, takes its place. The old trade stays closed; should its money
+    arrive after all, it is refunded (workers/payments.py)."""
+    try:
+        return _prepay(deposit, session)
+    except WeChatPayUnavailable:
+        raise Refused("unavailable", "WeChat Pay did not answer; retry")
+    except WeChatPayError as exc:
+        if exc.code != "ORDER_CLOSED" and _gateway_state(
+                gateway.wechat_client(), deposit.out_trade_no) != "CLOSED":
+            raise
+    old, fresh = deposit.out_trade_no, gateway.trade_no(gateway.DEPOSIT, task_id)
+    if fresh == old:
+        # The task that opened this trade, redelivered after the gateway closed
+        # it: its number is spent; the bidder asks again (a new task, a new number).
+        raise Refused("conflict", "this WeChat payment has closed; pay again")
+    with write_transaction():
+        closed = Payment.update(status="closed").where(
+            (Payment.out_trade_no == old) & (Payment.status == "pending")).execute()
+        moved = Deposit.update(out_trade_no=fresh, task_id=task_id).where(
+            (Deposit.id == deposit.id) & (Deposit.status == "pending")
+            & (Deposit.out_trade_no == old)).execute()
+        if not (closed and moved):  # its notification was applied meanwhile
+            if Deposit.get_by_id(deposit.id).status == "paid":
+                raise _already(deposit.scope)
+            raise Refused("conflict", "this deposit changed meanwhile; look again")
+        Payment.create(user=deposit.user_id, deposit=deposit.id, method="wechat",
+                       amount=deposit.amount, out_trade_no=fresh)
+    logger.info("deposit %s: WeChat trade %s closed at the gateway, paying with %s",
+                deposit.id, old, fresh)
+    return _prepay(Deposit.get_by_id(deposit.id), session)
+
+
 def _prepay(deposit: Deposit, session: AuctionSession) -> dict:
     """The JSAPI prepay for a pending WeChat deposit (the same every time)."""
     prepay = gateway.wechat_client().jsapi_prepay(
@@ -171,27 +224,36 @@ def _prepay(deposit: Deposit, session: AuctionSession) -> dict:
 def wechat_paid(payment: Payment, transaction_id: str) -> dict:
     """A verified, successful WeChat payment of a deposit: put it in force, once.
 
-    One transaction marks the payment paid and the deposit paid; a deposit
-    paid after its lot settled or its session ended is refunded at once, in
-    the same transaction. A payment handled already changes nothing; its
-    deposit is announced again, in case the first run died before that.
+    One transaction marks the payment paid and, when the deposit is pending
+    on this very trade, the deposit paid; a deposit paid after its lot
+    settled or its session ended is refunded at once, in the same
+    transaction. Money for a deposit that no longer waits for this trade
+    (paid from the balance or by another trade, or over) is refunded where it
+    came from, in that transaction too (`duplicate`). A payment handled
+    already changes nothing; its deposit is announced again, in case the
+    first run died before that.
     """
-    late = False
+    late, duplicate = False, None
     with write_transaction():
         changed = bool(Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "pending")).execute())
         if changed:
-            Deposit.update(status="paid", paid_at_ms=now_ms()).where(
-                (Deposit.id == payment.deposit_id) & (Deposit.status == "pending")).execute()
+            took = Deposit.update(status="paid", paid_at_ms=now_ms()).where(
+                (Deposit.id == payment.deposit_id) & (Deposit.status == "pending")
+                & (Deposit.out_trade_no == payment.out_trade_no)).execute()
             deposit = Deposit.get_by_id(payment.deposit_id)
-            if deposit.status == "paid" and _too_late(deposit):
+            if not took:
+                reason = "duplicate" if deposit.status in ("paid", "credited") else "too_late"
+                duplicate = refunds.refund_payment_in_transaction(payment, reason)
+            elif _too_late(deposit):
                 Deposit.update(status="refunded").where(Deposit.id == deposit.id).execute()
                 refunds.refund_in_transaction(deposit, deposit.amount, reason="late_payment")
                 late = True
     deposit = Deposit.get_by_id(payment.deposit_id)
-    if not late and deposit.status == "paid":
+    if (duplicate is None and not late and deposit.status == "paid"
+            and deposit.out_trade_no == payment.out_trade_no):
         in_force(deposit)
-    return {"changed": changed, "late_refund": late}
+    return {"changed": changed, "late_refund": late, "duplicate": duplicate}
 
 
 def _too_late(deposit: Deposit) -> bool:

@@ -19,6 +19,11 @@ def refund(refund_id: int) -> None:
     tasknames.send(app, tasknames.SEND_REFUND, args=(refund_id,))
 
 
+def payment_refund(payment_refund_id: int) -> None:
+    """Queue the gateway call of a pending refund of money nothing wants."""
+    tasknames.send(app, tasknames.SEND_PAYMENT_REFUND, args=(payment_refund_id,))
+
+
 def settlements(lot_ids: list[int]) -> None:
     """Queue one settlement per closed lot, over one broker connection."""
     with app.producer_or_acquire() as producer:

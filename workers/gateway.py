@@ -24,6 +24,12 @@ def refund_no(out_trade_no: str) -> str:
     return f"R{out_trade_no}"
 
 
+def payment_refund_no(out_trade_no: str) -> str:
+    """out_refund_no of the refund of a payment nothing wants (models.PaymentRefund):
+    the same on every retry, and never the number of a deposit's refund."""
+    return f"RP{out_trade_no}"
+
+
 def wechat_client() -> WeChatPayClient:
     """The gateway client, or Refused("unavailable") before anything is written
     (a deposit left pending for a gateway we cannot reach would block the user)."""

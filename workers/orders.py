@@ -6,7 +6,10 @@
 * WeChat Pay: one transaction reserves the coupon for this order and records
   the Payment (out_trade_no derived from the task id, so a redelivered task
   asks for the same prepay); the order is paid when the signed notification
-  arrives (workers/payments.py dispatches it to `wechat_paid` here).
+  arrives (workers/payments.py dispatches it to `wechat_paid` here). Each
+  WeChat attempt is its own trade; money from a second one, or money that
+  arrives once the order is paid another way or forfeited, is refunded where
+  it came from (workers/refunds.py `refund_payment_in_transaction`).
 * Coupons (优惠券): the rules are auction/coupons.py.
 * Forfeiture (悔拍): an order still unpaid after `pay_by_ms` becomes
   `forfeited`, the deposits credited to it become `forfeited` (kept, not
@@ -32,7 +35,7 @@ from models import (
     on_commit,
     write_transaction,
 )
-from workers import gateway, publish
+from workers import gateway, publish, refunds
 from workers.alerts import alert_ops
 
 logger = logging.getLogger(__name__)
@@ -143,8 +146,11 @@ class _FreeOrder(Exception):
 def wechat_paid(payment: Payment, transaction_id: str) -> dict:
     """A verified, successful WeChat payment of an order: the order is paid, once.
 
-    Money that arrives for an order that no longer wants it (paid another way,
-    or forfeited) is recorded and the operators are told."""
+    Money that arrives for an order that no longer wants it (paid another way
+    or by another trade: `duplicate`; forfeited: `too_late`) is recorded and
+    refunded where it came from in the same transaction; the operators are
+    told (workers/refunds.py)."""
+    duplicate = None
     with write_transaction():
         changed = bool(Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "pending")).execute())
@@ -153,18 +159,10 @@ def wechat_paid(payment: Payment, transaction_id: str) -> dict:
         if paid:
             on_commit(lambda: _announce(payment.user_id, payment.order_id))
         elif changed:
-            on_commit(lambda: _unwanted(payment))
-    return {"changed": changed, "late_refund": False}
-
-
-def _unwanted(payment: Payment) -> None:
-    """Money arrived for an order that no longer wants it: an operator refunds it."""
-    order = Order.get_by_id(payment.order_id)
-    logger.error("WeChat payment %s for order %s which is %s", payment.out_trade_no,
-                 order.id, order.status)
-    alert_ops("unmatched_payment", order_id=order.id, user_id=payment.user_id,
-              out_trade_no=payment.out_trade_no, amount=payment.amount,
-              order_status=order.status)
+            status = Order.get_by_id(payment.order_id).status
+            duplicate = refunds.refund_payment_in_transaction(
+                payment, "duplicate" if status == "paid" else "too_late")
+    return {"changed": changed, "late_refund": False, "duplicate": duplicate}
 
 
 def forfeit_overdue(now: int | None = None, limit: int = 100) -> list[int]:

@@ -17,6 +17,16 @@ transaction that moves the deposit out of `paid`, so it can exist only once:
 Whoever refunds says so in the refund's own transaction: `refund_in_transaction`
 registers the announcement (queue the gateway call, tell the owner, SMS) as an
 after-commit hook, so a rollback announces nothing.
+
+Money nothing wants (a second payment of a deposit or order already paid, a
+payment for one that is over, a trade we had closed and the payer paid
+anyway) goes back the same way, by `refund_payment_in_transaction`: one
+`PaymentRefund` row per payment (unique), written in the transaction that
+records the payment as paid, `out_refund_no = "RP" + out_trade_no`, sent by
+`send_payment_refund` and re-queued by the same money sweep. It never
+touches a balance (it was never in one), so the ledger stays as it was; the
+owner gets `payment_refund` messages (pending, then done) and the operators
+an `unmatched_payment` alert that says it is being refunded.
 """
 from __future__ import annotations
 
@@ -32,7 +42,16 @@ from auction.wechatpay import (
     WeChatPayError,
     WeChatPayUnavailable,
 )
-from models import Deposit, Refund, now_ms, on_commit, write_transaction
+from models import (
+    Deposit,
+    Order,
+    Payment,
+    PaymentRefund,
+    Refund,
+    now_ms,
+    on_commit,
+    write_transaction,
+)
 from workers import dispatch, gateway, notify, publish
 from workers.alerts import alert_ops
 
@@ -106,44 +125,168 @@ def send_refund(refund_id: int, client: Any = None) -> dict:
     if refund.status != "pending":
         return {"refund_id": refund_id, "status": refund.status}
     deposit = Deposit.get_by_id(refund.deposit_id)
+    answer = _at_gateway(Refund, refund, client, deposit.out_trade_no, out_refund_no(deposit),
+                         deposit.amount, f"{deposit.scope} deposit refund",
+                         {"refund_id": refund_id, "deposit_id": deposit.id})
+    if answer.get("error"):
+        return {"refund_id": refund_id, "status": "failed", "error": answer["error"]}
+    if answer.pop("moved"):
+        publish.to_user(deposit.user_id, {**_message(refund, deposit, "done"),
+                                          "lot_id": deposit.lot_id})
+    return {"refund_id": refund_id, "status": "done", **answer}
+
+
+def _at_gateway(model: Any, row: Any, client: Any, out_trade_no: str, refund_no: str,
+                total: int, reason: str, alert: dict) -> dict:
+    """The gateway call of a pending refund row (`Refund` or `PaymentRefund`),
+    then the row `done`, or `failed` (and the operators told) when the gateway
+    refuses it for good. Transient trouble, or a gateway not configured, is
+    raised and the row stays pending: the task retries, then the money sweep
+    re-queues it every minute. `moved`: this call marked the row done."""
     client = client or WeChatPayClient(WeChatPayConfig.from_settings())
     try:
-        answer = client.refund(deposit.out_trade_no, out_refund_no(deposit), refund.amount,
-                               deposit.amount, reason=f"{deposit.scope} deposit refund")
+        answer = client.refund(out_trade_no, refund_no, row.amount, total, reason=reason)
     except (WeChatPayUnavailable, WeChatPayConfigError):
-        # Transient, or fixable by configuration: the row stays pending; the
-        # task retries, then the money sweep re-queues it every minute.
         raise
     except WeChatPayError as exc:
         with write_transaction():
-            Refund.update(status="failed").where(
-                (Refund.id == refund_id) & (Refund.status == "pending")).execute()
-        logger.error("WeChat refused refund %s: %s", refund_id, exc)
-        alert_ops("refund_failed", refund_id=refund_id, deposit_id=deposit.id,
-                  user_id=deposit.user_id, amount=refund.amount, error=str(exc)[:200])
-        return {"refund_id": refund_id, "status": "failed", "error": exc.code}
+            model.update(status="failed").where(
+                (model.id == row.id) & (model.status == "pending")).execute()
+        logger.error("WeChat refused refund %s (%s): %s", refund_no, model.__name__, exc)
+        alert_ops("refund_failed", **alert, user_id=row.user_id, amount=row.amount,
+                  out_refund_no=refund_no, error=str(exc)[:200])
+        return {"error": exc.code}
+    fields: dict[str, Any] = {"status": "done", "done_at_ms": now_ms()}
+    if model is PaymentRefund:
+        fields["gateway_refund_id"] = answer.get("refund_id")
     with write_transaction():
-        done = Refund.update(status="done", done_at_ms=now_ms()).where(
-            (Refund.id == refund_id) & (Refund.status == "pending")).execute()
-    if done:
-        publish.to_user(deposit.user_id, {**_message(refund, deposit, "done"),
-                                          "lot_id": deposit.lot_id})
-    return {"refund_id": refund_id, "status": "done", "gateway_status": answer.get("status"),
+        moved = model.update(**fields).where(
+            (model.id == row.id) & (model.status == "pending")).execute()
+    return {"moved": bool(moved), "gateway_status": answer.get("status"),
             "wechat_refund_id": answer.get("refund_id")}
 
 
+# -- money nothing wants -------------------------------------------------------------
+
+
+def refund_payment_in_transaction(payment: Payment, reason: str,
+                                  dispatcher: Callable[[int], None] | None = None
+                                  ) -> PaymentRefund:
+    """Write the refund of a whole payment nothing wants and announce it after the commit.
+
+    Call inside a write transaction, right after the guarded UPDATE that
+    recorded the payment as paid (that is what makes it happen once; the
+    unique payment and out_refund_no are the backstop). `reason`: `duplicate`
+    (what it paid for was paid already), `too_late` (that is over: forfeited,
+    refunded) or `trade_closed` (we had closed the trade). No balance moves."""
+    row = PaymentRefund.create(user=payment.user_id, payment=payment.id, amount=payment.amount,
+                               method=payment.method, reason=reason,
+                               out_refund_no=gateway.payment_refund_no(payment.out_trade_no))
+    if payment.deposit_id is not None:
+        Deposit.update(duplicate_refunded=Deposit.duplicate_refunded + payment.amount).where(
+            Deposit.id == payment.deposit_id).execute()
+    else:
+        Order.update(duplicate_refunded=Order.duplicate_refunded + payment.amount).where(
+            Order.id == payment.order_id).execute()
+    on_commit(lambda: _announce_payment_refund(row, payment, dispatcher))
+    return row
+
+
+def _payment_message(row: PaymentRefund, payment: Payment, status: str) -> dict:
+    """The owner's `payment_refund` message: which payment of what goes back."""
+    msg: dict[str, Any] = {"type": "payment_refund", "payment_refund_id": row.id,
+                           "out_trade_no": payment.out_trade_no, "amount": row.amount,
+                           "method": row.method, "reason": row.reason, "status": status}
+    if payment.deposit_id is not None:
+        deposit = Deposit.get_by_id(payment.deposit_id)
+        msg.update(deposit_id=deposit.id, scope=deposit.scope, session_id=deposit.session_id)
+        if deposit.lot_id is not None:
+            msg["lot_id"] = deposit.lot_id
+    else:
+        msg.update(order_id=payment.order_id, lot_id=Order.get_by_id(payment.order_id).lot_id)
+    return msg
+
+
+def _target_state(payment: Payment) -> dict:
+    """What the stray payment was for, and its state, for the operators."""
+    if payment.deposit_id is not None:
+        return {"deposit_id": payment.deposit_id,
+                "deposit_status": Deposit.get_by_id(payment.deposit_id).status}
+    return {"order_id": payment.order_id, "order_status": Order.get_by_id(payment.order_id).status}
+
+
+def _announce_payment_refund(row: PaymentRefund, payment: Payment,
+                             dispatcher: Callable[[int], None] | None = None) -> None:
+    """After commit: queue the gateway call, tell the owner and the operators."""
+    (dispatcher or dispatch.payment_refund)(row.id)
+    logger.warning("WeChat payment %s is not wanted (%s): refunding %s fen as %s",
+                   payment.out_trade_no, row.reason, row.amount, row.out_refund_no)
+    publish.to_user(payment.user_id, _payment_message(row, payment, "pending"))
+    alert_ops("unmatched_payment", user_id=payment.user_id, out_trade_no=payment.out_trade_no,
+              amount=payment.amount, reason=row.reason, action="refund",
+              payment_refund_id=row.id, out_refund_no=row.out_refund_no, **_target_state(payment))
+
+
+def payment_refund_of(payment_id: int) -> PaymentRefund | None:
+    return PaymentRefund.get_or_none(PaymentRefund.payment == payment_id)
+
+
+def resume_payment_refund(row: PaymentRefund,
+                          dispatcher: Callable[[int], None] | None = None) -> None:
+    """A redelivered notification of a payment being refunded: queue its gateway
+    call again while it is pending (in case the first run died before queueing
+    it); the gateway's idempotence makes an extra call refund nothing twice."""
+    if row.status == "pending":
+        (dispatcher or dispatch.payment_refund)(row.id)
+
+
+def send_payment_refund(payment_refund_id: int, client: Any = None) -> dict:
+    """Ask WeChat Pay to refund a payment nothing wants; idempotent by out_refund_no."""
+    row = PaymentRefund.get_or_none(PaymentRefund.id == payment_refund_id)
+    if row is None:
+        return {"payment_refund_id": payment_refund_id, "status": "unknown"}
+    if row.status != "pending":
+        return {"payment_refund_id": payment_refund_id, "status": row.status}
+    payment = Payment.get_by_id(row.payment_id)
+    answer = _at_gateway(PaymentRefund, row, client, payment.out_trade_no, row.out_refund_no,
+                         payment.amount, "duplicate payment refund",
+                         {"payment_refund_id": row.id, "out_trade_no": payment.out_trade_no,
+                          **_target_state(payment)})
+    if answer.get("error"):
+        return {"payment_refund_id": payment_refund_id, "status": "failed",
+                "error": answer["error"]}
+    if answer.pop("moved"):
+        publish.to_user(payment.user_id, _payment_message(row, payment, "done"))
+        alert_ops("payment_refunded", user_id=payment.user_id, amount=row.amount,
+                  out_trade_no=payment.out_trade_no, out_refund_no=row.out_refund_no,
+                  payment_refund_id=row.id, **_target_state(payment))
+    return {"payment_refund_id": payment_refund_id, "status": "done", **answer}
+
+
 def retry_pending(older_than_ms: int = RETRY_AFTER_MS,
-                  dispatcher: Callable[[int], None] | None = None) -> list[int]:
+                  dispatcher: Callable[[int], None] | None = None,
+                  payment_dispatcher: Callable[[int], None] | None = None) -> list[int]:
     """Re-queue WeChat refunds still pending after `older_than_ms` (at most
     once a minute each), for a worker that died before queueing them or a
-    gateway that stayed down longer than the task's retries."""
+    gateway that stayed down longer than the task's retries; the refunds of
+    money nothing wants too. Returns the `Refund` ids re-queued."""
     cutoff = now_ms() - older_than_ms
-    ids = [r.id for r in Refund.select(Refund.id).where(
-        (Refund.status == "pending") & (Refund.created_at_ms <= cutoff)).limit(100)]
-    queued = []
     r = publish.client()
+    queued = _requeue(r, Refund, cutoff, keys.refund_retry, dispatcher or dispatch.refund)
+    again = _requeue(r, PaymentRefund, cutoff, keys.payment_refund_retry,
+                     payment_dispatcher or dispatch.payment_refund)
+    if again:
+        logger.info("re-queued refunds of unwanted payments: %s", again)
+    return queued
+
+
+def _requeue(r: Any, model: Any, cutoff: int, retry_key: Callable[[int], str],
+             dispatcher: Callable[[int], None]) -> list[int]:
+    ids = [row.id for row in model.select(model.id).where(
+        (model.status == "pending") & (model.created_at_ms <= cutoff)).limit(100)]
+    queued = []
     for rid in ids:
-        if r.set(keys.refund_retry(rid), 1, nx=True, ex=60):
-            (dispatcher or dispatch.refund)(rid)
+        if r.set(retry_key(rid), 1, nx=True, ex=60):
+            dispatcher(rid)
             queued.append(rid)
     return queued
