@@ -316,3 +316,43 @@ async def test_results_csv_and_sale_confirmation_pdf(stack, hall):
     assert code == 401
     for s in (a, b):
         await s.close()
+
+
+# -- catalog API -------------------------------------------------------------------
+
+async def test_deadlines_from_the_start_reorder_and_late_deadlines(stack, hall):
+    op = hall.operator
+    now = int(time.time() * 1000)
+    session = await op.post("/api/admin/sessions", {"title": "相对截止 专场", "deposit_amount": 0})
+    sid = session["id"]
+    rel = await op.post(f"/api/admin/sessions/{sid}/lots", {
+        "title": "一小时后截止", "start_price": 100, "increment": 10, "lot_deposit": 0,
+        "ends_after_start_s": 3600})
+    fixed = await op.post(f"/api/admin/sessions/{sid}/lots", {
+        "title": "定时截止", "start_price": 100, "increment": 10, "lot_deposit": 0,
+        "ends_at_ms": now + 300_000})
+    code, data = await op.call("POST", f"/api/admin/sessions/{sid}/lots", {
+        "title": "both", "start_price": 100, "increment": 10, "lot_deposit": 0,
+        "ends_at_ms": now + 60_000, "ends_after_start_s": 60})
+    assert code == 400 and data["code"] == "invalid"
+    listed = (await op.get(f"/api/admin/sessions?status=draft&q={'相对截止'}"))["sessions"]
+    assert [s["id"] for s in listed] == [sid] and listed[0]["lot_count"] == 2
+    # Reorder: every lot once, else invalid.
+    code, data = await op.call("POST", f"/api/admin/sessions/{sid}/reorder", {"lot_ids": [fixed["id"]]})
+    assert code == 400 and data["code"] == "invalid"
+    await op.post(f"/api/admin/sessions/{sid}/reorder", {"lot_ids": [fixed["id"], rel["id"]]})
+    detail = await op.get(f"/api/sessions/{sid}")
+    assert [lot["id"] for lot in detail["lots"]] == [fixed["id"], rel["id"]]
+    # The session now starts after the fixed deadline: publishing is refused, naming the lot.
+    await op.call("PATCH", f"/api/admin/sessions/{sid}", {"starts_at_ms": now + 600_000})
+    code, data = await op.call("POST", f"/api/admin/sessions/{sid}/publish", {})
+    assert code == 409 and data["code"] == "conflict" and "定时截止" in data["message"], data
+    assert (await op.get(f"/api/sessions/{sid}"))["status"] == "draft"
+    await op.call("PATCH", f"/api/admin/lots/{fixed['id']}", {"ends_after_start_s": 7200})
+    await op.call("PATCH", f"/api/admin/sessions/{sid}", {"starts_at_ms": None})
+    before_publish = int(time.time() * 1000)
+    await op.post(f"/api/admin/sessions/{sid}/publish", {})
+    lots = {lot["id"]: lot for lot in (await op.get(f"/api/sessions/{sid}"))["lots"]}
+    # An hour from when it really opened, not from when it was typed in.
+    assert before_publish + 3_600_000 <= lots[rel["id"]]["deadline_ms"] <= int(time.time() * 1000) + 3_600_000
+    assert lots[fixed["id"]]["deadline_ms"] >= before_publish + 7_200_000

@@ -22,7 +22,8 @@ from models import AuctionSession, Lot, User, now_ms, write_transaction
 MAX_DURATION_MS = 366 * 24 * 3600 * 1000
 SESSION_STATUSES = ("draft", "published", "live", "ended")
 LOT_FIELDS = ("title", "description", "images", "start_price", "increment", "reserve_price",
-              "lot_deposit", "buyer_premium_bp", "ends_at_ms", "extend_window_s", "extend_by_s",
+              "lot_deposit", "buyer_premium_bp", "ends_at_ms", "ends_after_start_s",
+              "extend_window_s", "extend_by_s",
               "position")
 
 
@@ -102,7 +103,8 @@ class AdminSessionHandler(AdminHandler):
             "title": lambda: text(data, "title"),
             "description": lambda: text(data, "description", max_len=10000, min_len=0),
             "deposit_amount": lambda: money(data, "deposit_amount", allow_zero=True),
-            "starts_at_ms": lambda: integer(data, "starts_at_ms", maximum=now_ms() + MAX_DURATION_MS),
+            "starts_at_ms": lambda: integer(data, "starts_at_ms", required=False,  # null: at publish
+                                            maximum=now_ms() + MAX_DURATION_MS),
             "stagger_s": lambda: integer(data, "stagger_s", maximum=24 * 3600),
         })
         if changes:
@@ -140,10 +142,20 @@ class AdminLotHandler(AdminHandler):
             "buyer_premium_bp": lambda: integer(data, "buyer_premium_bp", maximum=5000),
             "ends_at_ms": lambda: integer(data, "ends_at_ms", minimum=now_ms() + 1000,
                                           maximum=now_ms() + MAX_DURATION_MS),
+            "ends_after_start_s": lambda: integer(data, "ends_after_start_s", minimum=1,
+                                                  maximum=MAX_DURATION_MS // 1000),
             "extend_window_s": lambda: integer(data, "extend_window_s", maximum=24 * 3600),
             "extend_by_s": lambda: integer(data, "extend_by_s", maximum=24 * 3600),
             "images": lambda: images(data),
         })
+        if "ends_at_ms" in changes and "ends_after_start_s" in changes:
+            raise ApiError("invalid", "give ends_at_ms or ends_after_start_s, not both")
+        if "ends_at_ms" in changes:
+            changes["ends_after_start_s"] = None  # a fixed time now
+        elif "ends_after_start_s" in changes:
+            session = await AuctionSession.aget(AuctionSession.id == lot.session_id)
+            changes["ends_at_ms"] = ((session.starts_at_ms or now_ms())
+                                     + changes["ends_after_start_s"] * 1000)
         if changes:
             def edit() -> None:
                 row = Lot.get_by_id(lid)
@@ -190,8 +202,15 @@ class AdminSessionLotsHandler(AdminHandler):
         reserve = money(data, "reserve_price", required=False)
         lot_deposit = money(data, "lot_deposit", allow_zero=True)
         premium = integer(data, "buyer_premium_bp", required=False, maximum=5000, default=0)
-        ends_at = integer(data, "ends_at_ms", minimum=now_ms() + 1000,
-                          maximum=now_ms() + MAX_DURATION_MS)
+        after_start = integer(data, "ends_after_start_s", required=False, minimum=1,
+                              maximum=MAX_DURATION_MS // 1000)
+        if after_start is not None:
+            if "ends_at_ms" in data:
+                raise ApiError("invalid", "give ends_at_ms or ends_after_start_s, not both")
+            ends_at = (session.starts_at_ms or now_ms()) + after_start * 1000
+        else:
+            ends_at = integer(data, "ends_at_ms", minimum=now_ms() + 1000,
+                              maximum=now_ms() + MAX_DURATION_MS)
         window = integer(data, "extend_window_s", required=False, maximum=24 * 3600,
                          default=settings.EXTEND_WINDOW_S)
         by = integer(data, "extend_by_s", required=False, maximum=24 * 3600,
@@ -202,6 +221,7 @@ class AdminSessionLotsHandler(AdminHandler):
                              description=description, images=pictures, start_price=start_price,
                              increment=inc, reserve_price=reserve, lot_deposit=lot_deposit,
                              buyer_premium_bp=premium, ends_at_ms=ends_at,
+                             ends_after_start_s=after_start,
                              extend_window_s=window, extend_by_s=by)
             audit.record("lot.create", f"lot:{row.id}", actor=self.actor,
                          after={"session_id": sid, **lot_fields(row)})
@@ -255,6 +275,13 @@ class AdminPublishHandler(AdminHandler):
         # (it sat at "preview 00:00" while its session read live): refuse, and
         # say which lots need a new deadline.
         opens_at = max(now_ms(), at_ms or 0, session.starts_at_ms or 0)
+        relative = await self.db.list(Lot.select(Lot.id, Lot.ends_after_start_s).where(
+            (Lot.auction_session == sid) & Lot.ends_after_start_s.is_null(False)))
+        for lot in relative:
+            # "N minutes from the start" means from when it really opens, not from
+            # when the lot was typed in.
+            await Lot.update(ends_at_ms=opens_at + lot.ends_after_start_s * 1000).where(
+                (Lot.id == lot.id) & (Lot.status == "draft")).aexecute()
         late = await self.db.list(Lot.select(Lot.id, Lot.title).where(
             (Lot.auction_session == sid) & (Lot.ends_at_ms <= opens_at)).order_by(Lot.position))
         if late:
