@@ -22,6 +22,7 @@ from auction.wechatpay import WeChatPayConfig
 from hall import tasks
 from hall.audience import Audience
 from hall.bidding import BidBatcher
+from hall.deadlines import Deadlines
 from hall.identity import Identities
 from hall.imagestore import ImageStore, LocalImageStore
 from hall.lots import LotReader, Scripts
@@ -51,6 +52,8 @@ class HallApplication(tornado.web.Application):
         self.ops = OpsFeed(self.overview.compute, self.spawn)
         self.audience.on_closed.append(self.ops.unsubscribe)
         self.bids = BidBatcher(redis, self.scripts.bid)
+        self.deadlines = Deadlines(redis, database, celery_app, self.run_blocking,
+                                   settings.SWEEP_INTERVAL_S)
         self.limiter = RateLimiter(redis)
         self.identities = Identities(redis)
         self.metrics = Metrics()
@@ -72,6 +75,7 @@ class HallApplication(tornado.web.Application):
         self.spawn(self.audience.relay.run())
         self.spawn(self.audience.report_rooms(room_bidders))
         self.spawn(tasks.keep_redelivering(self))
+        self.spawn(self.deadlines.run())
         await asyncio.wait_for(self.audience.relay.ready.wait(), 30)
 
     async def stop(self) -> None:

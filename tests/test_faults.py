@@ -19,14 +19,12 @@ import sqlite3
 import sys
 import time
 import uuid
-from typing import Any, Callable
 
 
 from conftest import Proc
 from test_money import check_money, db_rows, hammer, user_with_socket
-from test_worker_away import consumers
+from workerctl import RECOVERY_S, consumers, until
 
-RECOVERY_S = 120  # the bound the reliability docs promise for these faults
 
 
 def worker(stack, name: str, queues: str = "money", **env: str) -> Proc:
@@ -34,18 +32,6 @@ def worker(stack, name: str, queues: str = "money", **env: str) -> Proc:
                        "-c", "20", "-Q", queues, "--loglevel", "INFO",
                        "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h"],
                 {**stack.env, **env}, stack.logs)
-
-
-async def until(pred: Callable[[], Any], what: str, timeout: float = RECOVERY_S) -> Any:
-    """Poll a condition that no event announces (database rows, broker sets)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 def unacked_tasks(stack) -> list[str]:
