@@ -233,3 +233,4 @@ async def test_a_task_a_live_worker_holds_past_the_visibility_timeout_runs_once(
     log = stack.worker.log_path.read_text(errors="replace")
     assert log.count(f"[{task_id}] succeeded") == 1
     client.close()
+

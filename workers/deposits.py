@@ -95,8 +95,19 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
             balance = _debit(deposit, lot.id)
             on_commit(lambda: in_force(deposit))
     except IntegrityError:
-        raise _already(scope)
+        return _lost_race(user_id, lot_id, scope, method, task_id, key)
     return {"status": "paid", "deposit": deposit.public(), "balance": balance}
+
+
+def _lost_race(user_id: int, lot_id: int, scope: str, method: str, task_id: str,
+               key: str) -> dict:
+    """Another run created this scope's deposit first. If it was a copy of this
+    same task (redelivered, or submitted again by the hall's outbox, running at
+    the same moment), its answer is this one's; anyone else's is already_paid."""
+    existing = Deposit.get_or_none(Deposit.scope_key == key)
+    if existing is not None and existing.task_id == task_id:
+        return pay_deposit(user_id, lot_id, scope, method, task_id)
+    raise _already(scope)
 
 
 def _short_message(amount: int) -> str:
@@ -158,7 +169,7 @@ def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, k
             Payment.create(user=user_id, deposit=deposit.id, method="wechat", amount=amount,
                            out_trade_no=out_trade_no)
     except IntegrityError:
-        raise _already(scope)
+        return _lost_race(user_id, lot.id, scope, "wechat", task_id, key)
     return _prepay(deposit, session)
 
 

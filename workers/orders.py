@@ -77,14 +77,33 @@ def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
               task_id: str) -> dict:
     order = Order.get_or_none(Order.id == order_id)
     if order is not None and order.user_id == user_id and order.status == "paid":
-        # A redelivered task whose first run committed: the same answer.
-        entry = LedgerEntry.get_or_none(LedgerEntry.ref == f"order:{order_id}")
-        if entry is not None and task_id in entry.memo:
-            return {"status": "paid", "order_id": order_id, "paid": -entry.amount,
-                    "balance": entry.balance_after}
+        same = _paid_by_task(order_id, task_id)
+        if same is not None:
+            return same
     _check_order(order, user_id)
     if method == "wechat":
         return _start_wechat(user_id, order, coupon_id, task_id)
+    try:
+        return _pay_by_balance(user_id, order_id, coupon_id, task_id)
+    except Refused as exc:
+        # A copy of this same task (redelivered, or submitted again by the
+        # hall's outbox) that ran at the same moment paid it: the same answer.
+        same = _paid_by_task(order_id, task_id) if exc.code == "already_paid" else None
+        if same is None:
+            raise
+        return same
+
+
+def _paid_by_task(order_id: int, task_id: str) -> dict | None:
+    """The answer of the run of task `task_id` that paid this order, if one did."""
+    entry = LedgerEntry.get_or_none(LedgerEntry.ref == f"order:{order_id}")
+    if entry is not None and task_id in entry.memo:
+        return {"status": "paid", "order_id": order_id, "paid": -entry.amount,
+                "balance": entry.balance_after}
+    return None
+
+
+def _pay_by_balance(user_id: int, order_id: int, coupon_id: int | None, task_id: str) -> dict:
     now = now_ms()
     with write_transaction():
         # Re-read inside the write lock: a session deposit may have just been
