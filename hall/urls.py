@@ -55,4 +55,7 @@ handlers = [
     (r"/me", pages.PageHandler, {"page": "me"}),
     (r"/login", pages.PageHandler, {"page": "login"}),
     (r"/ops", pages.PageHandler, {"page": "ops"}),
+    (r"/ops/sessions", pages.PageHandler, {"page": "ops_sessions"}),
+    (rf"/ops/sessions/(new|{ID[1:-1]})", pages.PageHandler, {"page": "ops_session"}),
+    (r"/ops/audit", pages.PageHandler, {"page": "ops_audit"}),
 ]

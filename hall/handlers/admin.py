@@ -122,7 +122,17 @@ class AdminSessionHandler(AdminHandler):
 
 
 class AdminLotHandler(AdminHandler):
-    """PATCH a draft lot."""
+    """A lot as the operator sees it (reserve, premium, deadline rule too); PATCH a draft lot."""
+
+    async def get(self, lot_id: str) -> None:
+        lid = positive_id(lot_id)
+        lot = await Lot.aget_or_none(Lot.id == lid)
+        if lot is None:
+            raise ApiError("not_found", "no such lot")
+        snap = await self.lots.snapshot(lid, self.operator)
+        self.send({**snap, "reserve_price": lot.reserve_price,
+                   "buyer_premium_bp": lot.buyer_premium_bp, "ends_at_ms": lot.ends_at_ms,
+                   "ends_after_start_s": lot.ends_after_start_s, "position": lot.position})
 
     async def patch(self, lot_id: str) -> None:
         lid = positive_id(lot_id)

@@ -9,7 +9,8 @@ import tornado.web
 from hall.webheaders import set_security_headers
 
 SHELL = Path(__file__).resolve().parent.parent / "static" / "pages" / "shell.html"
-PAGES = ("index", "session", "lot", "me", "login", "ops")
+PAGES = ("index", "session", "lot", "me", "login", "ops",
+         "ops_sessions", "ops_session", "ops_audit")  # the back office (issue 13)
 
 
 @lru_cache(maxsize=len(PAGES))

@@ -1,6 +1,7 @@
 // The room: live price, countdown on the server's clock, deposit, bidding, reconnect.
 import { t, api, token, money, fmtTime, statusText, el, header, errText, loginUrl, uuid } from "./common.js";
 import { applyI18n } from "./i18n.js";
+import { gallery } from "./gallery.js";
 
 const lotId = Number(location.pathname.split("/").filter(Boolean).pop());
 const app = document.getElementById("app");
@@ -534,7 +535,8 @@ async function init() {
     onSnapshot(snap);
     S.seq = 0;  // the history comes from the socket's replay
     if (snap.images && snap.images.length) {
-      $("lot-images").replaceChildren(...snap.images.map((src) => el("img", { src, alt: snap.title, loading: "lazy" })));
+      // Swipe, tap to enlarge, lazy thumbnails (gallery.js).
+      $("lot-images").replaceChildren(gallery(snap.images, snap.title, "lot-gallery"));
     } else {
       $("lot-images").hidden = true;
     }

@@ -58,6 +58,18 @@ async function payOrder(order, btn, msg, select) {
   }
 }
 
+// 成交确认书: fetched with the token (the API takes no cookie), saved as a file.
+async function openPdf(orderId, msg) {
+  try {
+    const resp = await fetch(`/api/orders/${orderId}/confirmation.pdf`, { headers: { Authorization: `Bearer ${token()}` } });
+    if (!resp.ok) throw new Error(((await resp.json().catch(() => null)) || {}).message || t("error"));
+    const url = URL.createObjectURL(await resp.blob());
+    const a = el("a", { href: url, download: `confirmation-${orderId}.pdf` });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) { msg.textContent = String(e.message || e); }
+}
+
 async function main() {
   if (!token()) { location.href = loginUrl(); return; }
   try {
@@ -87,7 +99,9 @@ async function main() {
         el("td", {}, el("a", { href: `/lots/${o.lot_id}` }, `#${o.lot_id}`)),
         el("td", {}, money(o.amount)), el("td", {}, money(o.due), toPay),
         el("td", { testid: "order-status" }, t(`order_${o.status}`), unpaid ? el("div", { class: "muted" }, `${t("pay_by")} ${fmtTime(o.pay_by_ms)}`) : null),
-        el("td", {}, select, btn, msg));
+        el("td", {}, select, btn, msg,
+          o.status !== "forfeited" ? el("a", { href: `/api/orders/${o.id}/confirmation.pdf`, testid: "order-confirmation", "data-id": o.id,
+            onclick: (e) => { e.preventDefault(); openPdf(o.id, msg); } }, t("bo_confirmation")) : null));
     });
     const couponRows = coupons.filter((c) => c.usable).map((c) => el("li", { testid: "coupon-row", "data-id": c.id, "data-kind": c.kind },
       el("b", {}, couponLabel(c)), " ", el("span", { class: "muted" }, `${t("coupon_expires")} ${fmtTime(c.expires_at_ms)}`)));

@@ -2,6 +2,7 @@
 // live prices and a price chart per lot from the rooms' `bid` events, create/publish,
 // lot controls, credit. HTTP polling only while the socket is down.
 import { t, api, token, money, fmtTime, statusText, el, header, errText, loginUrl } from "./common.js";
+import { boNav } from "./bo.js";
 
 const app = document.getElementById("app");
 header(() => location.reload());
@@ -73,7 +74,7 @@ function layout() {
     const u = await api("POST", `/api/admin/users/${cForm.elements["c-user"].value}/credit`, { amount: yuan(cForm.elements["c-amount"].value) });
     return `${t("done")}: ${u.username} ${money(u.balance)}`;
   }));
-  app.replaceChildren(
+  app.replaceChildren(boNav("/ops"),
     el("div", { class: "row", style: "justify-content:space-between" }, el("h1", {}, t("ops_title")),
       el("span", { class: "conn", testid: "conn", "data-state": "connecting" }, t("conn_connecting"))),
     el("div", { class: "card" }, el("h2", {}, t("overview")),
@@ -269,10 +270,18 @@ function connect() {
   };
 }
 
-if (!token()) location.href = loginUrl();
-else {
+async function start() {
+  // A bidder who opens /ops sees a message, not operator forms that would all answer 403.
+  const me = await api("GET", "/api/me").catch(() => null);
+  if (!me || me.role !== "operator") {
+    app.replaceChildren(el("p", { class: "notice err", testid: "ops-message" }, t("not_operator")));
+    return;
+  }
   layout();
   connect();
   // Fallback only: poll while the socket is down (the push covers the rest).
   setInterval(() => { if (!online()) refresh(); }, 5000);
 }
+
+if (!token()) location.href = loginUrl();
+else start();
