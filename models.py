@@ -48,6 +48,11 @@ class User(BaseModel):
     role = CharField(max_length=16, default="bidder")  # bidder | operator
     balance = BigIntegerField(default=0)
     created_at_ms = BigIntegerField(default=now_ms)
+    # Trust: a banned user may not deposit or bid (API.md, "Trust"); strikes
+    # count forfeited orders.
+    status = CharField(max_length=8, default="active")  # active | banned
+    strikes = IntegerField(default=0)
+    ban_reason = CharField(max_length=200, null=True)
 
     def public(self) -> dict:
         return {"id": self.id, "username": self.username, "role": self.role,

@@ -111,6 +111,7 @@ def tasks_done(epoch_s: int) -> str:
 
 
 # -- the operators ----------------------------------------------------------------------------------
+BANNED_USERS = "users:banned"    # set of banned user ids (hall: bids and deposits refused)
 OPS_ALERTS = "ops:alerts"         # list, newest first (LPUSH), last 200 kept
 HALL_STATS_PREFIX = "hall:stats:"  # + hall name: that process's rooms, for the overview
 

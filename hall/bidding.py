@@ -120,6 +120,8 @@ class BidBatcher:
 async def place_bid_raw(lots: LotReader, bids: BidBatcher, user: Identity, lot_id: int,
                         amount: int | None, ref: str, max_amount: int | None = None) -> bytes:
     """Run the bid script; returns its stored answer as JSON bytes (accepted or a code)."""
+    if await lots.is_banned(user.id):
+        raise ApiError("banned", "this account is banned from bidding")
     session_id = await lots.session_of(lot_id)
     if session_id is None:
         if await lots.exists(lot_id):

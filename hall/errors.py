@@ -6,6 +6,7 @@ STATUS = {
     "invalid": 400,
     "unauthorized": 401,
     "forbidden": 403,
+    "banned": 403,
     "not_found": 404,
     "too_low": 409,
     "lot_not_open": 409,

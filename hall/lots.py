@@ -6,11 +6,15 @@ lot snapshot (auction/snapshot.py).
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from auction import engine, keys, snapshot
 from hall.auth import Identity
 from models import AuctionSession, Lot
+
+
+BANNED_CACHE_S = 1.0
 
 
 class Scripts:
@@ -30,6 +34,22 @@ class LotReader:
         self.db = database
         self.scripts = scripts
         self._sessions: dict[int, int] = {}  # lot id -> session id (never changes)
+        self._banned: tuple[float, frozenset[int]] = (0.0, frozenset())
+
+    async def is_banned(self, user_id: int) -> bool:
+        """Whether the user is banned, from a copy of the banned set at most
+        BANNED_CACHE_S old: one SMEMBERS a second per hall, not a round trip
+        per bid, so a ban takes effect within a second on every hall."""
+        fetched, banned = self._banned
+        now = time.monotonic()
+        if now - fetched > BANNED_CACHE_S:
+            banned = frozenset(int(x) for x in await self.redis.smembers(keys.BANNED_USERS))
+            self._banned = (now, banned)
+        return user_id in banned
+
+    def forget_banned(self) -> None:
+        """Read the set again at the next check (this hall just changed it)."""
+        self._banned = (0.0, self._banned[1])
 
     async def session_of(self, lot_id: int) -> int | None:
         """The session of a published lot (None while it is not in Redis)."""

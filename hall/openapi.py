@@ -56,6 +56,8 @@ BODIES: dict[tuple[str, str], dict] = {
     ("post", "/api/admin/sessions/{id}/publish"): obj([], at_ms=MS),
     ("post", "/api/admin/users/{id}/credit"): obj(["amount"], amount=MONEY,
                                                   reason={"type": "string", "maxLength": 200}),
+    ("post", "/api/admin/users/{id}/{ban_action}"): obj(
+        ["reason"], reason={"type": "string", "minLength": 1, "maxLength": 200}),
     ("post", "/api/admin/sessions/{id}/reorder"): obj(
         ["lot_ids"], lot_ids={"type": "array", "maxItems": 1000,
                               "items": {"type": "integer", "minimum": 1}}),
@@ -77,6 +79,7 @@ def _path(pattern: str) -> str:
     return (pattern.replace(r"([0-9]{1,19})", "{id}")
             .replace("(open|pause|resume|fair-warning|hammer)", "{action}")
             .replace(r"([A-Za-z0-9\-]{1,64})", "{task_id}")
+            .replace("(ban|unban)", "{ban_action}")
             .replace("\\.", "."))
 
 
@@ -102,7 +105,8 @@ def build_spec(routes: list) -> dict:
         params = [{"name": p, "in": "path", "required": True,
                    "schema": {"type": "string", "pattern": r"^[0-9]{1,19}$"} if p == "id" else
                    {"type": "string", "enum": ["open", "pause", "resume", "fair-warning", "hammer"]}
-                   if p == "action" else {"type": "string", "maxLength": 64}}
+                   if p == "action" else {"type": "string", "enum": ["ban", "unban"]}
+                   if p == "ban_action" else {"type": "string", "maxLength": 64}}
                   for p in re.findall(r"\{(\w+)\}", path)]
         ops = {}
         for method in _methods(cls):

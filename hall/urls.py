@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
 import settings
-from hall.handlers import audit, coupons, exports, images, watch
+from hall.handlers import audit, coupons, exports, images, people, watch
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -32,6 +32,10 @@ handlers = [
     (rf"/api/admin/sessions/{ID}/publish", admin.AdminPublishHandler),
     (rf"/api/admin/sessions/{ID}/reorder", admin.AdminReorderHandler),
     (r"/api/admin/audit", audit.AuditHandler),
+    (r"/api/admin/users", people.AdminUsersHandler),
+    (rf"/api/admin/users/{ID}", people.AdminUserHandler),
+    (rf"/api/admin/users/{ID}/(ban|unban)", people.AdminBanHandler),
+    (r"/api/admin/orders", people.AdminOrdersHandler),
     (r"/api/admin/images", images.ImageUploadHandler),
     (rf"/api/admin/sessions/{ID}/results\.csv", exports.ResultsCsvHandler),
     (rf"/api/orders/{ID}/confirmation\.pdf", exports.ConfirmationPdfHandler),

@@ -356,3 +356,80 @@ async def test_deadlines_from_the_start_reorder_and_late_deadlines(stack, hall):
     # An hour from when it really opened, not from when it was typed in.
     assert before_publish + 3_600_000 <= lots[rel["id"]]["deadline_ms"] <= int(time.time() * 1000) + 3_600_000
     assert lots[fixed["id"]]["deadline_ms"] >= before_publish + 7_200_000
+
+
+async def test_a_malformed_multipart_form_is_invalid_not_a_500(stack, hall):
+    boundary = "XyZ"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"\xff\x9a\x12\"\r\n\r\n"
+            f"abc\r\n--{boundary}--\r\n").encode("latin-1")
+    code, data = await hall.operator.call(
+        "POST", "/api/admin/images", raw=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert code == 400 and data["code"] == "invalid", data
+
+
+# -- people and money ------------------------------------------------------------------
+
+async def test_ban_unban_with_reason_refuses_deposits_and_bids(stack, hall):
+    op = hall.operator
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
+    api, user = await hall.bidder(prefix="banme", balance=100_000)
+    sock = await Socket.connect(stack.ws_url, api.token)
+    assert (await hall.pay_deposit(api, sock, lot["id"]))["state"] == "SUCCESS"
+    found = (await op.get(f"/api/admin/users?q={user['username']}"))["users"]
+    assert [u["id"] for u in found] == [user["id"]]
+    assert found[0]["status"] == "active" and found[0]["strikes"] == 0
+    code, data = await op.call("POST", f"/api/admin/users/{user['id']}/ban", {})
+    assert code == 400 and data["code"] == "invalid"  # a reason is required
+    banned = await op.post(f"/api/admin/users/{user['id']}/ban", {"reason": "恶意抬价"})
+    assert banned["status"] == "banned" and banned["ban_reason"] == "恶意抬价"
+    # Bids (socket and HTTP) and deposits are refused with `banned`; nothing placed.
+    await sock.join(lot["id"])
+    assert (await sock.bid(lot["id"], 1000))["code"] == "banned"
+    code, data = await api.call("POST", f"/api/lots/{lot['id']}/bids", {"amount": 1000, "ref": "r1"})
+    assert code == 403 and data["code"] == "banned"
+    code, data = await api.call("POST", f"/api/lots/{lot['id']}/deposit",
+                                {"scope": "lot", "method": "balance"})
+    assert code == 403 and data["code"] == "banned"
+    assert (await hall.anon.get(f"/api/lots/{lot['id']}"))["bid_count"] == 0
+    assert [u["id"] for u in (await op.get("/api/admin/users?status=banned"))["users"]].count(user["id"]) == 1
+    await op.post(f"/api/admin/users/{user['id']}/unban", {"reason": "申诉通过"})
+    assert (await sock.bid(lot["id"], 1000))["type"] == "accepted"
+    entries = await audit(hall, target=f"user:{user['id']}")
+    ban, unban = [e for e in entries if e["action"] in ("user.ban", "user.unban")]
+    assert ban["after"] == {"status": "banned", "reason": "恶意抬价"} and ban["before"]["status"] == "active"
+    assert unban["after"]["status"] == "active" and unban["after"]["reason"] == "申诉通过"
+    detail = await op.get(f"/api/admin/users/{user['id']}")
+    assert [d["scope"] for d in detail["deposits"]] == ["session"]
+    assert detail["ledger"][0]["kind"] == "deposit"
+    # Credit with a reason: the reason is in the ledger memo and the audit entry.
+    await op.post(f"/api/admin/users/{user['id']}/credit", {"amount": 500, "reason": "补偿运费"})
+    credit = (await audit(hall, target=f"user:{user['id']}", action="money.credit"))[-1]
+    assert credit["after"]["memo"] == "补偿运费" and credit["after"]["amount"] == 500
+    await sock.close()
+
+
+async def test_admin_orders_with_payments_refunds_and_filters(stack, hall):
+    op = hall.operator
+    session, (lot,) = await hall.live_lots(1, ends_in_s=3600, start_price=50_000, lot_deposit=5_000)
+    alice, _ = await hall.bidder(prefix="alice")
+    bob, bob_user = await hall.bidder(prefix="bob")
+    a = await Socket.connect(stack.ws_url, alice.token)
+    b = await Socket.connect(stack.ws_url, bob.token)
+    for api, sock in ((alice, a), (bob, b)):
+        assert (await hall.pay_deposit(api, sock, lot["id"], scope="lot"))["state"] == "SUCCESS"
+    await a.join(lot["id"])
+    assert (await a.bid(lot["id"], 50_000))["type"] == "accepted"
+    await b.join(lot["id"])
+    assert (await b.bid(lot["id"], 50_100))["type"] == "accepted"
+    await op.post(f"/api/admin/lots/{lot['id']}/hammer")
+    order = await wait_order(bob, b, lot["id"])
+    orders = (await op.get(f"/api/admin/orders?session_id={session['id']}"))["orders"]
+    assert [(o["id"], o["user_id"], o["status"]) for o in orders] == [(order["id"], bob_user["id"], "unpaid")]
+    assert orders[0]["username"] == bob_user["username"] and orders[0]["payments"] == []
+    assert (await op.get(f"/api/admin/orders?session_id={session['id']}&status=paid"))["orders"] == []
+    for bad in ("status=lost", "session_id=x"):
+        code, data = await op.call("GET", f"/api/admin/orders?{bad}")
+        assert code == 400 and data["code"] == "invalid"
+    for s in (a, b):
+        await s.close()

@@ -28,6 +28,12 @@ def admin_calls(session_id: int, draft_session_id: int, lot_id: int, user_id: in
         ("GET", "/api/admin/audit", None),
         ("POST", f"/api/admin/sessions/{draft_session_id}/reorder", {"lot_ids": []}),
         ("GET", f"/api/admin/sessions/{session_id}/results.csv", None),
+        ("GET", "/api/admin/users", None),
+        ("GET", f"/api/admin/users/{user_id}", None),
+        ("POST", f"/api/admin/users/{user_id}/ban", {"reason": "x"}),
+        ("POST", f"/api/admin/users/{user_id}/unban", {"reason": "x"}),
+        ("GET", "/api/admin/orders", None),
+        ("GET", f"/api/admin/lots/{lot_id}", None),
         # also for ids that do not exist: the role is checked first
         ("POST", "/api/admin/lots/987654321/hammer", None),
         ("POST", "/api/admin/users/987654321/credit", {"amount": 1}),

@@ -45,8 +45,11 @@ class ImageUploadHandler(AdminHandler):
             raise ApiError("invalid", "send the photo as multipart/form-data, field `file`")
         arguments: dict = {}
         files: dict = {}
-        tornado.httputil.parse_body_arguments(content_type, b"".join(self._chunks), arguments,
-                                              files)
+        try:
+            tornado.httputil.parse_body_arguments(content_type, b"".join(self._chunks),
+                                                  arguments, files)
+        except tornado.httputil.HTTPInputError as exc:
+            raise ApiError("invalid", f"the multipart form cannot be read: {exc}"[:300])
         self._chunks.clear()
         upload = (files.get("file") or [None])[0]
         if upload is None:

@@ -126,6 +126,8 @@ class DepositHandler(BaseHandler):
         data = self.json_body()
         scope = choice(data, "scope", ("session", "lot"))
         method = choice(data, "method", ("balance", "wechat"))
+        if await self.lots.is_banned(user.id):
+            raise ApiError("banned", "this account is banned; it cannot pay deposits")
         snap = await self._lot(lot_id)
         if snap["status"] in ("closed", "settled"):
             raise ApiError("lot_closed", "this lot has closed")
