@@ -62,4 +62,6 @@ handlers = [
     (r"/ops/sessions", pages.PageHandler, {"page": "ops_sessions"}),
     (rf"/ops/sessions/(new|{ID[1:-1]})", pages.PageHandler, {"page": "ops_session"}),
     (r"/ops/audit", pages.PageHandler, {"page": "ops_audit"}),
+    (r"/ops/users", pages.PageHandler, {"page": "ops_users"}),
+    (r"/ops/orders", pages.PageHandler, {"page": "ops_orders"}),
 ]

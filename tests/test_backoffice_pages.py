@@ -258,6 +258,50 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await check_a11y(op, "audit log")
         await shot(op, "bo-audit-desktop")
 
+        # -- bidders: find bob, ban him with a reason, unban, credit with a reason -----------
+        await op.goto(base + "/ops/users")
+        await op.get_by_test_id("users-q").fill(bob["username"])
+        await op.get_by_test_id("users-apply").click()
+        row = op.get_by_test_id("user-row")
+        await expect(row).to_have_count(1)
+        await row.get_by_test_id("user-toggle").click()
+        await row.get_by_test_id("ban").click()
+        await expect(row.locator("[id^=ban-reason-][id$=-err]")).to_have_text("必填")
+        await row.locator("input[id^=ban-reason-]").fill("恶意抬价")
+        await row.get_by_test_id("ban").click()
+        row = op.get_by_test_id("user-row")
+        await expect(row.get_by_test_id("user-status")).to_have_text("已封禁")
+        await row.get_by_test_id("user-toggle").click()
+        await expect(row.get_by_test_id("ban-reason")).to_have_text("已封禁: 恶意抬价")
+        await b.goto(f"{base}/lots/{lot_ids[2]}")
+        code, data = await bob_api.call("POST", f"/api/lots/{lot_ids[2]}/bids", {"amount": 3000, "ref": "x1"})
+        assert code == 403 and data["code"] == "banned"
+        await row.locator("input[id^=credit-amount-]").fill("50")
+        await row.locator("input[id^=credit-reason-]").fill("运费补偿")
+        await row.get_by_test_id("credit").click()
+        await expect(row.get_by_test_id("user-result")).to_contain_text("已充值，余额")
+        await check_a11y(op, "bidders")
+        await shot(op, "bo-users-desktop")
+        await row.locator("input[id^=ban-reason-]").fill("申诉通过")
+        await row.get_by_test_id("unban").click()
+        await expect(op.get_by_test_id("user-row").get_by_test_id("user-status")).to_have_text("正常")
+
+        # -- orders, filtered by session, with the confirmation as an operator ----------------
+        await op.goto(f"{base}/ops/orders?session_id={sid}")
+        await expect(op.get_by_test_id("order-row")).to_have_count(2)
+        await op.get_by_test_id("orders-status").select_option("forfeited")
+        await op.get_by_test_id("orders-apply").click()
+        await expect(op.get_by_test_id("order-row")).to_have_count(0)
+        await expect(op.get_by_test_id("no-orders")).to_be_visible()
+        await op.get_by_test_id("orders-status").select_option("")
+        await op.get_by_test_id("orders-apply").click()
+        await expect(op.get_by_test_id("order-row")).to_have_count(2)
+        async with op.expect_download() as dl:
+            await op.locator(f'[data-testid="order-row"]').last.get_by_test_id("order-pdf").click()
+        assert TITLES[0] in pdf_text(Path(await (await dl.value).path()).read_bytes())
+        await check_a11y(op, "orders")
+        await shot(op, "bo-orders-desktop")
+
         # -- phone and English layouts of the operator pages ----------------------------------
         ctx_op_phone = await browser.new_context(**PHONE)
         await log_in(ctx_op_phone, base, hall.operator.token, "en")
@@ -265,7 +309,9 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         p.on("pageerror", lambda exc: errors.append(str(exc)))
         for path, name, marker in ((f"/ops/sessions/{sid}", "bo-session-phone-en", "Download results CSV"),
                                    ("/ops/sessions", "bo-sessions-phone-en", "New session"),
-                                   ("/ops/audit", "bo-audit-phone-en", "Audit log")):
+                                   ("/ops/audit", "bo-audit-phone-en", "Audit log"),
+                                   ("/ops/users", "bo-users-phone-en", "Bidders"),
+                                   (f"/ops/orders?session_id={sid}", "bo-orders-phone-en", "Orders")):
             await p.goto(base + path)
             await expect(p.get_by_text(marker).first).to_be_visible()
             await check_a11y(p, name)

@@ -2,7 +2,8 @@
 // error shown next to the field, yuan <-> fen.
 import { t, el, token, loginUrl } from "./common.js";
 
-export const PAGES = [["/ops/sessions", "bo_sessions"], ["/ops/audit", "bo_audit"], ["/ops", "bo_live"]];
+export const PAGES = [["/ops/sessions", "bo_sessions"], ["/ops/users", "bo_users"], ["/ops/orders", "bo_orders"],
+  ["/ops/audit", "bo_audit"], ["/ops", "bo_live"]];
 
 export function boNav(current) {
   return el("nav", { class: "bo-nav", "aria-label": t("ops_title") },

@@ -64,6 +64,12 @@ const DICT = {
     bo_more: "更多", bo_apply: "筛选", bo_no_entries: "没有记录", bo_created: "创建于", bo_position: "序号",
     bo_photo_n: "图片", bo_close: "关闭", bo_prev: "上一张", bo_next: "下一张", bo_confirmation: "成交确认书 PDF",
     bo_gallery: "拍品图片", bo_lot_n: "拍品",
+    bo_users: "竞买人", bo_orders: "订单", bo_search_users: "用户名或手机号", bo_strikes: "违约次数",
+    bo_user_active: "正常", bo_user_banned: "已封禁", bo_ban: "封禁", bo_unban: "解封", bo_reason: "原因",
+    bo_credit_reason: "充值原因", bo_credit: "充值", bo_details: "详情", bo_no_users: "没有用户",
+    bo_payments: "付款", bo_refunds: "退款", bo_no_orders: "没有订单", bo_order_refunded: "有退款",
+    err_banned: "账户已被封禁，不能缴纳保证金或出价", err_unsupported_media: "仅支持 JPEG、PNG、WebP 图片",
+    bo_winner: "买受人", bo_session: "专场", bo_credit_done: "已充值，余额", bo_phone: "手机号",
   },
   en: {
     brand: "Auction Hall", nav_home: "Sessions", nav_me: "Me", nav_login: "Log in", nav_ops: "Ops", nav_logout: "Log out",
@@ -129,6 +135,12 @@ const DICT = {
     bo_more: "More", bo_apply: "Filter", bo_no_entries: "No entries", bo_created: "Created", bo_position: "No.",
     bo_photo_n: "Photo", bo_close: "Close", bo_prev: "Previous", bo_next: "Next", bo_confirmation: "Sale confirmation PDF",
     bo_gallery: "Lot photos", bo_lot_n: "Lot",
+    bo_users: "Bidders", bo_orders: "Orders", bo_search_users: "Username or phone", bo_strikes: "Strikes",
+    bo_user_active: "Active", bo_user_banned: "Banned", bo_ban: "Ban", bo_unban: "Unban", bo_reason: "Reason",
+    bo_credit_reason: "Reason for the credit", bo_credit: "Credit", bo_details: "Details", bo_no_users: "No users",
+    bo_payments: "Payments", bo_refunds: "Refunds", bo_no_orders: "No orders", bo_order_refunded: "Refunded",
+    err_banned: "This account is banned from deposits and bids", err_unsupported_media: "JPEG, PNG or WebP images only",
+    bo_winner: "Winner", bo_session: "Session", bo_credit_done: "Credited, balance", bo_phone: "Phone",
   },
 };
 
