@@ -113,6 +113,9 @@ OUTBOX_LOOK_S = float(os.environ.get("HALL_OUTBOX_LOOK_S", "30"))
 # A task retrying a transient failure (a locked or unreachable database) is
 # retried for as long as it takes; operators are alerted at this attempt.
 RETRY_ALERT_AFTER = _int("HALL_RETRY_ALERT_AFTER", 6)
+# A WeChat payment still pending this long after it opened (no notification)
+# is asked about at the gateway, then again every as long (workers/payments.py).
+PAYMENT_CHECK_AFTER_S = float(os.environ.get("HALL_PAYMENT_CHECK_AFTER_S", "60"))
 # How often beat sweeps for due lots / flushes bids into the database.
 SWEEP_INTERVAL_S = float(os.environ.get("HALL_SWEEP_INTERVAL_S", "1.0"))
 # A lot closed this long ago and not yet settled has its settlement queued

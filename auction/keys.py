@@ -111,6 +111,7 @@ def tasks_done(epoch_s: int) -> str:
 
 
 # -- the operators ----------------------------------------------------------------------------------
+TASKS_FAILED_TOTAL = "tasks:failed:total"  # hash: task name -> failures since the start (/metrics)
 BANNED_USERS = "users:banned"    # set of banned user ids (hall: bids and deposits refused)
 OPS_ALERTS = "ops:alerts"         # list, newest first (LPUSH), last 200 kept
 HALL_STATS_PREFIX = "hall:stats:"  # + hall name: that process's rooms, for the overview
@@ -129,6 +130,11 @@ def refund_retry(refund_id: Id) -> str:
 def payment_refund_retry(payment_refund_id: Id) -> str:
     """The same for a refund of money nothing wants (models.PaymentRefund)."""
     return f"payrefund:retry:{payment_refund_id}"
+
+
+def payment_check(payment_id: Id) -> str:
+    """Set while a pending WeChat payment's gateway query is due again later."""
+    return f"paycheck:{payment_id}"
 
 
 def wechat_notification(notification_id: str) -> str:

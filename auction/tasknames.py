@@ -13,6 +13,7 @@ from typing import Any
 PAY_DEPOSIT = "workers.tasks.deposits.pay_deposit"
 WECHAT_PAID = "workers.tasks.deposits.wechat_paid"
 SEND_PAYMENT_REFUND = "workers.tasks.deposits.send_payment_refund"  # money nothing wants
+RECONCILE_PAYMENT = "workers.tasks.deposits.reconcile_payment"  # a notification lost?
 PAY_ORDER = "workers.tasks.orders.pay_order"
 SETTLE_LOT = "workers.tasks.settlement.settle_lot"
 SEND_REFUND = "workers.tasks.settlement.send_refund"

@@ -234,3 +234,26 @@ async def test_a_task_a_live_worker_holds_past_the_visibility_timeout_runs_once(
     assert log.count(f"[{task_id}] succeeded") == 1
     client.close()
 
+
+
+async def test_a_wechat_payment_whose_notification_never_comes_is_settled_from_a_query(
+        stack, hall, wechat_sim):
+    from conftest import Api
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=3_000)
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    opened = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="wechat")
+    assert opened["state"] == "SUCCESS" and opened["result"]["status"] == "awaiting_payment"
+    no = opened["result"]["out_trade_no"]
+    mark = len(sock.messages)
+    # Paid at the gateway; its notification is lost on the way (never delivered).
+    paid = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "deliver": False})
+    assert paid["order"]["trade_state"] == "SUCCESS"
+    dep = await sock.wait_for(lambda m: m.get("type") == "deposit" and m.get("method") == "wechat",
+                              start=mark, timeout=RECOVERY_S)
+    assert dep["amount"] == 3_000
+    assert db_rows(stack, "SELECT status, transaction_id FROM payment WHERE out_trade_no=?",
+                   (no,)) == [("paid", paid["order"]["transaction_id"])]
+    await sock.join(lot["id"])
+    assert (await sock.bid(lot["id"], 1000))["type"] == "accepted"  # the deposit is in force
+    check_money(stack, [user["id"]])
+    await sock.close()

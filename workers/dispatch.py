@@ -19,6 +19,11 @@ def refund(refund_id: int) -> None:
     tasknames.send(app, tasknames.SEND_REFUND, args=(refund_id,))
 
 
+def reconcile_payment(out_trade_no: str) -> None:
+    """Queue a gateway query of a WeChat payment whose notification has not come."""
+    tasknames.send(app, tasknames.RECONCILE_PAYMENT, args=(out_trade_no,))
+
+
 def payment_refund(payment_refund_id: int) -> None:
     """Queue the gateway call of a pending refund of money nothing wants."""
     tasknames.send(app, tasknames.SEND_PAYMENT_REFUND, args=(payment_refund_id,))

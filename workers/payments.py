@@ -12,14 +12,23 @@ a payment of a trade we had closed (`closed`: the bidder moved on to the
 balance or a fresh trade). The last is a race the gateway's close cannot rule
 out, so it is believed only when the gateway's own query says the trade was
 paid, with this transaction id.
+
+A notification can also never arrive (the hall was down through all of the
+gateway's retries, a network between them dropped them): `reconcile_due` asks
+the gateway about every WeChat payment still pending a while after it opened
+(主动查询, as WeChat Pay's guide asks merchants to do) and settles what it says
+was paid through the same path as a notification.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+import settings
+from auction import keys
 from auction.errors import Refused
-from models import Payment, write_transaction
-from workers import deposits, gateway, orders, refunds
+from models import Payment, now_ms, write_transaction
+from workers import deposits, dispatch, gateway, orders, publish, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -77,3 +86,43 @@ def _paid_after_close(payment: Payment, transaction_id: str) -> dict:
         if changed:
             duplicate = refunds.refund_payment_in_transaction(payment, "trade_closed")
     return {"changed": changed, "late_refund": False, "duplicate": duplicate}
+
+
+# WeChat Pay orders expire two hours after they open unless told otherwise:
+# a payment older than that can no longer be paid, so it is no longer asked about.
+RECONCILE_WINDOW_MS = 2 * 3600 * 1000
+
+
+def reconcile_due(now: int | None = None, limit: int = 50,
+                  dispatcher: Callable[[str], None] | None = None) -> list[str]:
+    """Queue a gateway query for each WeChat payment still pending
+    HALL_PAYMENT_CHECK_AFTER_S after it opened (each at most once per that
+    period); the trade numbers queued."""
+    now = now_ms() if now is None else now
+    every_ms = int(settings.PAYMENT_CHECK_AFTER_S * 1000)
+    rows = (Payment.select(Payment.id, Payment.out_trade_no)
+            .where((Payment.status == "pending") & (Payment.method == "wechat")
+                   & (Payment.created_at_ms <= now - every_ms)
+                   & (Payment.created_at_ms > now - RECONCILE_WINDOW_MS))
+            .order_by(Payment.id).limit(limit))
+    r = publish.client()
+    due = [p.out_trade_no for p in rows
+           if r.set(keys.payment_check(p.id), 1, nx=True, px=every_ms)]
+    for no in due:
+        (dispatcher or dispatch.reconcile_payment)(no)
+    return due
+
+
+def reconcile(out_trade_no: str) -> dict:
+    """Ask the gateway about one pending payment; settle it if it was paid."""
+    payment = Payment.get_or_none(Payment.out_trade_no == out_trade_no)
+    if payment is None or payment.status != "pending":
+        return {"status": "unchanged", "out_trade_no": out_trade_no}
+    order = gateway.wechat_client().query_order(out_trade_no)
+    state = order.get("trade_state")
+    if state not in PAID_STATES:
+        return {"status": "unchanged", "out_trade_no": out_trade_no, "trade_state": state}
+    logger.warning("WeChat payment %s was paid but never notified: settled from the query",
+                   out_trade_no)
+    return wechat_paid(out_trade_no, order["transaction_id"], "SUCCESS",
+                       (order.get("amount") or {}).get("total"))

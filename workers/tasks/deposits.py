@@ -35,6 +35,13 @@ def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
     return payments.wechat_paid(out_trade_no, transaction_id, trade_state, total)
 
 
+@app.task(name=tasknames.RECONCILE_PAYMENT, base=HallTask,
+          autoretry_for=TRANSIENT + (WeChatPayUnavailable,), max_retries=12)
+def reconcile_payment(out_trade_no: str) -> dict:
+    """A pending WeChat payment whose notification has not come: ask the gateway."""
+    return payments.reconcile(out_trade_no)
+
+
 @app.task(name=tasknames.SEND_PAYMENT_REFUND, base=HallTask,
           autoretry_for=TRANSIENT + (WeChatPayUnavailable,), max_retries=12)
 def send_payment_refund(payment_refund_id: int) -> dict:

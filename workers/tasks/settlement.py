@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from auction import tasknames
 from auction.wechatpay import WeChatPayUnavailable
-from workers import orders, refunds, settlement
+from workers import orders, payments, refunds, settlement
 from workers.celery import app
 from workers.tasks import TRANSIENT, HallTask, PeriodicTask
 
@@ -23,7 +23,8 @@ def send_refund(refund_id: int) -> dict:
 @app.task(name=tasknames.MONEY_SWEEP, base=PeriodicTask)
 def money_sweep() -> dict:
     """Beat, every few seconds: 悔拍 for overdue orders; stuck WeChat refunds."""
-    return {"forfeited": orders.forfeit_overdue(), "refunds_requeued": refunds.retry_pending()}
+    return {"forfeited": orders.forfeit_overdue(), "refunds_requeued": refunds.retry_pending(),
+            "payments_checked": payments.reconcile_due()}
 
 
 @app.task(name=tasknames.NOOP, base=HallTask)
