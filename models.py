@@ -211,6 +211,9 @@ class Payment(BaseModel):
     transaction_id = CharField(max_length=64, null=True)
     status = CharField(max_length=12, default="pending")  # pending paid closed
     created_at_ms = BigIntegerField(default=now_ms)
+    # The WeChat Pay scene the trade was opened in (jsapi, native, h5): the
+    # gateway ties a trade number to one scene, so another scene needs a new trade.
+    scene = CharField(max_length=8, null=True)
 
 
 class Refund(BaseModel):
@@ -256,6 +259,24 @@ class PaymentRefund(BaseModel):
 ALL_MODELS.append(PaymentRefund)
 
 
+class WeChatIdentity(BaseModel):
+    """A user's WeChat openid for one app id (mini-program or official account:
+    the same person has a different openid in each). Only WeChat supplies an
+    openid (jscode2session, the OAuth code exchange); nothing here makes one
+    up. The session_key WeChat hands out with it is never stored."""
+    user = ForeignKeyField(User)
+    appid = CharField(max_length=32)
+    openid = CharField(max_length=128)
+    unionid = CharField(max_length=128, null=True, index=True)
+    created_at_ms = BigIntegerField(default=now_ms)
+
+    class Meta:
+        indexes = ((("appid", "openid"), True), (("user", "appid"), True))
+
+
+ALL_MODELS.append(WeChatIdentity)
+
+
 class Watch(BaseModel):
     """关注: a user watching a lot gets its closing-soon notice (workers/notify.py)."""
     user = ForeignKeyField(User, backref="watches")
@@ -292,6 +313,38 @@ class AuditEntry(BaseModel):
 
 
 ALL_MODELS.append(AuditEntry)
+
+
+class Job(BaseModel):
+    """A compact record of one money or lot task run (workers/jobs.py): what it
+    was about, how it ended, how long it took. One row per task id, written
+    once when the run ends, so operators find tasks by lot, session, user or
+    state without a task browser that slows down past a million tasks."""
+    task_id = CharField(max_length=64, unique=True)
+    name = CharField(max_length=80)
+    kind = CharField(max_length=32, index=True)   # e.g. pay_deposit, settle_lot
+    lot_id = BigIntegerField(null=True, index=True)
+    session_id = BigIntegerField(null=True, index=True)
+    user_id = BigIntegerField(null=True, index=True)
+    state = CharField(max_length=12, index=True)  # SUCCESS FAILURE RETRY
+    retries = IntegerField(default=0)
+    error = CharField(max_length=300, null=True)
+    kwargs = JSONField(null=True)                 # what a re-run sends again
+    started_at_ms = BigIntegerField(null=True)
+    finished_at_ms = BigIntegerField(null=True)
+    rerun_of = CharField(max_length=64, null=True)
+
+    def public(self) -> dict:
+        return {"task_id": self.task_id, "name": self.name, "kind": self.kind,
+                "lot_id": self.lot_id, "session_id": self.session_id, "user_id": self.user_id,
+                "state": self.state, "retries": self.retries, "error": self.error,
+                "started_at_ms": self.started_at_ms, "finished_at_ms": self.finished_at_ms,
+                "duration_ms": (self.finished_at_ms - self.started_at_ms
+                                if self.finished_at_ms and self.started_at_ms else None),
+                "rerun_of": self.rerun_of}
+
+
+ALL_MODELS.append(Job)
 
 # The audit table is append-only in the database itself, not only by the
 # absence of endpoints: an UPDATE or DELETE of an entry is aborted.

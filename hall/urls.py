@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
 import settings
-from hall.handlers import audit, coupons, exports, images, people, watch
+from hall.handlers import audit, coupons, exports, images, jobs, people, watch
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -36,6 +36,8 @@ handlers = [
     (rf"/api/admin/users/{ID}", people.AdminUserHandler),
     (rf"/api/admin/users/{ID}/(ban|unban)", people.AdminBanHandler),
     (r"/api/admin/orders", people.AdminOrdersHandler),
+    (r"/api/admin/jobs", jobs.JobsHandler),
+    (r"/api/admin/jobs/([A-Za-z0-9\-]{1,64})/rerun", jobs.JobRerunHandler),
     (r"/api/admin/images", images.ImageUploadHandler),
     (rf"/api/admin/sessions/{ID}/results\.csv", exports.ResultsCsvHandler),
     (rf"/api/orders/{ID}/confirmation\.pdf", exports.ConfirmationPdfHandler),
@@ -64,4 +66,5 @@ handlers = [
     (r"/ops/audit", pages.PageHandler, {"page": "ops_audit"}),
     (r"/ops/users", pages.PageHandler, {"page": "ops_users"}),
     (r"/ops/orders", pages.PageHandler, {"page": "ops_orders"}),
+    (r"/ops/jobs", pages.PageHandler, {"page": "ops_jobs"}),
 ]

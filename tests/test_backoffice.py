@@ -3,6 +3,7 @@ photos, exports. Browser tests of the pages are in tests/test_backoffice_pages.p
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 
@@ -433,3 +434,58 @@ async def test_admin_orders_with_payments_refunds_and_filters(stack, hall):
         assert code == 400 and data["code"] == "invalid"
     for s in (a, b):
         await s.close()
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+async def job_rows(hall, until, **filters) -> list[dict]:
+    """The jobs list once `until(rows)` holds (the record is written as the run ends,
+    just after the owner's `task` message)."""
+    qs = "&".join(f"{k}={v}" for k, v in filters.items())
+    for _ in range(300):
+        rows = (await hall.operator.get(f"/api/admin/jobs?{qs}"))["jobs"]
+        if until(rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"jobs never matched: {rows}")
+
+
+async def test_jobs_record_money_tasks_and_rerun_a_failed_one(stack, hall):
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=5_000)
+    api, user = await hall.bidder(prefix="job", balance=1_000)  # too little for the deposit
+    sock = await Socket.connect(stack.ws_url, api.token)
+    failed = await hall.pay_deposit(api, sock, lot["id"], scope="lot")
+    assert failed["state"] == "FAILURE"
+    rows = await job_rows(hall, lambda r: r and r[0]["state"] == "FAILURE", user_id=user["id"])
+    job = rows[0]
+    assert job["task_id"] == failed["task_id"] and job["kind"] == "pay_deposit"
+    assert job["lot_id"] == lot["id"] and job["user_id"] == user["id"]
+    assert job["error"].startswith("insufficient_balance") and job["rerunnable"] is True
+    assert job["finished_at_ms"] >= job["started_at_ms"]
+    assert [j["task_id"] for j in (await hall.operator.get(
+        f"/api/admin/jobs?lot_id={lot['id']}&state=FAILURE"))["jobs"]] == [job["task_id"]]
+    metrics = (await hall.anon.http.fetch(stack.base + "/metrics")).body.decode()
+    assert 'hall_queue_depth{queue="money"}' in metrics
+    assert re.search(r'hall_task_failures_total\{task="workers.tasks.deposits.pay_deposit"\} [1-9]',
+                     metrics), metrics[-600:]
+    # A bidder may not re-run anything; an operator re-runs it once the balance is there.
+    code, data = await api.call("POST", f"/api/admin/jobs/{job['task_id']}/rerun")
+    assert code == 403
+    await hall.operator.post(f"/api/admin/users/{user['id']}/credit", {"amount": 10_000})
+    mark = len(sock.messages)
+    answer = await hall.operator.post(f"/api/admin/jobs/{job['task_id']}/rerun")
+    assert answer["rerun_of"] == job["task_id"]
+    done = await sock.wait_for(lambda m: m.get("type") == "task"
+                               and m.get("task_id") == answer["task_id"], start=mark)
+    assert done["state"] == "SUCCESS"
+    assert (await api.get("/api/me"))["balance"] == 11_000 - 5_000
+    rows = await job_rows(hall, lambda r: r and r[0]["state"] == "SUCCESS", user_id=user["id"])
+    assert rows[0]["task_id"] == answer["task_id"] and rows[0]["rerun_of"] == job["task_id"]
+    # Only failed tasks are run again (the deposit is in force now, so no money moves twice).
+    code, data = await hall.operator.call("POST", f"/api/admin/jobs/{answer['task_id']}/rerun")
+    assert code == 409 and data["code"] == "conflict"
+    code, data = await hall.operator.call("GET", "/api/admin/jobs?state=LOST")
+    assert code == 400 and data["code"] == "invalid"
+    rerun = (await audit(hall, action="task.rerun"))[-1]
+    assert rerun["before"]["task_id"] == job["task_id"] and rerun["after"]["task_id"] == answer["task_id"]
+    await sock.close()

@@ -302,6 +302,14 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await check_a11y(op, "orders")
         await shot(op, "bo-orders-desktop")
 
+        # -- jobs of the session: the settlements and deposits, found by session -------------
+        await op.goto(f"{base}/ops/jobs")
+        await op.get_by_test_id("jobs-session_id").fill(str(sid))
+        await op.get_by_test_id("jobs-apply").click()
+        await expect(op.locator('[data-testid="job-row"][data-kind="settle_lot"]')).to_have_count(3)
+        await check_a11y(op, "jobs")
+        await shot(op, "bo-jobs-desktop")
+
         # -- phone and English layouts of the operator pages ----------------------------------
         ctx_op_phone = await browser.new_context(**PHONE)
         await log_in(ctx_op_phone, base, hall.operator.token, "en")
@@ -311,7 +319,8 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
                                    ("/ops/sessions", "bo-sessions-phone-en", "New session"),
                                    ("/ops/audit", "bo-audit-phone-en", "Audit log"),
                                    ("/ops/users", "bo-users-phone-en", "Bidders"),
-                                   (f"/ops/orders?session_id={sid}", "bo-orders-phone-en", "Orders")):
+                                   (f"/ops/orders?session_id={sid}", "bo-orders-phone-en", "Orders"),
+                                   (f"/ops/jobs?session_id={sid}", "bo-jobs-phone-en", "Jobs")):
             await p.goto(base + path)
             await expect(p.get_by_text(marker).first).to_be_visible()
             await check_a11y(p, name)

@@ -33,6 +33,8 @@ def admin_calls(session_id: int, draft_session_id: int, lot_id: int, user_id: in
         ("POST", f"/api/admin/users/{user_id}/ban", {"reason": "x"}),
         ("POST", f"/api/admin/users/{user_id}/unban", {"reason": "x"}),
         ("GET", "/api/admin/orders", None),
+        ("GET", "/api/admin/jobs", None),
+        ("POST", "/api/admin/jobs/some-task-id/rerun", None),
         ("GET", f"/api/admin/lots/{lot_id}", None),
         # also for ids that do not exist: the role is checked first
         ("POST", "/api/admin/lots/987654321/hammer", None),

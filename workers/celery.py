@@ -27,6 +27,7 @@ app = Celery(
         "workers.tasks.lots",
         "workers.tasks.orders",
         "workers.tasks.notify",
+        "workers.jobs",  # not tasks: the signals that keep the job records (models.Job)
     ],
 )
 app.conf.update(

@@ -10,7 +10,7 @@ from hall.webheaders import set_security_headers
 
 SHELL = Path(__file__).resolve().parent.parent / "static" / "pages" / "shell.html"
 PAGES = ("index", "session", "lot", "me", "login", "ops",
-         "ops_sessions", "ops_session", "ops_audit", "ops_users", "ops_orders")  # the back office (issue 13)
+         "ops_sessions", "ops_session", "ops_audit", "ops_users", "ops_orders", "ops_jobs")  # the back office (issue 13)
 
 
 @lru_cache(maxsize=len(PAGES))

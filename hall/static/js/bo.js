@@ -3,7 +3,7 @@
 import { t, el, token, loginUrl } from "./common.js";
 
 export const PAGES = [["/ops/sessions", "bo_sessions"], ["/ops/users", "bo_users"], ["/ops/orders", "bo_orders"],
-  ["/ops/audit", "bo_audit"], ["/ops", "bo_live"]];
+  ["/ops/jobs", "bo_jobs"], ["/ops/audit", "bo_audit"], ["/ops", "bo_live"]];
 
 export function boNav(current) {
   return el("nav", { class: "bo-nav", "aria-label": t("ops_title") },

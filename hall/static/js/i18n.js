@@ -69,6 +69,8 @@ const DICT = {
     bo_credit_reason: "充值原因", bo_credit: "充值", bo_details: "详情", bo_no_users: "没有用户",
     bo_payments: "付款", bo_refunds: "退款", bo_no_orders: "没有订单", bo_order_refunded: "有退款",
     err_banned: "账户已被封禁，不能缴纳保证金或出价", err_unsupported_media: "仅支持 JPEG、PNG、WebP 图片",
+    bo_jobs: "任务", bo_job_kind: "类型", bo_job_state: "状态", bo_job_retries: "重试", bo_job_error: "错误",
+    bo_job_duration: "耗时", bo_rerun: "重新执行", bo_rerun_done: "已重新提交", bo_no_jobs: "没有任务", bo_lot_id: "拍品ID",
     bo_winner: "买受人", bo_session: "专场", bo_credit_done: "已充值，余额", bo_phone: "手机号",
   },
   en: {
@@ -140,6 +142,8 @@ const DICT = {
     bo_credit_reason: "Reason for the credit", bo_credit: "Credit", bo_details: "Details", bo_no_users: "No users",
     bo_payments: "Payments", bo_refunds: "Refunds", bo_no_orders: "No orders", bo_order_refunded: "Refunded",
     err_banned: "This account is banned from deposits and bids", err_unsupported_media: "JPEG, PNG or WebP images only",
+    bo_jobs: "Jobs", bo_job_kind: "Kind", bo_job_state: "State", bo_job_retries: "Retries", bo_job_error: "Error",
+    bo_job_duration: "Took", bo_rerun: "Run again", bo_rerun_done: "Queued again", bo_no_jobs: "No jobs", bo_lot_id: "Lot ID",
     bo_winner: "Winner", bo_session: "Session", bo_credit_done: "Credited, balance", bo_phone: "Phone",
   },
 };
