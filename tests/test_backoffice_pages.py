@@ -65,7 +65,12 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         op = await ctx_op.new_page()
         errors: list[str] = []
         op.on("pageerror", lambda exc: errors.append(str(exc)))
-        op.on("dialog", lambda d: d.accept())  # the publish confirmation
+        dialogs: list[str] = []
+
+        async def confirm(dialog) -> None:  # the publish and hammer confirmations
+            dialogs.append(dialog.message)
+            await dialog.accept()
+        op.on("dialog", confirm)
 
         # -- a new session from the sessions list --------------------------------------
         await op.goto(base + "/ops/sessions")
@@ -211,8 +216,13 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         for lid in lot_ids:
             row = op.locator(f'[data-testid="room-row"][data-lot-id="{lid}"]')
             await expect(row).to_be_visible()
+            # Only what a live lot allows: no "open" or "resume" buttons.
+            await expect(row.get_by_test_id("ctl-open")).to_have_count(0)
+            await expect(row.get_by_test_id("ctl-resume")).to_have_count(0)
             await row.get_by_test_id("ctl-hammer").click()
             await expect(row.get_by_test_id("room-status")).to_have_text(re.compile("^(已结束|已结算)$"))
+            await expect(row.locator("button")).to_have_count(0)  # nothing left to do to it
+        assert len([d for d in dialogs if d.startswith("确认落槌")]) == 3, dialogs
         await expect(a.get_by_test_id("closed-notice")).to_contain_text("恭喜，您已拍得此拍品！")
         await expect(b.get_by_test_id("closed-notice")).to_contain_text("Winner: you")
 

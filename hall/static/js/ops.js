@@ -117,15 +117,26 @@ function renderRoom(r) {
     tr = el("tr", { testid: "room-row", "data-lot-id": r.lot_id });
     $("rooms-body").append(tr);
   }
-  const btns = [["open", "open"], ["pause", "pause"], ["resume", "resume"], ["fair-warning", "fair_warning_btn"], ["hammer", "hammer"]]
-    .map(([a, k]) => el("button", { type: "button", testid: `ctl-${a}`, onclick: () => control(r.lot_id, a) }, t(k)));
+  // Only the actions the lot's state allows; the hammer (irreversible) asks first.
+  const allowed = { draft: ["open"], scheduled: ["open"], live: ["pause", "fair-warning", "hammer"],
+    paused: ["resume", "hammer"] }[r.status] || [];
+  const labels = { open: "open", pause: "pause", resume: "resume", "fair-warning": "fair_warning_btn", hammer: "hammer" };
+  const btns = allowed.map((a) => el("button", { type: "button", testid: `ctl-${a}`, class: a === "hammer" ? "primary" : "",
+    onclick: () => {
+      if (a === "hammer") {
+        const left = Math.max(0, Math.round(((r.deadline_ms || 0) - (Date.now() + offset)) / 1000));
+        if (!confirm(`${t("hammer_confirm")} #${r.lot_id} ${r.title || ""} · ${money(r.price)} · ${left}s`)) return;
+      }
+      control(r.lot_id, a);
+    } }, t(labels[a])));
   tr.replaceChildren(
     el("td", {}, el("a", { href: `/lots/${r.lot_id}` }, `#${r.lot_id}`)), el("td", {}, r.title || ""),
-    el("td", {}, el("span", { class: `badge ${r.status}`, testid: "room-status" }, statusText(r.status))),
+    el("td", {}, el("span", { class: `badge ${r.warned && r.status === "live" ? "fair_warning" : r.status}`, testid: "room-status" },
+      statusText(r.warned && r.status === "live" ? "fair_warning" : r.status))),
     el("td", { testid: "room-price" }, money(r.price)), el("td", { testid: "room-bids" }, r.bid_count ?? 0),
     el("td", {}, fmtTime(r.deadline_ms).slice(11)), el("td", { testid: "room-connections" }, r.connections ?? 0),
     el("td", { testid: "room-bidders" }, r.bidders ?? 0),
-    el("td", {}, el("div", { class: "row" }, btns)));
+    el("td", {}, el("div", { class: "row nowrap" }, btns)));
 }
 
 // One overview (pushed, or fetched while the socket is down) into the page.
@@ -245,9 +256,10 @@ function onMessage(m) {
   const r = rooms.get(lid);
   if (!r) return;
   if (m.type === "snapshot") Object.assign(r, { status: m.status, price: m.price, deadline_ms: m.deadline_ms, bid_count: m.bid_count, title: m.title });
-  else if (m.type === "bid") Object.assign(r, { price: m.amount, deadline_ms: m.deadline_ms, bid_count: Math.max(r.bid_count || 0, m.seq) });
+  else if (m.type === "bid") Object.assign(r, { price: m.amount, deadline_ms: m.deadline_ms, bid_count: Math.max(r.bid_count || 0, m.seq), warned: false });
   else if (m.type === "extended") r.deadline_ms = m.deadline_ms;
-  else if (m.type === "lot_status") Object.assign(r, { status: m.status === "fair_warning" ? "live" : m.status, deadline_ms: m.deadline_ms || r.deadline_ms });
+  else if (m.type === "lot_status") Object.assign(r, { status: m.status === "fair_warning" ? "live" : m.status,
+    warned: m.status === "fair_warning", deadline_ms: m.deadline_ms || r.deadline_ms });
   else if (m.type === "closed") Object.assign(r, { status: "closed", price: m.price });
   else return;
   renderRoom(r);
