@@ -3,13 +3,19 @@ photos, exports. Browser tests of the pages are in tests/test_backoffice_pages.p
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import Socket
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def db_path(stack) -> str:
@@ -489,3 +495,30 @@ async def test_jobs_record_money_tasks_and_rerun_a_failed_one(stack, hall):
     rerun = (await audit(hall, action="task.rerun"))[-1]
     assert rerun["before"]["task_id"] == job["task_id"] and rerun["after"]["task_id"] == answer["task_id"]
     await sock.close()
+
+
+def test_audit_table_is_append_only_on_postgres():
+    """The same triggers on PostgreSQL (the multi-node database), from `run.py initdb`."""
+    import pg
+    from tests.procs import free_port
+    if not pg.available():
+        pytest.skip("PostgreSQL is not installed")
+    import psycopg2
+    server = pg.Postgres(free_port()).start()
+    try:
+        subprocess.run([sys.executable, "run.py", "initdb"], cwd=ROOT, check=True,
+                       env={**os.environ, "DATABASE_URL": server.url}, stdout=subprocess.DEVNULL)
+        with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO auditentry (at_ms, actor, action, target) "
+                        "VALUES (1, 'system', 'session.create', 'session:1') RETURNING id")
+            entry = cur.fetchone()[0]
+        for sql in ("UPDATE auditentry SET actor = 'x' WHERE id = %s",
+                    "DELETE FROM auditentry WHERE id = %s"):
+            with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
+                with pytest.raises(psycopg2.Error, match="append-only"):
+                    cur.execute(sql, (entry,))
+        with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT actor FROM auditentry")
+            assert cur.fetchall() == [("system",)]
+    finally:
+        server.remove()

@@ -242,7 +242,7 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
 
         # -- the winner's sale confirmation from /me ------------------------------------------
         await a.goto(base + "/me")
-        link = a.locator(f'[data-testid="order-row"]').get_by_test_id("order-confirmation")
+        link = a.locator('[data-testid="order-row"]').get_by_test_id("order-confirmation")
         await expect(link).to_have_count(1)
         await check_a11y(a, "me")
         await shot(a, "bo-me-confirmation-phone")
@@ -307,7 +307,7 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await op.get_by_test_id("orders-apply").click()
         await expect(op.get_by_test_id("order-row")).to_have_count(2)
         async with op.expect_download() as dl:
-            await op.locator(f'[data-testid="order-row"]').last.get_by_test_id("order-pdf").click()
+            await op.locator('[data-testid="order-row"]').last.get_by_test_id("order-pdf").click()
         assert TITLES[0] in pdf_text(Path(await (await dl.value).path()).read_bytes())
         await check_a11y(op, "orders")
         await shot(op, "bo-orders-desktop")

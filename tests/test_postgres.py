@@ -6,6 +6,7 @@ workers through psycopg2 made cooperative with psycogreen under eventlet.
 """
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 
@@ -73,6 +74,11 @@ async def test_two_halls_two_workers_on_postgres(pg_stack, pg_hall):
                     "LEFT JOIN ledgerentry l ON l.user_id = u.id GROUP BY u.id, u.balance")
         for uid, balance, ledger in cur.fetchall():
             assert balance == ledger, (uid, balance, ledger)
+        # Every money movement has exactly one audit entry, naming its ledger ref.
+        cur.execute("SELECT ref FROM ledgerentry")
+        refs = sorted(r for (r,) in cur.fetchall())
+        cur.execute("SELECT after FROM auditentry WHERE action LIKE 'money.%%'")
+        assert sorted(json.loads(a)["ref"] for (a,) in cur.fetchall()) == refs
         # Each refunded deposit has exactly one refund record, and only those.
         cur.execute("SELECT d.id FROM deposit d LEFT JOIN refund r ON r.deposit_id = d.id "
                     "WHERE (d.status = 'refunded') <> (r.id IS NOT NULL)")
@@ -103,6 +109,9 @@ async def test_database_outage_tasks_retry_and_nothing_is_half_written(pg_stack,
     with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*), SUM(amount) FROM ledgerentry WHERE user_id = %s", (user["id"],))
         assert cur.fetchone() == (2, 30_000)  # the credit and the one deposit debit
+        cur.execute("SELECT action FROM auditentry WHERE target = %s ORDER BY id",
+                    (f"user:{user['id']}",))
+        assert [a for (a,) in cur.fetchall()] == ["money.credit", "money.deposit"]
         cur.execute("SELECT COUNT(*) FROM deposit WHERE user_id = %s", (user["id"],))
         assert cur.fetchone()[0] == 1
     await sock.close()

@@ -7,7 +7,7 @@ from auction.errors import Refused
 from hall.errors import ApiError
 from hall.handlers.admin import AdminHandler
 from hall.validate import positive_id, text
-from models import (AuctionSession, Deposit, LedgerEntry, Lot, Order, Payment, Refund, User,
+from models import (Deposit, LedgerEntry, Lot, Order, Payment, Refund, User,
                     on_commit)
 
 USER_STATUSES = ("active", "banned")
