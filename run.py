@@ -246,6 +246,9 @@ def cmd_all(args: argparse.Namespace) -> None:
             sim_port = _free_port()
             sim_argv = [sys.executable, "-m", "devsim.wechatpay", "--port", str(sim_port),
                         "--keys", str(data_dir / "wechat")]
+            for appid, secret in {settings.WECHAT_MINI_APPID: settings.WECHAT_MINI_SECRET,
+                                  settings.WECHAT_OA_APPID: settings.WECHAT_OA_SECRET}.items():
+                sim_argv += ["--app", f"{appid}:{secret}"]  # the simulator's WeChat apps
             parts.append(Part("wechat-sim", lambda: subprocess.Popen(
                 sim_argv, cwd=ROOT, stdout=subprocess.DEVNULL)).start())
             settings.export(WECHAT_API_BASE=f"http://127.0.0.1:{sim_port}",

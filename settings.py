@@ -133,6 +133,36 @@ WECHAT_PLATFORM_SERIAL = os.environ.get("WECHAT_PLATFORM_SERIAL", "")
 WECHAT_APIV3_KEY = os.environ.get("WECHAT_APIV3_KEY", "")
 WECHAT_NOTIFY_URL = os.environ.get("WECHAT_NOTIFY_URL", "")
 
+# WeChat identity (docs/wechat.md). Openids are per app id: the mini-program's
+# (wx.login -> jscode2session) and the official account's (OAuth snsapi_base,
+# for pages opened inside WeChat) differ for one person. Both app ids default
+# to WECHAT_APPID; JSAPI pays with the app id the openid belongs to. An empty
+# secret turns that login off (503 unavailable); in dev the simulator knows
+# DEV_WECHAT_APP_SECRET, which production refuses.
+DEV_WECHAT_APP_SECRET = "dev-wechat-app-secret"
+_DEV_OR_EMPTY = "" if HALL_ENV == "production" else DEV_WECHAT_APP_SECRET
+WECHAT_MINI_APPID = os.environ.get("WECHAT_MINI_APPID", WECHAT_APPID)
+WECHAT_MINI_SECRET = os.environ.get("WECHAT_MINI_SECRET", _DEV_OR_EMPTY)
+WECHAT_OA_APPID = os.environ.get("WECHAT_OA_APPID", WECHAT_APPID)
+WECHAT_OA_SECRET = os.environ.get("WECHAT_OA_SECRET", _DEV_OR_EMPTY)
+# api.weixin.qq.com (jscode2session, the OAuth code exchange) and
+# open.weixin.qq.com (the OAuth page). Empty in dev: the WeChat simulator at
+# WECHAT_API_BASE answers both (wechat_login_base / wechat_oauth_base).
+WECHAT_LOGIN_API_BASE = os.environ.get(
+    "WECHAT_LOGIN_API_BASE", "https://api.weixin.qq.com" if HALL_ENV == "production" else "")
+WECHAT_OAUTH_BASE = os.environ.get(
+    "WECHAT_OAUTH_BASE", "https://open.weixin.qq.com" if HALL_ENV == "production" else "")
+
+
+def wechat_login_base() -> str:
+    """Where jscode2session and the OAuth code exchange go (the simulator in dev)."""
+    return WECHAT_LOGIN_API_BASE or WECHAT_API_BASE
+
+
+def wechat_oauth_base() -> str:
+    """Where a page inside WeChat is sent to authorise (the simulator in dev)."""
+    return WECHAT_OAUTH_BASE or WECHAT_API_BASE
+
 
 # Notifications (workers/notify.py). A "closing soon" notice goes out this many
 # seconds before a lot's deadline (again after an extension moves it); an
@@ -177,3 +207,7 @@ def check_production() -> None:
         raise SystemExit(
             "HALL_ENV=production needs HALL_SECRET set to a private value of 32+ characters"
         )
+    if HALL_ENV == "production" and DEV_WECHAT_APP_SECRET in (WECHAT_MINI_SECRET,
+                                                              WECHAT_OA_SECRET):
+        raise SystemExit("HALL_ENV=production refuses the dev WeChat app secret "
+                         "(WECHAT_MINI_SECRET, WECHAT_OA_SECRET): set the real one or leave it empty")

@@ -180,3 +180,10 @@ def revoked_token(token_id: str) -> str:
     """Set at logout for the rest of that token's lifetime: the token no longer
     authenticates anywhere (every hall process checks it at each request)."""
     return f"revoked:{token_id}"
+
+
+# -- WeChat login (hall/handlers/wechat.py) ---------------------------------------------
+def wechat_oauth_ticket(ticket: str) -> str:
+    """A one-time, short-lived login ticket handed to the page after the
+    official-account OAuth came back (the page trades it for a token)."""
+    return f"wechat:ticket:{ticket}"

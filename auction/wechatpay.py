@@ -180,6 +180,10 @@ class WeChatPayConfig:
     apiv3_key: str  # 32-byte symmetric key for resource decryption
     notify_url: str
     timeout_s: float = 10.0
+    # The app ids besides `appid` whose users may pay (the mini-program and
+    # the official account): a JSAPI payment uses the app id of the payer's
+    # openid, and its notification carries that app id.
+    other_appids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Load once here so a bad key fails at start-up, not on the first payment.
@@ -210,6 +214,7 @@ class WeChatPayConfig:
                 notify_url=s.WECHAT_NOTIFY_URL,
                 appid=s.WECHAT_APPID,
                 mchid=s.WECHAT_MCHID,
+                other_appids=_login_appids(s),
             )
         missing = [
             name
@@ -235,7 +240,13 @@ class WeChatPayConfig:
             platform_serial=s.WECHAT_PLATFORM_SERIAL,
             apiv3_key=s.WECHAT_APIV3_KEY,
             notify_url=s.WECHAT_NOTIFY_URL,
+            other_appids=_login_appids(s),
         )
+
+
+def _login_appids(s: Any) -> tuple[str, ...]:
+    return tuple(a for a in (getattr(s, "WECHAT_MINI_APPID", ""), getattr(s, "WECHAT_OA_APPID", ""))
+                 if a and a != s.WECHAT_APPID)
 
 
 @dataclass(frozen=True)
@@ -313,6 +324,7 @@ def dev_config(
     notify_url: str = "",
     appid: str = DEV_APPID,
     mchid: str = DEV_MCHID,
+    other_appids: tuple[str, ...] = (),
 ) -> WeChatPayConfig:
     """Merchant config over the dev keys in ``directory`` (see :func:`dev_keys`)."""
     k = dev_keys(directory)
@@ -326,6 +338,7 @@ def dev_config(
         platform_serial=k.platform_serial,
         apiv3_key=k.apiv3_key,
         notify_url=notify_url,
+        other_appids=other_appids,
     )
 
 
@@ -363,22 +376,68 @@ class WeChatPayClient:
     # ---------------------------------------------------------------- operations
 
     def jsapi_prepay(
-        self, out_trade_no: str, description: str, amount_fen: int, openid: str
+        self, out_trade_no: str, description: str, amount_fen: int, openid: str,
+        appid: str | None = None,
     ) -> dict[str, str]:
         """Create a JSAPI order; return the mini-program's ``wx.requestPayment`` params.
 
+        ``openid`` is the payer's, as WeChat gave it for ``appid`` (the
+        mini-program's or the official account's; default the config's).
         Returns ``{appId, timeStamp, nonceStr, package, signType, paySign, prepay_id}``.
         Calling again with the same ``out_trade_no`` and parameters is safe: the
         gateway answers with the existing prepay_id.
         """
-        _check_out_trade_no(out_trade_no)
-        _check_fen("amount_fen", amount_fen)
         if not openid:
             raise ValueError("openid is required for a JSAPI payment")
+        appid = appid or self.config.appid
+        payload = self._order(out_trade_no, description, amount_fen, appid)
+        payload["payer"] = {"openid": openid}
+        answer = self._request("POST", "/v3/pay/transactions/jsapi", payload)
+        prepay_id = answer.get("prepay_id")
+        if not isinstance(prepay_id, str) or not prepay_id:
+            raise WeChatPayError("INVALID_RESPONSE", "no prepay_id in the answer", 200)
+        params = self.client_pay_params(prepay_id, appid)
+        params["prepay_id"] = prepay_id
+        return params
+
+    def native_prepay(self, out_trade_no: str, description: str, amount_fen: int) -> str:
+        """Create a Native order (a desktop page shows it as a QR code): its ``code_url``.
+
+        The same ``out_trade_no`` and parameters again answer the same code_url.
+        """
+        payload = self._order(out_trade_no, description, amount_fen, self.config.appid)
+        answer = self._request("POST", "/v3/pay/transactions/native", payload)
+        code_url = answer.get("code_url")
+        if not isinstance(code_url, str) or not code_url.startswith("weixin://"):
+            raise WeChatPayError("INVALID_RESPONSE", "no code_url in the answer", 200)
+        return code_url
+
+    def h5_prepay(self, out_trade_no: str, description: str, amount_fen: int,
+                  payer_client_ip: str) -> str:
+        """Create an H5 order (a phone browser outside WeChat): its ``h5_url``.
+
+        The gateway wants the payer's address (scene_info), as the hall saw it.
+        """
+        if not payer_client_ip:
+            raise ValueError("payer_client_ip is required for an H5 payment")
+        payload = self._order(out_trade_no, description, amount_fen, self.config.appid)
+        payload["scene_info"] = {"payer_client_ip": payer_client_ip,
+                                 "h5_info": {"type": "Wap"}}
+        answer = self._request("POST", "/v3/pay/transactions/h5", payload)
+        h5_url = answer.get("h5_url")
+        if not isinstance(h5_url, str) or not h5_url.startswith(("https://", "http://")):
+            raise WeChatPayError("INVALID_RESPONSE", "no h5_url in the answer", 200)
+        return h5_url
+
+    def _order(self, out_trade_no: str, description: str, amount_fen: int,
+               appid: str) -> dict[str, Any]:
+        """The fields every scene's prepay sends."""
+        _check_out_trade_no(out_trade_no)
+        _check_fen("amount_fen", amount_fen)
         if not self.config.notify_url:
             raise WeChatPayConfigError("NOT_CONFIGURED", "WECHAT_NOTIFY_URL is not set")
-        payload = {
-            "appid": self.config.appid,
+        return {
+            "appid": appid,
             "mchid": self.config.mchid,
             # The gateway caps description at 127 characters; a long lot title
             # must not make the payment fail.
@@ -386,24 +445,17 @@ class WeChatPayClient:
             "out_trade_no": out_trade_no,
             "notify_url": self.config.notify_url,
             "amount": {"total": amount_fen, "currency": "CNY"},
-            "payer": {"openid": openid},
         }
-        answer = self._request("POST", "/v3/pay/transactions/jsapi", payload)
-        prepay_id = answer.get("prepay_id")
-        if not isinstance(prepay_id, str) or not prepay_id:
-            raise WeChatPayError("INVALID_RESPONSE", "no prepay_id in the answer", 200)
-        params = self.client_pay_params(prepay_id)
-        params["prepay_id"] = prepay_id
-        return params
 
-    def client_pay_params(self, prepay_id: str) -> dict[str, str]:
+    def client_pay_params(self, prepay_id: str, appid: str | None = None) -> dict[str, str]:
         """Sign the parameters the mini-program passes to ``wx.requestPayment``."""
+        appid = appid or self.config.appid
         ts = str(int(time.time()))
         nonce = nonce_str()
         package = f"prepay_id={prepay_id}"
-        pay_sign = sign(self.config.private_key, self.config.appid, ts, nonce, package)
+        pay_sign = sign(self.config.private_key, appid, ts, nonce, package)
         return {
-            "appId": self.config.appid,
+            "appId": appid,
             "timeStamp": ts,
             "nonceStr": nonce,
             "package": package,
@@ -624,7 +676,7 @@ def parse_notification(
     # still not ours to apply.
     if transaction.get("mchid", config.mchid) != config.mchid:
         raise InvalidNotification("notification for another mchid")
-    if transaction.get("appid", config.appid) != config.appid:
+    if transaction.get("appid", config.appid) not in (config.appid, *config.other_appids):
         raise InvalidNotification("notification for another appid")
 
     return {

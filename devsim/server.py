@@ -46,11 +46,12 @@ class ResetHandler(ControlHandler):
         self.send(200, {"ok": True})
 
 
-def gateway_app(gw: Any, routes: list[tuple[str, type]]) -> tornado.web.Application:
-    """A simulator's application: its routes, then /sim/reset; every handler gets `gw`."""
-    args = {"gw": gw}
-    return tornado.web.Application([(path, handler, args) for path, handler in
-                                    routes + [(r"/sim/reset", ResetHandler)]])
+def gateway_app(gw: Any, routes: list[tuple]) -> tornado.web.Application:
+    """A simulator's application: its routes (path, handler[, more arguments]),
+    then /sim/reset; every handler gets `gw`."""
+    return tornado.web.Application([
+        (route[0], route[1], {"gw": gw, **(route[2] if len(route) > 2 else {})})
+        for route in routes + [(r"/sim/reset", ResetHandler)]])
 
 
 def run_forever(app: tornado.web.Application, port: int, host: str, banner: str) -> None:

@@ -15,11 +15,27 @@ Import:  handle = start_simulator(0, keys_dir); handle.url; handle.stop()
 
 Gateway endpoints:
   POST /v3/pay/transactions/jsapi                 -> {"prepay_id"}; a closed order:
-                                                   400 ORDER_CLOSED, a paid one ORDERPAID
+                                                   400 ORDER_CLOSED, a paid one ORDERPAID;
+                                                   an openid this simulator never issued
+                                                   for that appid: 400 PARAM_ERROR
+  POST /v3/pay/transactions/native                -> {"code_url": "weixin://wxpay/..."}
+  POST /v3/pay/transactions/h5 {scene_info}       -> {"h5_url"}: the simulator's cashier page
   GET  /v3/pay/transactions/out-trade-no/{no}?mchid=
   POST /v3/pay/transactions/out-trade-no/{no}/close  {mchid} -> 204; a paid order: ORDERPAID
   POST /v3/refund/domestic/refunds                idempotent by out_refund_no
+WeChat login (api.weixin.qq.com, open.weixin.qq.com), apps from `apps`:
+  GET  /sns/jscode2session?appid&secret&js_code  -> {openid, session_key, unionid}
+                                                   or {errcode: 40029} (bad or used code)
+  GET  /connect/oauth2/authorize?appid&redirect_uri&scope=snsapi_base&state
+                                                 -> 302 redirect_uri?code=&state= (silent)
+  GET  /sns/oauth2/access_token?appid&secret&code -> {access_token, openid, scope, ...}
 Test controls (no auth):
+  POST /sim/wx/login {appid?, user?}              a wx.login code for WeChat user `user`
+                                                   (a name the test picks for one person;
+                                                   the openids are the simulator's)
+  POST /sim/pay {code_url}                        scanning a Native QR code and paying it
+  GET|POST /sim/h5/{prepay_id}                    the H5 cashier page; POST pays, then
+                                                   redirects to `redirect_url`
   POST /sim/pay {out_trade_no, deliver?=true,     mark paid (a closed order: 400 ORDER_CLOSED),
                  after_close?=false}               POST the notification,
                                                    answer {status, body, notification_id}
@@ -48,6 +64,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import tornado.escape
 import tornado.httpclient
 import tornado.httpserver
 import tornado.httputil
@@ -59,7 +76,11 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from devsim.server import ControlHandler, ThreadedServer, gateway_app, run_forever
-from auction.wechatpay import DEV_MCHID, dev_keys
+from auction.wechatpay import DEV_APPID, DEV_MCHID, dev_keys
+
+# The app secret the dev apps have here (settings.DEV_WECHAT_APP_SECRET: the
+# hall's dev default, refused in production).
+DEV_APP_SECRET = "dev-wechat-app-secret"
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 CST = timezone(timedelta(hours=8))  # the gateway reports times in Beijing time
@@ -83,9 +104,12 @@ def _is_fen(v: Any) -> bool:
 class Gateway:
     """Gateway state and keys: the platform private key, the merchant public key."""
 
-    def __init__(self, keys_dir: Path | str, mchid: str = DEV_MCHID) -> None:
+    def __init__(self, keys_dir: Path | str, mchid: str = DEV_MCHID,
+                 apps: dict[str, str] | None = None) -> None:
         k = dev_keys(keys_dir)
         self.mchid = mchid
+        # appid -> app secret of the WeChat apps whose users log in here.
+        self.apps = dict(apps or {DEV_APPID: DEV_APP_SECRET})
         self.platform_key = serialization.load_pem_private_key(k.platform_private_pem, None)
         self.platform_serial = k.platform_serial
         self.merchant_public = serialization.load_pem_public_key(k.merchant_public_pem)
@@ -97,6 +121,63 @@ class Gateway:
         self.orders: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.faults: list[tuple[int, str]] = []
+        # (appid, person) -> openid; a person's unionid is the same in every app.
+        self.openids: dict[tuple[str, str], str] = {}
+        self.unionids: dict[str, str] = {}
+        self.codes: dict[str, tuple[str, str, float]] = {}  # code -> appid, person, expiry
+        self.session_keys: list[str] = []  # every session_key handed out
+
+    # ---------------------------------------------------------------- identity
+
+    def issue_code(self, appid: str, person: str) -> str:
+        """A one-time login code (wx.login, or the OAuth redirect), 5 minutes."""
+        code = "0" + _nonce(31)
+        self.codes[code] = (appid, person, time.time() + 300)
+        return code
+
+    def redeem(self, appid: str, code: str) -> tuple[str, str] | None:
+        """The (openid, unionid) a code stands for, once; None if bad or used."""
+        entry = self.codes.pop(code, None)
+        if entry is None or entry[0] != appid or entry[2] < time.time():
+            return None
+        person = entry[1]
+        openid = self.openids.setdefault((appid, person), "o" + _nonce(27))
+        return openid, self.unionids.setdefault(person, "u" + _nonce(27))
+
+    def knows(self, appid: str, openid: str) -> bool:
+        return openid in {o for (a, _), o in self.openids.items() if a == appid}
+
+    def find(self, b: dict) -> dict | None:
+        """An order by out_trade_no, or by the code_url a payer scanned."""
+        if b.get("code_url"):
+            return next((o for o in self.orders.values()
+                         if o.get("code_url") == b["code_url"]), None)
+        return self.orders.get(b.get("out_trade_no", ""))
+
+    async def pay(self, order: dict, deliver: bool = True) -> dict[str, Any]:
+        """The payer pays: the order is SUCCESS and its notification is POSTed."""
+        if order["trade_state"] in ("NOTPAY", "CLOSED"):
+            order.update(
+                trade_state="SUCCESS",
+                transaction_id="4200" + "".join(secrets.choice(string.digits) for _ in range(24)),
+                success_time=_now_rfc3339(),
+                # Kept on the order: WeChat re-delivers with the same id.
+                notification_id=str(uuid.uuid4()),
+            )
+        result: dict[str, Any] = {"notification_id": order["notification_id"], "status": None,
+                                  "body": None}
+        if deliver:
+            body, headers = self.notification(order)
+            try:
+                resp = await tornado.httpclient.AsyncHTTPClient().fetch(
+                    order["notify_url"], method="POST", body=body, headers=headers,
+                    request_timeout=10, raise_error=False,
+                )
+                result.update(status=resp.code, body=(resp.body or b"").decode("utf-8", "replace"))
+            except Exception as exc:  # noqa: BLE001 - unreachable notify_url is a result
+                result.update(status=599, body=str(exc))
+        result["order"] = self.transaction(order)
+        return result
 
     def sign(self, message: bytes) -> str:
         sig = self.platform_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
@@ -145,13 +226,14 @@ class Gateway:
             "appid": order["appid"],
             "mchid": order["mchid"],
             "out_trade_no": order["out_trade_no"],
-            "trade_type": "JSAPI",
+            "trade_type": order.get("trade_type", "JSAPI"),
             "trade_state": order["trade_state"],
             "trade_state_desc": {"NOTPAY": "未支付", "SUCCESS": "支付成功", "REFUND": "转入退款", "CLOSED": "已关闭"}[
                 order["trade_state"]
             ],
             "attach": "",
-            "payer": {"openid": order["openid"]},
+            # A Native or H5 payer is known to WeChat only once they pay.
+            "payer": {"openid": order["openid"] or f"o{order['out_trade_no'][-27:]:0>27}"},
             "amount": {"total": order["total"], "currency": "CNY"},
         }
         if order["transaction_id"]:
@@ -227,7 +309,13 @@ class V3Handler(tornado.web.RequestHandler):
                    {"code": "SYSTEM_ERROR", "message": "simulated gateway error"})
 
 
-class JsapiHandler(V3Handler):
+class PrepayHandler(V3Handler):
+    """POST /v3/pay/transactions/{jsapi,native,h5}: one order, one scene."""
+
+    def initialize(self, gw: Gateway, trade_type: str = "JSAPI") -> None:
+        self.gw = gw
+        self.trade_type = trade_type
+
     def post(self) -> None:
         b = self.body_json()
         if b is None:
@@ -244,17 +332,25 @@ class JsapiHandler(V3Handler):
             or not b["notify_url"].startswith(("http://", "https://")) else
             "amount.total" if not isinstance(amount, dict) or not _is_fen(amount.get("total")) else
             "amount.currency" if amount.get("currency", "CNY") != "CNY" else
-            "payer.openid" if not isinstance(payer, dict) or not isinstance(payer.get("openid"), str)
-            or not payer["openid"] else
+            "payer.openid" if self.trade_type == "JSAPI" and (
+                not isinstance(payer, dict) or not isinstance(payer.get("openid"), str)
+                or not payer["openid"]) else
+            "scene_info.payer_client_ip" if self.trade_type == "H5" and (
+                not isinstance(b.get("scene_info"), dict)
+                or not b["scene_info"].get("payer_client_ip")) else
             None
         )
         if problem:
             return self.fail(400, "PARAM_ERROR", f"invalid {problem}")
+        if self.trade_type == "JSAPI" and not self.gw.knows(b["appid"], payer["openid"]):
+            # As WeChat: an openid is only ever one app's, and only WeChat issues it.
+            return self.fail(400, "PARAM_ERROR", "appid和openid不匹配 (openid unknown for this appid)")
         no = b["out_trade_no"]
         order = {
             "appid": b["appid"], "mchid": b["mchid"], "out_trade_no": no,
             "description": b["description"], "notify_url": b["notify_url"],
-            "total": amount["total"], "openid": payer["openid"],
+            "total": amount["total"], "trade_type": self.trade_type,
+            "openid": payer["openid"] if self.trade_type == "JSAPI" else None,
         }
         old = self.gw.orders.get(no)
         if old is not None:
@@ -266,14 +362,25 @@ class JsapiHandler(V3Handler):
                 return self.fail(400, "ORDERPAID", "order already paid")
             if any(old[k] != v for k, v in order.items()):
                 return self.fail(400, "INVALID_REQUEST", "out_trade_no reused with other parameters")
-            return self.reply(200, {"prepay_id": old["prepay_id"]})
+            return self.reply(200, self.answer(old))
         order.update(
             prepay_id=f"wx{time.strftime('%d%H%M%S')}{secrets.token_hex(13)}",
             trade_state="NOTPAY", transaction_id=None, success_time=None,
             notification_id=None, refunded=0, created_ms=int(time.time() * 1000),
         )
+        if self.trade_type == "NATIVE":
+            order["code_url"] = f"weixin://wxpay/bizpayurl?pr={_nonce(12)}"
         self.gw.orders[no] = order
-        self.reply(200, {"prepay_id": order["prepay_id"]})
+        self.reply(200, self.answer(order))
+
+    def answer(self, order: dict) -> dict:
+        if self.trade_type == "NATIVE":
+            return {"code_url": order["code_url"]}
+        if self.trade_type == "H5":
+            # The real h5_url is WeChat's cashier; here the simulator's own page.
+            base = f"{self.request.protocol}://{self.request.host}"
+            return {"h5_url": f"{base}/sim/h5/{order['prepay_id']}?package={_nonce(10)}"}
+        return {"prepay_id": order["prepay_id"]}
 
 
 class QueryHandler(V3Handler):
@@ -363,32 +470,116 @@ class RefundHandler(V3Handler):
 class SimPayHandler(ControlHandler):
     async def post(self) -> None:
         b = self.body_json()
-        order = self.gw.orders.get(b.get("out_trade_no", ""))
+        order = self.gw.find(b)
         if order is None:
             return self.send(404, {"code": "ORDER_NOT_EXIST", "message": "no such order"})
         if order["trade_state"] == "CLOSED" and not b.get("after_close"):
             return self.send(400, {"code": "ORDER_CLOSED", "message": "the order was closed"})
-        if order["trade_state"] in ("NOTPAY", "CLOSED"):
-            order.update(
-                trade_state="SUCCESS",
-                transaction_id="4200" + "".join(secrets.choice(string.digits) for _ in range(24)),
-                success_time=_now_rfc3339(),
-                # Kept on the order: WeChat re-delivers with the same id.
-                notification_id=str(uuid.uuid4()),
-            )
-        result: dict[str, Any] = {"notification_id": order["notification_id"], "status": None, "body": None}
-        if b.get("deliver", True):
-            body, headers = self.gw.notification(order)
-            try:
-                resp = await tornado.httpclient.AsyncHTTPClient().fetch(
-                    order["notify_url"], method="POST", body=body, headers=headers,
-                    request_timeout=10, raise_error=False,
-                )
-                result.update(status=resp.code, body=(resp.body or b"").decode("utf-8", "replace"))
-            except Exception as exc:  # noqa: BLE001 - unreachable notify_url is a result
-                result.update(status=599, body=str(exc))
-        result["order"] = self.gw.transaction(order)
-        self.send(200, result)
+        self.send(200, await self.gw.pay(order, b.get("deliver", True)))
+
+
+class SimH5Handler(ControlHandler):
+    """The H5 cashier a phone browser is sent to (WeChat's, simulated): it
+    shows the amount; paying it delivers the notification and goes back to
+    the merchant's redirect_url."""
+
+    def order(self, prepay_id: str) -> dict:
+        order = next((o for o in self.gw.orders.values() if o["prepay_id"] == prepay_id
+                      and o.get("trade_type") == "H5"), None)
+        if order is None:
+            raise tornado.web.HTTPError(404)
+        return order
+
+    def get(self, prepay_id: str) -> None:
+        order = self.order(prepay_id)
+        back = self.get_query_argument("redirect_url", "")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width'><title>微信支付</title></head>"
+            f"<body><main><h1>微信支付 (simulator)</h1><p>{tornado.escape.xhtml_escape(order['description'])}</p>"
+            f"<p id='amount'>¥{order['total'] / 100:.2f}</p><p>{order['trade_state']}</p>"
+            f"<form method='post'><input type='hidden' name='redirect_url' "
+            f"value='{tornado.escape.xhtml_escape(back)}'>"
+            "<button type='submit'>确认支付</button></form></main></body></html>")
+
+    async def post(self, prepay_id: str) -> None:
+        order = self.order(prepay_id)
+        if order["trade_state"] == "CLOSED":
+            return self.send(400, {"code": "ORDER_CLOSED", "message": "the order was closed"})
+        await self.gw.pay(order)
+        back = self.get_body_argument("redirect_url", "")
+        if back.startswith(("http://", "https://")):
+            return self.redirect(back)
+        self.send(200, {"order": self.gw.transaction(order)})
+
+
+class SimLoginHandler(ControlHandler):
+    """POST /sim/wx/login: what wx.login does on a phone, a code for this person."""
+
+    def post(self) -> None:
+        b = self.body_json()
+        appid = b.get("appid") or next(iter(self.gw.apps))
+        if appid not in self.gw.apps:
+            return self.send(400, {"code": "PARAM_ERROR", "message": "unknown appid"})
+        person = str(b.get("user") or uuid.uuid4().hex)
+        self.send(200, {"code": self.gw.issue_code(appid, person)})
+
+
+class SnsHandler(tornado.web.RequestHandler):
+    """api.weixin.qq.com's /sns answers: always HTTP 200, errors as errcode."""
+
+    def initialize(self, gw: Gateway, kind: str) -> None:
+        self.gw = gw
+        self.kind = kind
+
+    def get(self) -> None:
+        arg = self.get_query_argument
+        appid, secret = arg("appid", ""), arg("secret", "")
+        code = arg("js_code" if self.kind == "jscode2session" else "code", "")
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        if appid not in self.gw.apps:
+            return self.finish({"errcode": 40013, "errmsg": "invalid appid"})
+        if secret != self.gw.apps[appid]:
+            return self.finish({"errcode": 40125, "errmsg": "invalid appsecret"})
+        if arg("grant_type", "") != "authorization_code":
+            return self.finish({"errcode": 40002, "errmsg": "invalid grant_type"})
+        found = self.gw.redeem(appid, code)
+        if found is None:
+            return self.finish({"errcode": 40029 if self.kind == "jscode2session" else 40163,
+                                "errmsg": "invalid code"})
+        openid, unionid = found
+        if self.kind == "jscode2session":
+            session_key = base64.b64encode(secrets.token_bytes(16)).decode()
+            self.gw.session_keys.append(session_key)  # a test checks none leaks
+            return self.finish({"openid": openid, "session_key": session_key,
+                                "unionid": unionid})
+        self.finish({"access_token": _nonce(64), "expires_in": 7200,
+                     "refresh_token": _nonce(64), "openid": openid,
+                     "scope": "snsapi_base", "unionid": unionid})
+
+
+class OAuthAuthorizeHandler(tornado.web.RequestHandler):
+    """open.weixin.qq.com's OAuth page: snsapi_base is silent, straight back
+    with a code. The person is the `sim_user` query argument, else this
+    browser's (a cookie), as one phone is one WeChat user."""
+
+    def initialize(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def get(self) -> None:
+        arg = self.get_query_argument
+        appid, back = arg("appid", ""), arg("redirect_uri", "")
+        if (appid not in self.gw.apps or arg("scope", "") != "snsapi_base"
+                or arg("response_type", "") != "code"
+                or not back.startswith(("http://", "https://"))):
+            self.set_status(400)
+            return self.finish("invalid OAuth request (appid, scope, response_type, redirect_uri)")
+        person = arg("sim_user", "") or self.get_cookie("sim_wx_user") or uuid.uuid4().hex
+        self.set_cookie("sim_wx_user", person)
+        sep = "&" if "?" in back else "?"
+        self.redirect(f"{back}{sep}code={self.gw.issue_code(appid, person)}"
+                      f"&state={tornado.escape.url_escape(arg('state', ''), plus=False)}")
 
 
 class SimExpireHandler(ControlHandler):
@@ -426,7 +617,14 @@ class SimFailHandler(ControlHandler):
 
 def make_app(gw: Gateway) -> tornado.web.Application:
     return gateway_app(gw, [
-        (r"/v3/pay/transactions/jsapi", JsapiHandler),
+        (r"/v3/pay/transactions/jsapi", PrepayHandler),
+        (r"/v3/pay/transactions/native", PrepayHandler, {"trade_type": "NATIVE"}),
+        (r"/v3/pay/transactions/h5", PrepayHandler, {"trade_type": "H5"}),
+        (r"/sns/jscode2session", SnsHandler, {"kind": "jscode2session"}),
+        (r"/sns/oauth2/access_token", SnsHandler, {"kind": "oauth"}),
+        (r"/connect/oauth2/authorize", OAuthAuthorizeHandler),
+        (r"/sim/wx/login", SimLoginHandler),
+        (r"/sim/h5/([0-9A-Za-z]+)", SimH5Handler),
         (r"/v3/pay/transactions/out-trade-no/([^/]+)/close", CloseHandler),
         (r"/v3/pay/transactions/out-trade-no/([^/]+)", QueryHandler),
         (r"/v3/refund/domestic/refunds", RefundHandler),
@@ -448,10 +646,12 @@ class SimulatorHandle(ThreadedServer):
 
 def start_simulator(
     port: int = 0, keys_dir: Path | str = "var/wechat", host: str = "127.0.0.1",
-    mchid: str = DEV_MCHID,
+    mchid: str = DEV_MCHID, apps: dict[str, str] | None = None,
 ) -> SimulatorHandle:
-    """Start the simulator in a background thread; ``port=0`` picks a free port."""
-    return SimulatorHandle(Gateway(keys_dir, mchid), port, host)
+    """Start the simulator in a background thread; ``port=0`` picks a free port.
+    ``apps``: appid -> secret of the WeChat apps whose users log in (default
+    the dev app)."""
+    return SimulatorHandle(Gateway(keys_dir, mchid, apps), port, host)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -460,9 +660,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--keys", default="var/wechat", help="dev key directory (created once)")
     p.add_argument("--mchid", default=DEV_MCHID)
+    p.add_argument("--app", action="append", default=[], metavar="APPID:SECRET",
+                   help="a WeChat app whose users log in (default the dev app)")
     a = p.parse_args(argv)
+    apps = dict(x.split(":", 1) for x in a.app if ":" in x) or None
 
-    run_forever(make_app(Gateway(a.keys, a.mchid)), a.port, a.host,
+    run_forever(make_app(Gateway(a.keys, a.mchid, apps)), a.port, a.host,
                 f"WeChat Pay simulator on http://{a.host}:{a.port} (keys in {a.keys})")
 
 

@@ -16,6 +16,11 @@ MONEY0 = {**MONEY, "minimum": 0}
 MS = {"type": "integer", "minimum": 0, "maximum": 2**53, "description": "epoch milliseconds"}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
 LONG_TEXT = {"type": "string", "maxLength": 10000}
+SCENE = {"enum": ["jsapi", "native", "h5"],
+         "description": "WeChat Pay scene (method wechat): default jsapi, which needs a bound openid"}
+WECHAT_APP = {"enum": ["miniprogram", "official_account"]}
+WX_CODE = {"type": "string", "pattern": "^[0-9A-Za-z_\\-]{8,128}$",
+           "description": "the code from wx.login (or the OAuth redirect)"}
 LADDER = {"type": "array", "minItems": 1, "maxItems": 20, "items": {
     "type": "array", "minItems": 2, "maxItems": 2,
     "prefixItems": [{"type": ["integer", "null"]}, MONEY]}}
@@ -36,9 +41,15 @@ BODIES: dict[tuple[str, str], dict] = {
                                          ref={"type": "string", "minLength": 1, "maxLength": 64}),
     ("post", "/api/lots/{id}/deposit"): obj(["scope", "method"],
                                             scope={"enum": ["session", "lot"]},
-                                            method={"enum": ["balance", "wechat"]}),
+                                            method={"enum": ["balance", "wechat"]},
+                                            scene=SCENE, wechat_app=WECHAT_APP),
     ("post", "/api/orders/{id}/pay"): obj(["method"], method={"enum": ["balance", "wechat"]},
-                                          coupon_id={"type": "integer", "minimum": 1}),
+                                          coupon_id={"type": "integer", "minimum": 1},
+                                          scene=SCENE, wechat_app=WECHAT_APP),
+    ("post", "/api/auth/wechat"): obj(["code"], code=WX_CODE),
+    ("post", "/api/me/wechat"): obj(["code"], code=WX_CODE, app=WECHAT_APP),
+    ("post", "/api/auth/wechat/ticket"): obj(["ticket"], ticket={"type": "string", "minLength": 1,
+                                                                 "maxLength": 64}),
     ("post", "/api/admin/sessions"): obj(["title", "deposit_amount"], title=TEXT,
                                          description=LONG_TEXT, deposit_amount=MONEY0,
                                          starts_at_ms=MS, stagger_s={"type": "integer",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
 import settings
 from hall.handlers import audit, coupons, exports, images, jobs, people, watch
+from hall.handlers import wechat
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -15,6 +16,11 @@ handlers = [
     (r"/api/auth/register", auth.RegisterHandler),
     (r"/api/auth/login", auth.LoginHandler),
     (r"/api/auth/logout", auth.LogoutHandler),
+    (r"/api/auth/wechat", wechat.WeChatLoginHandler),
+    (r"/api/auth/wechat/oauth", wechat.WeChatOAuthHandler),
+    (r"/api/auth/wechat/oauth/callback", wechat.WeChatOAuthCallbackHandler),
+    (r"/api/auth/wechat/ticket", wechat.WeChatTicketHandler),
+    (r"/api/me/wechat", wechat.MyWeChatHandler),
     (r"/api/me", auth.MeHandler),
     (r"/api/me/orders", orders.MyOrdersHandler),
     (r"/api/me/deposits", orders.MyDepositsHandler),

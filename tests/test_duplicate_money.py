@@ -18,6 +18,7 @@ import time
 from conftest import Api
 from test_bidlog import _until
 from test_money import (
+    bind_wechat,
     _sim_order,
     balance,
     check_money,
@@ -76,6 +77,7 @@ async def test_deposit_paid_by_balance_then_the_wechat_trade_paid_is_refunded_on
     is closed), and the payment already under way at WeChat goes through."""
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, deposit=20_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=50_000)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     opened = await hall.pay_deposit(api, sock, lot["id"], method="wechat")
     assert opened["result"]["status"] == "awaiting_payment", opened
     no = opened["result"]["out_trade_no"]
@@ -130,6 +132,7 @@ async def test_deposit_paid_by_balance_then_the_wechat_trade_paid_is_refunded_on
 async def test_a_second_trade_paid_for_an_order_is_refunded_once(stack, hall, wechat_sim):
     """Two WeChat attempts for one order, both paid: the second goes back."""
     api, user, sock, order = await won_order(stack, hall, price=4_000, lot_deposit=500)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     before = await balance(api)
     trades = []
     for _ in range(2):
@@ -170,6 +173,7 @@ async def test_a_closed_trade_is_paid_again_with_a_fresh_trade_number(stack, hal
     old one stays closed, and its money, should it still arrive, goes back."""
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=6_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     opened = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="wechat")
     old = opened["result"]["out_trade_no"]
     expired = await Api(wechat_sim.url).post("/sim/expire", {"out_trade_no": old})
@@ -213,6 +217,7 @@ async def test_a_refund_the_gateway_does_not_answer_is_sent_by_the_money_sweep(
     the money sweep re-queues it, and once the gateway answers it is refunded,
     once."""
     api, user, sock, order = await won_order(stack, hall, price=3_000, lot_deposit=500)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     trades = []
     for _ in range(2):
         answer = await api.post(f"/api/orders/{order['id']}/pay", {"method": "wechat"})

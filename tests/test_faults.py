@@ -22,7 +22,7 @@ import uuid
 
 
 from conftest import Proc
-from test_money import check_money, db_rows, hammer, user_with_socket
+from test_money import bind_wechat, check_money, db_rows, hammer, user_with_socket
 from workerctl import RECOVERY_S, consumers, until
 
 
@@ -241,6 +241,7 @@ async def test_a_wechat_payment_whose_notification_never_comes_is_settled_from_a
     from conftest import Api
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=3_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     opened = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="wechat")
     assert opened["state"] == "SUCCESS" and opened["result"]["status"] == "awaiting_payment"
     no = opened["result"]["out_trade_no"]

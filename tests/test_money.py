@@ -84,9 +84,21 @@ async def user_with_socket(stack, hall, balance_fen: int = 1_000_000) -> tuple[A
     return api, user, sock
 
 
+async def bind_wechat(sim, api: Api) -> dict:
+    """Bind the user's WeChat account the way the mini-program does: wx.login's
+    code (from the simulator, for this one person) to POST /api/me/wechat; the
+    openid is the simulator's, never one a test makes up. Binding again is fine."""
+    me = await api.get("/api/me")
+    code = (await Api(sim.url).post("/sim/wx/login", {"user": f"hall-user-{me['id']}"}))["code"]
+    answer = await api.post("/api/me/wechat", {"code": code})
+    assert answer["bound"]["miniprogram"] is True, answer
+    return answer
+
+
 async def wechat_deposit(hall, sim, api: Api, sock: Socket, lot_id: int, scope: str) -> dict:
     """Pay a deposit by WeChat Pay: prepay task, the payer pays at the gateway,
     the signed notification reaches the hall, the worker puts it in force."""
+    await bind_wechat(sim, api)  # JSAPI (the default scene) pays with a real openid
     done = await hall.pay_deposit(api, sock, lot_id, scope=scope, method="wechat")
     assert done["state"] == "SUCCESS", done
     result = done["result"]
@@ -146,6 +158,7 @@ async def test_insufficient_balance_changes_nothing(stack, hall):
 async def test_wechat_deposit_end_to_end(stack, hall, wechat_sim):
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, deposit=20_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     result = await wechat_deposit(hall, wechat_sim, api, sock, lot["id"], "session")
     no = result["out_trade_no"]
     assert result["amount"] == 20_000
@@ -197,6 +210,7 @@ async def test_wechat_deposit_end_to_end(stack, hall, wechat_sim):
 async def test_wechat_amount_mismatch_changes_nothing(stack, hall, wechat_sim):
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=7_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     done = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="wechat")
     assert done["state"] == "SUCCESS" and done["result"]["status"] == "awaiting_payment"
     no = done["result"]["out_trade_no"]
@@ -241,6 +255,7 @@ async def test_an_open_wechat_deposit_can_be_paid_by_balance_instead(stack, hall
     """The bidder opens WeChat Pay, leaves it, and pays from the balance."""
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, deposit=20_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=15_000)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     opened = await hall.pay_deposit(api, sock, lot["id"], method="wechat")
     assert opened["result"]["status"] == "awaiting_payment", opened
     no = opened["result"]["out_trade_no"]
@@ -276,6 +291,7 @@ async def test_balance_payment_after_an_unnotified_wechat_payment_keeps_the_wech
     """Paid at the gateway, notification not here yet: the WeChat money counts."""
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, deposit=20_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=50_000)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     opened = await hall.pay_deposit(api, sock, lot["id"], method="wechat")
     no = opened["result"]["out_trade_no"]
     paid = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "deliver": False})
@@ -491,6 +507,7 @@ async def won_order_for(stack, hall, api: Api, sock: Socket, user: dict,
 
 async def test_order_pay_by_wechat_with_coupon(stack, hall, wechat_sim):
     api, user, sock, order = await won_order(stack, hall, price=20_000, lot_deposit=1_000)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     before = await balance(api)
     coupon = add_coupon(stack, user["id"], "fixed", 3_000, min_spend=20_000)
     answer = await api.post(f"/api/orders/{order['id']}/pay", {"method": "wechat",
@@ -569,6 +586,7 @@ async def test_unpaid_order_is_forfeited(stack, hall):
 async def test_wechat_deposit_paid_after_the_lot_settled_is_refunded(stack, hall, wechat_sim):
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=6_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     done = await hall.pay_deposit(api, sock, lot["id"], scope="lot", method="wechat")
     no = done["result"]["out_trade_no"]
     watcher = await Socket.connect(stack.ws_url)
@@ -595,6 +613,7 @@ async def test_wechat_deposit_paid_after_the_lot_settled_is_refunded(stack, hall
 
 async def test_wechat_payment_for_an_order_already_paid_alerts_operators(stack, hall, wechat_sim):
     api, user, sock, order = await won_order(stack, hall, price=4_000, lot_deposit=500)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     answer = await api.post(f"/api/orders/{order['id']}/pay", {"method": "wechat"})
     prepay = await task_result(sock, answer["task_id"])
     assert prepay["result"]["status"] == "awaiting_payment"
@@ -635,6 +654,7 @@ async def run_task_twice(stack, name: str, kwargs: dict) -> list:
 async def test_redelivered_money_tasks_move_money_once(stack, hall, wechat_sim):
     _, (l1, l2) = await hall.live_lots(2, ends_in_s=3600, lot_deposit=3_000)
     api, user, sock = await user_with_socket(stack, hall, balance_fen=100_000)
+    await bind_wechat(wechat_sim, api)  # JSAPI pays with a real openid
     first, second = await run_task_twice(stack, "workers.tasks.deposits.pay_deposit", {
         "user_id": user["id"], "lot_id": l1["id"], "scope": "lot", "method": "balance"})
     assert first["status"] == second["status"] == "paid"

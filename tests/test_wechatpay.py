@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from devsim.wechatpay import start_simulator  # noqa: E402
+from devsim.wechatpay import DEV_APP_SECRET, start_simulator  # noqa: E402
+from auction.wechatlogin import (  # noqa: E402
+    MINIPROGRAM, WeChatApp, WeChatLoginError, code2session, oauth_exchange)
 from auction.wechatpay import (  # noqa: E402
+    DEV_APPID,
     InvalidNotification,
     WeChatPayClient,
     WeChatPayConfig,
@@ -95,6 +98,14 @@ def client(config: WeChatPayConfig) -> WeChatPayClient:
     return WeChatPayClient(config)
 
 
+@pytest.fixture(scope="module")
+def openid(sim) -> str:
+    """A WeChat user's openid for the dev app, as WeChat hands it out: a
+    wx.login code from the simulator, exchanged through jscode2session."""
+    code = requests.post(f"{sim.url}/sim/wx/login", json={"user": "buyer"}, timeout=10).json()["code"]
+    return code2session(sim.url, WeChatApp(MINIPROGRAM, DEV_APPID, DEV_APP_SECRET), code).openid
+
+
 def trade_no() -> str:
     return "T" + uuid.uuid4().hex[:20]
 
@@ -105,10 +116,10 @@ def pay(sim, out_trade_no: str, deliver: bool = True) -> dict:
     return r.json()
 
 
-def paid_notification(sim, client, notify) -> tuple[dict[str, str], bytes, str]:
+def paid_notification(sim, client, notify, openid) -> tuple[dict[str, str], bytes, str]:
     """Create and pay an order; return the captured (headers, body) and its out_trade_no."""
     no = trade_no()
-    client.jsapi_prepay(no, "Lot 7 deposit", 150000, "openid-buyer")
+    client.jsapi_prepay(no, "Lot 7 deposit", 150000, openid)
     result = pay(sim, no)
     assert result["status"] == 204
     headers, body = notify.deliveries[-1]
@@ -118,9 +129,9 @@ def paid_notification(sim, client, notify) -> tuple[dict[str, str], bytes, str]:
 # ---------------------------------------------------------------- prepay
 
 
-def test_prepay_returns_client_params_signed_by_merchant(sim, client, config, keys_dir):
+def test_prepay_returns_client_params_signed_by_merchant(sim, client, config, keys_dir, openid):
     no = trade_no()
-    params = client.jsapi_prepay(no, "Lot 7 deposit 保证金", 150000, "openid-buyer")
+    params = client.jsapi_prepay(no, "Lot 7 deposit 保证金", 150000, openid)
 
     assert set(params) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign", "prepay_id"}
     assert params["appId"] == config.appid
@@ -136,34 +147,34 @@ def test_prepay_returns_client_params_signed_by_merchant(sim, client, config, ke
     # The gateway stored the real v3 order.
     orders = {o["out_trade_no"]: o for o in requests.get(f"{sim.url}/sim/orders", timeout=10).json()["orders"]}
     order = orders[no]
-    assert order["total"] == 150000 and order["openid"] == "openid-buyer"
+    assert order["total"] == 150000 and order["openid"] == openid
     assert order["notify_url"] == config.notify_url and order["mchid"] == config.mchid
     assert order["prepay_id"] == params["prepay_id"]
 
     # Same order again is idempotent on the gateway: same prepay_id.
-    assert client.jsapi_prepay(no, "Lot 7 deposit 保证金", 150000, "openid-buyer")["prepay_id"] == params["prepay_id"]
+    assert client.jsapi_prepay(no, "Lot 7 deposit 保证金", 150000, openid)["prepay_id"] == params["prepay_id"]
 
 
-def test_request_signed_with_wrong_key_gets_sign_error(config):
+def test_request_signed_with_wrong_key_gets_sign_error(config, openid):
     wrong_private, _ = generate_keypair()
     bad = WeChatPayClient(dataclasses.replace(config, private_key=wrong_private))
     with pytest.raises(WeChatPayError) as err:
-        bad.jsapi_prepay(trade_no(), "x", 100, "openid-buyer")
+        bad.jsapi_prepay(trade_no(), "x", 100, openid)
     assert err.value.code == "SIGN_ERROR" and err.value.status == 401
     assert not isinstance(err.value, WeChatPayUnavailable)
 
 
-def test_response_signed_with_unknown_platform_key_is_rejected(config):
+def test_response_signed_with_unknown_platform_key_is_rejected(config, openid):
     _, other_public = generate_keypair()
     fooled = WeChatPayClient(dataclasses.replace(config, platform_public_key=other_public))
     with pytest.raises(WeChatPayError) as err:
-        fooled.jsapi_prepay(trade_no(), "x", 100, "openid-buyer")
+        fooled.jsapi_prepay(trade_no(), "x", 100, openid)
     assert err.value.code == "INVALID_RESPONSE_SIGNATURE"
 
 
-def test_query_order_before_and_after_payment(sim, client):
+def test_query_order_before_and_after_payment(sim, client, openid):
     no = trade_no()
-    client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+    client.jsapi_prepay(no, "Lot 9", 5000, openid)
     assert client.query_order(no)["trade_state"] == "NOTPAY"
     pay(sim, no, deliver=False)
     order = client.query_order(no)
@@ -175,15 +186,15 @@ def test_query_order_before_and_after_payment(sim, client):
     assert (err.value.code, err.value.status) == ("ORDER_NOT_EXIST", 404)
 
 
-def test_close_order_stops_payment_and_a_paid_order_cannot_be_closed(sim, client):
+def test_close_order_stops_payment_and_a_paid_order_cannot_be_closed(sim, client, openid):
     no = trade_no()
-    client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+    client.jsapi_prepay(no, "Lot 9", 5000, openid)
     client.close_order(no)  # 204, signed by the platform like every answer
     client.close_order(no)  # closing twice is fine
     assert client.query_order(no)["trade_state"] == "CLOSED"
 
     paid = trade_no()
-    client.jsapi_prepay(paid, "Lot 9", 5000, "openid-buyer")
+    client.jsapi_prepay(paid, "Lot 9", 5000, openid)
     pay(sim, paid, deliver=False)
     with pytest.raises(WeChatPayError) as err:
         client.close_order(paid)
@@ -191,15 +202,15 @@ def test_close_order_stops_payment_and_a_paid_order_cannot_be_closed(sim, client
     assert client.query_order(paid)["trade_state"] == "SUCCESS"
 
 
-def test_a_closed_order_is_never_prepaid_again_but_a_payment_under_way_may_land(sim, client):
+def test_a_closed_order_is_never_prepaid_again_but_a_payment_under_way_may_land(sim, client, openid):
     no = trade_no()
-    client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+    client.jsapi_prepay(no, "Lot 9", 5000, openid)
     expired = requests.post(f"{sim.url}/sim/expire", json={"out_trade_no": no}, timeout=10)
     assert expired.status_code == 200 and expired.json()["order"]["trade_state"] == "CLOSED"
     assert client.query_order(no)["trade_state"] == "CLOSED"
     # As the real gateway: a closed order is paid with a new number, never again.
     with pytest.raises(WeChatPayError) as err:
-        client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+        client.jsapi_prepay(no, "Lot 9", 5000, openid)
     assert (err.value.code, err.value.status) == ("ORDER_CLOSED", 400)
     r = requests.post(f"{sim.url}/sim/pay", json={"out_trade_no": no, "deliver": False}, timeout=10)
     assert r.status_code == 400 and r.json()["code"] == "ORDER_CLOSED"
@@ -208,29 +219,29 @@ def test_a_closed_order_is_never_prepaid_again_but_a_payment_under_way_may_land(
                                                   "after_close": True}, timeout=10)
     assert r.status_code == 200 and r.json()["order"]["trade_state"] == "SUCCESS"
     with pytest.raises(WeChatPayError) as err:
-        client.jsapi_prepay(no, "Lot 9", 5000, "openid-buyer")
+        client.jsapi_prepay(no, "Lot 9", 5000, openid)
     assert err.value.code == "ORDERPAID"
     assert client.refund(no, "RP" + no, 5000, 5000)["amount"]["refund"] == 5000
 
 
-def test_injected_faults_can_be_cleared(sim, client):
+def test_injected_faults_can_be_cleared(sim, client, openid):
     requests.post(f"{sim.url}/sim/fail", json={"status": 500, "count": 50}, timeout=10)
     with pytest.raises(WeChatPayUnavailable):
         client.query_order(trade_no())
     cleared = requests.post(f"{sim.url}/sim/fail", json={"clear": True}, timeout=10)
     assert cleared.json() == {"pending_faults": 0}
     no = trade_no()
-    assert client.jsapi_prepay(no, "x", 100, "openid-buyer")["prepay_id"]
+    assert client.jsapi_prepay(no, "x", 100, openid)["prepay_id"]
 
 
-def test_gateway_5xx_and_network_errors_are_retryable(sim, client, config):
+def test_gateway_5xx_and_network_errors_are_retryable(sim, client, config, openid):
     requests.post(f"{sim.url}/sim/fail", json={"status": 500}, timeout=10).raise_for_status()
     no = trade_no()
     with pytest.raises(WeChatPayUnavailable) as err:
-        client.jsapi_prepay(no, "x", 100, "openid-buyer")
+        client.jsapi_prepay(no, "x", 100, openid)
     assert err.value.status == 500 and err.value.code == "SYSTEM_ERROR"
     # The retry with the same ids goes through.
-    assert client.jsapi_prepay(no, "x", 100, "openid-buyer")["prepay_id"]
+    assert client.jsapi_prepay(no, "x", 100, openid)["prepay_id"]
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -243,8 +254,8 @@ def test_gateway_5xx_and_network_errors_are_retryable(sim, client, config):
 # ---------------------------------------------------------------- notifications
 
 
-def test_notification_from_gateway_parses(sim, client, config, notify):
-    headers, body, no = paid_notification(sim, client, notify)
+def test_notification_from_gateway_parses(sim, client, config, notify, openid):
+    headers, body, no = paid_notification(sim, client, notify, openid)
     envelope = json.loads(body)
     assert envelope["event_type"] == "TRANSACTION.SUCCESS"
     assert envelope["resource_type"] == "encrypt-resource"
@@ -255,7 +266,7 @@ def test_notification_from_gateway_parses(sim, client, config, notify):
     assert tx["trade_state"] == "SUCCESS"
     assert tx["amount"]["total"] == 150000
     assert tx["transaction_id"].startswith("4200")
-    assert tx["payer"]["openid"] == "openid-buyer"
+    assert tx["payer"]["openid"] == openid
     # Envelope fields the caller needs for replay protection.
     assert tx["id"] == envelope["id"]
     assert tx["nonce"] == headers["Wechatpay-Nonce"]
@@ -270,8 +281,8 @@ def test_notification_from_gateway_parses(sim, client, config, notify):
     assert parse_notification(config, *notify.deliveries[-1])["id"] == envelope["id"]
 
 
-def test_tampered_body_is_rejected(sim, client, config, notify):
-    headers, body, _ = paid_notification(sim, client, notify)
+def test_tampered_body_is_rejected(sim, client, config, notify, openid):
+    headers, body, _ = paid_notification(sim, client, notify, openid)
     envelope = json.loads(body)
     envelope["summary"] = "paid twice"
     with pytest.raises(InvalidNotification, match="signature"):
@@ -280,8 +291,8 @@ def test_tampered_body_is_rejected(sim, client, config, notify):
         parse_notification(config, headers, body + b" ")
 
 
-def test_wrong_signature_is_rejected(sim, client, config, notify):
-    headers, body, _ = paid_notification(sim, client, notify)
+def test_wrong_signature_is_rejected(sim, client, config, notify, openid):
+    headers, body, _ = paid_notification(sim, client, notify, openid)
     # A forger with some other RSA key signs the exact message.
     forger = load_private_key(generate_keypair()[0])
     forged = sign(forger, headers["Wechatpay-Timestamp"], headers["Wechatpay-Nonce"], body)
@@ -293,15 +304,15 @@ def test_wrong_signature_is_rejected(sim, client, config, notify):
         parse_notification(config, no_sig, body)
 
 
-def test_wrong_serial_is_rejected(sim, client, config, notify):
-    headers, body, _ = paid_notification(sim, client, notify)
+def test_wrong_serial_is_rejected(sim, client, config, notify, openid):
+    headers, body, _ = paid_notification(sim, client, notify, openid)
     _, other_public = generate_keypair()
     with pytest.raises(InvalidNotification, match="Serial"):
         parse_notification(config, {**headers, "Wechatpay-Serial": key_serial(other_public)}, body)
 
 
-def test_stale_or_future_timestamp_is_rejected(sim, client, config, notify):
-    headers, body, _ = paid_notification(sim, client, notify)
+def test_stale_or_future_timestamp_is_rejected(sim, client, config, notify, openid):
+    headers, body, _ = paid_notification(sim, client, notify, openid)
     ts = int(headers["Wechatpay-Timestamp"])
     assert parse_notification(config, headers, body, now_s=ts + 300)["id"]  # edge still fine
     with pytest.raises(InvalidNotification, match="Timestamp"):
@@ -312,15 +323,15 @@ def test_stale_or_future_timestamp_is_rejected(sim, client, config, notify):
         parse_notification(config, headers, body, now_s=ts + 61, max_skew_s=60)
 
 
-def test_wrong_apiv3_key_is_rejected(sim, client, config, notify):
-    headers, body, _ = paid_notification(sim, client, notify)
+def test_wrong_apiv3_key_is_rejected(sim, client, config, notify, openid):
+    headers, body, _ = paid_notification(sim, client, notify, openid)
     other = dataclasses.replace(config, apiv3_key="0123456789abcdef0123456789abcdef")
     with pytest.raises(InvalidNotification, match="APIv3"):
         parse_notification(other, headers, body)
 
 
-def test_notification_for_another_merchant_is_rejected(sim, client, config, notify):
-    headers, body, _ = paid_notification(sim, client, notify)
+def test_notification_for_another_merchant_is_rejected(sim, client, config, notify, openid):
+    headers, body, _ = paid_notification(sim, client, notify, openid)
     with pytest.raises(InvalidNotification, match="mchid"):
         parse_notification(dataclasses.replace(config, mchid="1900000999"), headers, body)
 
@@ -328,9 +339,9 @@ def test_notification_for_another_merchant_is_rejected(sim, client, config, noti
 # ---------------------------------------------------------------- refunds
 
 
-def test_refund_is_idempotent_by_out_refund_no(sim, client):
+def test_refund_is_idempotent_by_out_refund_no(sim, client, openid):
     no = trade_no()
-    client.jsapi_prepay(no, "Lot 3 deposit", 10000, "openid-buyer")
+    client.jsapi_prepay(no, "Lot 3 deposit", 10000, openid)
     pay(sim, no, deliver=False)
 
     refund_no = "R" + no
@@ -352,9 +363,9 @@ def test_refund_is_idempotent_by_out_refund_no(sim, client):
     assert client.refund(no, "R3" + no[:20], 7000, 10000)["amount"]["refund"] == 7000
 
 
-def test_refund_above_paid_amount_is_refused(sim, client):
+def test_refund_above_paid_amount_is_refused(sim, client, openid):
     no = trade_no()
-    client.jsapi_prepay(no, "Lot 4 deposit", 10000, "openid-buyer")
+    client.jsapi_prepay(no, "Lot 4 deposit", 10000, openid)
     pay(sim, no, deliver=False)
     with pytest.raises(WeChatPayError) as err:
         client.refund(no, "R" + no, 10001, 10000)
@@ -364,9 +375,9 @@ def test_refund_above_paid_amount_is_refused(sim, client):
     assert not [r for r in refunds if r["out_trade_no"] == no]
 
 
-def test_refund_of_unpaid_order_is_refused(client):
+def test_refund_of_unpaid_order_is_refused(client, openid):
     no = trade_no()
-    client.jsapi_prepay(no, "Lot 5 deposit", 10000, "openid-buyer")
+    client.jsapi_prepay(no, "Lot 5 deposit", 10000, openid)
     with pytest.raises(WeChatPayError) as err:
         client.refund(no, "R" + no, 100, 10000)
     assert err.value.status == 400
@@ -388,3 +399,77 @@ def test_errors_survive_celery_style_rebuild():
     err = WeChatPayUnavailable("SYSTEM_ERROR", "busy", 503)
     rebuilt = type(err)(*err.args)
     assert (rebuilt.code, rebuilt.message, rebuilt.status) == ("SYSTEM_ERROR", "busy", 503)
+
+
+# ---------------------------------------------------------------- scenes and login
+
+
+def test_jsapi_refuses_an_openid_wechat_never_issued(client):
+    with pytest.raises(WeChatPayError) as exc:
+        client.jsapi_prepay(trade_no(), "Lot 1", 100, "openid-made-up")
+    assert exc.value.code == "PARAM_ERROR" and exc.value.status == 400
+
+
+def test_native_prepay_gives_a_code_url_the_payer_scans(sim, client, config, notify):
+    no = trade_no()
+    code_url = client.native_prepay(no, "Lot 2 保证金", 2500)
+    assert code_url.startswith("weixin://wxpay/bizpayurl?pr=")
+    assert client.native_prepay(no, "Lot 2 保证金", 2500) == code_url  # the same order again
+    r = requests.post(f"{sim.url}/sim/pay", json={"code_url": code_url}, timeout=10)
+    assert r.status_code == 200 and r.json()["status"] == 204
+    headers, body = notify.deliveries[-1]
+    tx = parse_notification(config, headers, body)
+    assert tx["out_trade_no"] == no and tx["trade_type"] == "NATIVE"
+    assert tx["trade_state"] == "SUCCESS" and tx["amount"]["total"] == 2500
+
+
+def test_h5_prepay_sends_the_phone_to_a_cashier_that_pays_and_comes_back(sim, client, config,
+                                                                         notify):
+    no = trade_no()
+    h5_url = client.h5_prepay(no, "Lot 3 保证金", 3000, "203.0.113.9")
+    page = requests.get(h5_url + "&redirect_url=https%3A%2F%2Fshop.example%2Fback", timeout=10)
+    assert page.status_code == 200 and "¥30.00" in page.text
+    paid = requests.post(h5_url.split("?")[0], data={"redirect_url": "https://shop.example/back"},
+                         allow_redirects=False, timeout=10)
+    assert paid.status_code == 302 and paid.headers["Location"] == "https://shop.example/back"
+    tx = parse_notification(config, *notify.deliveries[-1])
+    assert tx["out_trade_no"] == no and tx["trade_type"] == "H5"
+    with pytest.raises(ValueError):
+        client.h5_prepay(trade_no(), "x", 100, "")
+
+
+def test_a_trade_number_belongs_to_one_scene(client, openid):
+    no = trade_no()
+    client.native_prepay(no, "Lot 4", 100)
+    with pytest.raises(WeChatPayError) as exc:
+        client.jsapi_prepay(no, "Lot 4", 100, openid)
+    assert exc.value.code == "INVALID_REQUEST"
+
+
+def test_jscode2session_codes_are_single_use_and_keep_session_key_out(sim):
+    app = WeChatApp(MINIPROGRAM, DEV_APPID, DEV_APP_SECRET)
+    code = requests.post(f"{sim.url}/sim/wx/login", json={"user": "p1"}, timeout=10).json()["code"]
+    first = code2session(sim.url, app, code)
+    assert first.openid and first.unionid
+    assert "session_key" not in repr(first)  # dropped, never carried further
+    with pytest.raises(WeChatLoginError) as exc:
+        code2session(sim.url, app, code)  # used
+    assert exc.value.code == "invalid_code"
+    again = requests.post(f"{sim.url}/sim/wx/login", json={"user": "p1"}, timeout=10).json()["code"]
+    assert code2session(sim.url, app, again).openid == first.openid  # one person, one openid
+    wrong = WeChatApp(MINIPROGRAM, DEV_APPID, "not-the-secret")
+    fresh = requests.post(f"{sim.url}/sim/wx/login", json={}, timeout=10).json()["code"]
+    with pytest.raises(WeChatLoginError) as exc:
+        code2session(sim.url, wrong, fresh)
+    assert exc.value.code == "unavailable"  # our misconfiguration, not the user's code
+
+
+def test_oauth_snsapi_base_redirects_back_with_a_code_for_the_browsers_person(sim):
+    app = WeChatApp("official_account", DEV_APPID, DEV_APP_SECRET)
+    r = requests.get(f"{sim.url}/connect/oauth2/authorize", params={
+        "appid": DEV_APPID, "redirect_uri": "https://hall.example/cb", "response_type": "code",
+        "scope": "snsapi_base", "state": "s1", "sim_user": "p2"}, allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and r.headers["Location"].startswith("https://hall.example/cb?code=")
+    code = r.headers["Location"].split("code=")[1].split("&")[0]
+    assert r.headers["Location"].endswith("&state=s1")
+    assert oauth_exchange(sim.url, app, code).openid

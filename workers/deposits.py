@@ -55,7 +55,10 @@ def _already(scope: str) -> Refused:
     return Refused("already_paid", f"a {scope} deposit is already in force")
 
 
-def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str) -> dict:
+def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str,
+                scene: str | None = None, client_ip: str | None = None,
+                app: str | None = None) -> dict:
+    """Pay a deposit; WeChat in `scene` (jsapi by default; workers/gateway.py)."""
     lot = Lot.get_or_none(Lot.id == lot_id)
     if lot is None:
         raise Refused("not_found", "no such lot")
@@ -71,8 +74,10 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
             return {"status": "paid", "deposit": existing.public()}
         if existing.status == "pending" and method == "wechat":
             # Paying again while a WeChat payment is open: the same payment
-            # (or a fresh trade when the gateway has closed that one).
-            return _prepay_again(existing, session, task_id)
+            # (or a fresh trade when the gateway has closed that one, or for
+            # another scene).
+            return _prepay_again(existing, session, task_id,
+                                 gateway.payer(user_id, scene, client_ip, app))
         if existing.status == "pending":
             # The bidder opened WeChat Pay, left it, and pays by balance now.
             return _switch_to_balance(existing, lot.id, amount, task_id)
@@ -84,7 +89,8 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
     if method == "wechat":
         if amount <= 0:
             raise Refused("invalid", f"this {scope} has no deposit to pay by WeChat Pay")
-        return _start_wechat(user_id, lot, session, scope, key, amount, task_id)
+        who = gateway.payer(user_id, scene, client_ip, app)  # refused before writing
+        return _start_wechat(who, lot, session, scope, key, amount, task_id)
     # One transaction: a refusal (insufficient balance) rolls everything back.
     try:
         with write_transaction():
@@ -100,13 +106,16 @@ def pay_deposit(user_id: int, lot_id: int, scope: str, method: str, task_id: str
 
 
 def _lost_race(user_id: int, lot_id: int, scope: str, method: str, task_id: str,
-               key: str) -> dict:
+               key: str, who: gateway.Payer | None = None) -> dict:
     """Another run created this scope's deposit first. If it was a copy of this
     same task (redelivered, or submitted again by the hall's outbox, running at
     the same moment), its answer is this one's; anyone else's is already_paid."""
     existing = Deposit.get_or_none(Deposit.scope_key == key)
     if existing is not None and existing.task_id == task_id:
-        return pay_deposit(user_id, lot_id, scope, method, task_id)
+        if who is None:
+            return pay_deposit(user_id, lot_id, scope, method, task_id)
+        return pay_deposit(user_id, lot_id, scope, method, task_id, who.scene, who.client_ip,
+                           who.app)
     raise _already(scope)
 
 
@@ -156,9 +165,10 @@ def _switch_to_balance(deposit: Deposit, lot_id: int, amount: int, task_id: str)
     return {"status": "paid", "deposit": deposit.public(), "balance": balance}
 
 
-def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, key: str,
-                  amount: int, task_id: str) -> dict:
+def _start_wechat(who: gateway.Payer, lot: Lot, session: AuctionSession, scope: str,
+                  key: str, amount: int, task_id: str) -> dict:
     gateway.wechat_client()  # configured, or refused with nothing written
+    user_id = who.user_id
     out_trade_no = gateway.trade_no(gateway.DEPOSIT, task_id)
     try:
         with write_transaction():
@@ -167,10 +177,10 @@ def _start_wechat(user_id: int, lot: Lot, session: AuctionSession, scope: str, k
                                      scope_key=key, amount=amount, method="wechat",
                                      status="pending", task_id=task_id, out_trade_no=out_trade_no)
             Payment.create(user=user_id, deposit=deposit.id, method="wechat", amount=amount,
-                           out_trade_no=out_trade_no)
+                           out_trade_no=out_trade_no, scene=who.scene)
     except IntegrityError:
-        return _lost_race(user_id, lot.id, scope, "wechat", task_id, key)
-    return _prepay(deposit, session)
+        return _lost_race(user_id, lot.id, scope, "wechat", task_id, key, who)
+    return _prepay(deposit, session, who)
 
 
 def _gateway_state(client: Any, no: str) -> str:
@@ -186,22 +196,36 @@ def _gateway_state(client: Any, no: str) -> str:
     return str(order.get("trade_state"))
 
 
-def _prepay_again(deposit: Deposit, session: AuctionSession, task_id: str) -> dict:
+def _prepay_again(deposit: Deposit, session: AuctionSession, task_id: str,
+                  who: gateway.Payer) -> dict:
     """WeChat again for a deposit whose WeChat trade is open: its prepay.
 
     The gateway closes a trade the payer left unpaid too long (ORDER_CLOSED):
     then our Payment row is closed too and a fresh trade number, from this
     task's id, takes its place. The old trade stays closed; should its money
-    arrive after all, it is refunded (workers/payments.py)."""
-    try:
-        return _prepay(deposit, session)
-    except WeChatPayUnavailable:
-        raise Refused("unavailable", "WeChat Pay did not answer; retry")
-    except WeChatPayError as exc:
-        if exc.code != "ORDER_CLOSED" and _gateway_state(
-                gateway.wechat_client(), deposit.out_trade_no) != "CLOSED":
-            raise
+    arrive after all, it is refunded (workers/payments.py). A trade belongs to
+    one scene at the gateway: another scene (the bidder moved from the desktop
+    to the phone) closes the open trade first and opens a fresh one the same way."""
     old, fresh = deposit.out_trade_no, gateway.trade_no(gateway.DEPOSIT, task_id)
+    opened_in = Payment.get(Payment.out_trade_no == old).scene or gateway.JSAPI
+    if opened_in == who.scene or fresh == old:
+        try:
+            return _prepay(deposit, session, who)
+        except WeChatPayUnavailable:
+            raise Refused("unavailable", "WeChat Pay did not answer; retry")
+        except WeChatPayError as exc:
+            if exc.code != "ORDER_CLOSED" and _gateway_state(
+                    gateway.wechat_client(), old) != "CLOSED":
+                raise
+    else:
+        client = gateway.wechat_client()
+        try:
+            client.close_order(old)
+        except WeChatPayUnavailable:
+            raise Refused("unavailable", "WeChat Pay did not answer; retry")
+        except WeChatPayError:
+            if _gateway_state(client, old) != "CLOSED":
+                raise Refused("conflict", "the open WeChat payment could not be closed; retry")
     if fresh == old:
         # The task that opened this trade, redelivered after the gateway closed
         # it: its number is spent; the bidder asks again (a new task, a new number).
@@ -217,19 +241,19 @@ def _prepay_again(deposit: Deposit, session: AuctionSession, task_id: str) -> di
                 raise _already(deposit.scope)
             raise Refused("conflict", "this deposit changed meanwhile; look again")
         Payment.create(user=deposit.user_id, deposit=deposit.id, method="wechat",
-                       amount=deposit.amount, out_trade_no=fresh)
-    logger.info("deposit %s: WeChat trade %s closed at the gateway, paying with %s",
-                deposit.id, old, fresh)
-    return _prepay(Deposit.get_by_id(deposit.id), session)
+                       amount=deposit.amount, out_trade_no=fresh, scene=who.scene)
+    logger.info("deposit %s: WeChat trade %s closed at the gateway, paying with %s (%s)",
+                deposit.id, old, fresh, who.scene)
+    return _prepay(Deposit.get_by_id(deposit.id), session, who)
 
 
-def _prepay(deposit: Deposit, session: AuctionSession) -> dict:
-    """The JSAPI prepay for a pending WeChat deposit (the same every time)."""
-    prepay = gateway.wechat_client().jsapi_prepay(
-        deposit.out_trade_no, f"保证金 {session.title}"[:100], deposit.amount,
-        openid=f"openid-{deposit.user_id}")
+def _prepay(deposit: Deposit, session: AuctionSession, who: gateway.Payer) -> dict:
+    """The prepay of a pending WeChat deposit in the payer's scene (the same
+    every time for one trade)."""
+    answer = gateway.prepay(gateway.wechat_client(), who, deposit.out_trade_no,
+                            f"保证金 {session.title}"[:100], deposit.amount)
     return {"status": "awaiting_payment", "out_trade_no": deposit.out_trade_no,
-            "amount": deposit.amount, "prepay": prepay}
+            "amount": deposit.amount, **answer}
 
 
 def wechat_paid(payment: Payment, transaction_id: str) -> dict:

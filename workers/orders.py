@@ -74,7 +74,9 @@ def _use_coupon(coupon: Coupon | None, order: Order, now: int) -> None:
 
 
 def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
-              task_id: str) -> dict:
+              task_id: str, scene: str | None = None, client_ip: str | None = None,
+              app: str | None = None) -> dict:
+    """Pay a won lot; WeChat in `scene` (jsapi by default; workers/gateway.py)."""
     order = Order.get_or_none(Order.id == order_id)
     if order is not None and order.user_id == user_id and order.status == "paid":
         same = _paid_by_task(order_id, task_id)
@@ -82,7 +84,8 @@ def pay_order(user_id: int, order_id: int, method: str, coupon_id: int | None,
             return same
     _check_order(order, user_id)
     if method == "wechat":
-        return _start_wechat(user_id, order, coupon_id, task_id)
+        return _start_wechat(user_id, order, coupon_id, task_id,
+                             gateway.payer(user_id, scene, client_ip, app))
     try:
         return _pay_by_balance(user_id, order_id, coupon_id, task_id)
     except Refused as exc:
@@ -129,7 +132,8 @@ def _announce(user_id: int, order_id: int) -> None:
     publish.to_user(user_id, {"type": "order", "order": Order.get_by_id(order_id).public()})
 
 
-def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: str) -> dict:
+def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: str,
+                  who: gateway.Payer) -> dict:
     client = gateway.wechat_client()  # configured, or refused with nothing written
     out_trade_no = gateway.trade_no(gateway.ORDER, task_id)
     existing = Payment.get_or_none(Payment.out_trade_no == out_trade_no)
@@ -146,16 +150,16 @@ def _start_wechat(user_id: int, order: Order, coupon_id: int | None, task_id: st
                     _use_coupon(coupon, order, now)  # reserved for this order
                     Order.update(coupon=coupon.id).where(Order.id == order.id).execute()
                 existing = Payment.create(user=user_id, order=order.id, method="wechat",
-                                          amount=to_pay, out_trade_no=out_trade_no)
+                                          amount=to_pay, out_trade_no=out_trade_no,
+                                          scene=who.scene)
         except _FreeOrder:
             # Nothing left to pay after the coupon: no gateway involved.
             return pay_order(user_id, order.id, "balance", coupon_id, task_id)
         except IntegrityError:
             existing = Payment.get(Payment.out_trade_no == out_trade_no)
-    prepay = client.jsapi_prepay(
-        out_trade_no, f"拍品订单 {order.id}", existing.amount, openid=f"openid-{user_id}")
+    answer = gateway.prepay(client, who, out_trade_no, f"拍品订单 {order.id}", existing.amount)
     return {"status": "awaiting_payment", "out_trade_no": out_trade_no,
-            "amount": existing.amount, "prepay": prepay}
+            "amount": existing.amount, **answer}
 
 
 class _FreeOrder(Exception):

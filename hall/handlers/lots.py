@@ -7,6 +7,7 @@ from auction import keys, snapshot, tasknames, wire
 from hall.bidding import place_bid, read_bid
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
+from hall.handlers.wechat import wechat_scene
 from hall.tasks import submit
 from hall.validate import choice, positive_id
 from models import Bid, User
@@ -138,5 +139,6 @@ class DepositHandler(BaseHandler):
             raise ApiError("already_paid", f"a {paid} deposit is already in force")
         task_id = await submit(self.application, tasknames.PAY_DEPOSIT, user.id,
                                "deposit", {"user_id": user.id, "lot_id": snap["id"],
-                                           "scope": scope, "method": method})
+                                           "scope": scope, "method": method,
+                                           **await wechat_scene(self, data, method, user.id)})
         self.send({"task_id": task_id}, 202)

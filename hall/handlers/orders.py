@@ -5,6 +5,7 @@ from auction import tasknames
 from auction.coupons import coupon_problem
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
+from hall.handlers.wechat import wechat_scene
 from hall.tasks import submit
 from hall.validate import choice, integer, positive_id
 from models import Coupon, Deposit, LedgerEntry, Order, Refund, now_ms
@@ -66,5 +67,7 @@ class OrderPayHandler(BaseHandler):
                 raise ApiError(*problem)
         task_id = await submit(self.application, tasknames.PAY_ORDER, user.id,
                                "order_payment", {"user_id": user.id, "order_id": oid,
-                                                 "method": method, "coupon_id": coupon_id})
+                                                 "method": method, "coupon_id": coupon_id,
+                                                 **await wechat_scene(self, data, method,
+                                                                      user.id)})
         self.send({"task_id": task_id}, 202)

@@ -20,8 +20,11 @@ class WeChatPaidTask(OwnedTask):
 
 
 @app.task(name=tasknames.PAY_DEPOSIT, base=DepositTask, bind=True)
-def pay_deposit(self, user_id: int, lot_id: int, scope: str, method: str) -> dict:
-    return deposits.pay_deposit(user_id, lot_id, scope, method, self.request.id)
+def pay_deposit(self, user_id: int, lot_id: int, scope: str, method: str,
+                scene: str | None = None, client_ip: str | None = None,
+                app: str | None = None) -> dict:
+    return deposits.pay_deposit(user_id, lot_id, scope, method, self.request.id, scene,
+                                client_ip, app)
 
 
 # Retried while the gateway does not answer: a payment of a closed trade is

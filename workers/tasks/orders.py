@@ -14,5 +14,8 @@ class OrderTask(OwnedTask):
 
 
 @app.task(name=tasknames.PAY_ORDER, base=OrderTask, bind=True)
-def pay_order(self, user_id: int, order_id: int, method: str, coupon_id: int | None = None) -> dict:
-    return orders.pay_order(user_id, order_id, method, coupon_id, self.request.id)
+def pay_order(self, user_id: int, order_id: int, method: str, coupon_id: int | None = None,
+              scene: str | None = None, client_ip: str | None = None,
+              app: str | None = None) -> dict:
+    return orders.pay_order(user_id, order_id, method, coupon_id, self.request.id, scene,
+                            client_ip, app)
