@@ -40,4 +40,21 @@ function render() {
     mode === "login" ? t("no_account") : t("have_account"));
   app.replaceChildren(el("h1", {}, t(mode)), form, toggle);
 }
-render();
+// Back from the official account's OAuth (inside WeChat): trade the one-time
+// ticket for a token (hall/handlers/wechat.py), then go on. Else the form, with
+// "log in with WeChat" inside WeChat's browser.
+const ticket = new URLSearchParams(location.search).get("wechat_ticket");
+if (ticket) {
+  app.replaceChildren(el("p", { class: "notice", testid: "wechat-login-wait", role: "status" }, t("wechat_logging_in")));
+  api("POST", "/api/auth/wechat/ticket", { ticket }).then((r) => {
+    setToken(r.token);
+    localStorage.setItem("user", JSON.stringify(r.user));
+    location.replace(next());
+  }, () => { render(); app.prepend(el("p", { class: "notice err", role: "alert", testid: "wechat-login-error" }, t("err_wechat_ticket"))); });
+} else {
+  render();
+  if (/MicroMessenger/i.test(navigator.userAgent)) {
+    app.append(el("p", {}, el("a", { class: "button primary", testid: "wechat-login",
+      href: `/api/auth/wechat/oauth?next=${encodeURIComponent(next())}` }, t("wechat_login"))));
+  }
+}

@@ -2,6 +2,7 @@
 import { t, api, token, money, fmtTime, statusText, el, header, errText, loginUrl, uuid } from "./common.js";
 import { applyI18n } from "./i18n.js";
 import { gallery } from "./gallery.js";
+import { wechatScene, wechatPayBox, oauthUrl } from "./wxpay.js";
 
 const lotId = Number(location.pathname.split("/").filter(Boolean).pop());
 const app = document.getElementById("app");
@@ -433,7 +434,7 @@ function renderDeposit(info) {
   const opts = info.options.map((o, i) => el("label", { class: "row" },
     el("input", { type: "radio", name: "dep-scope", value: o.scope, checked: i === 0, style: "width:auto", testid: `deposit-scope-${o.scope}` }),
     `${t(`deposit_scope_${o.scope}`)} ${money(o.amount)}`));
-  const method = el("select", { testid: "deposit-method" },
+  const method = el("select", { testid: "deposit-method", id: "deposit-method" },
     ...info.methods.map((m) => el("option", { value: m }, t(`method_${m}`))));
   const btn = el("button", { class: "primary", type: "button", testid: "deposit-pay" }, t("pay"));
   btn.addEventListener("click", async () => {
@@ -441,7 +442,9 @@ function renderDeposit(info) {
     btn.disabled = true;
     depMsg(t("paying"));
     try {
-      const r = await api("POST", `/api/lots/${lotId}/deposit`, { scope, method: method.value });
+      const pay = { scope, method: method.value };
+      if (method.value === "wechat") pay.scene = wechatScene();  // desktop native, phone h5, WeChat jsapi
+      const r = await api("POST", `/api/lots/${lotId}/deposit`, pay);
       S.depositTask = r.task_id;
       S.depositScope = scope;
       if (S.earlyTasks.has(r.task_id)) onTask(S.earlyTasks.get(r.task_id));
@@ -452,11 +455,13 @@ function renderDeposit(info) {
       $("deposit-message").dataset.code = e.code;
       btn.disabled = false;
       if (e.code === "already_paid") loadDeposit();
+      // Inside WeChat with no openid bound: the official account's OAuth binds it.
+      if (e.code === "conflict" && method.value === "wechat" && wechatScene() === "jsapi") location.href = oauthUrl();
     }
   });
   body.replaceChildren(
     el("p", { class: "muted" }, `${t("balance")}: `, el("span", { testid: "deposit-balance" }, money(info.balance))),
-    ...opts, el("label", {}, t("method")), method, el("div", { style: "margin-top:8px" }, btn));
+    ...opts, el("label", { for: "deposit-method" }, t("method")), method, el("div", { style: "margin-top:8px" }, btn));
 }
 
 async function pollTask(id) {
@@ -470,8 +475,12 @@ function onTask(m) {
   S.depositTask = null;
   if (m.state === "SUCCESS") {
     if (m.result && m.result.status === "awaiting_payment") {
-      depMsg(t("deposit_wechat"));
+      depMsg(t("wechat_open"));
       $("deposit-message").dataset.state = "awaiting_payment";
+      const old = document.querySelector("[data-testid=wechat-pay]");
+      if (old) old.remove();
+      $("deposit-body").append(wechatPayBox(m.result));
+      watchPayment();
     } else {
       depMsg(t("deposit_ok"), "ok");
       renderDeposit({ paid: true, paid_scope: (m.result && m.result.scope) || S.depositScope || "" });
@@ -481,6 +490,19 @@ function onTask(m) {
     depMsg(errText(typeof err === "object" ? err : { code: String(err) }), "err");
     loadDeposit();
   }
+}
+
+// While a WeChat payment is open: the `deposit` push says when it is paid;
+// asking now and then covers a socket that was away at that moment.
+function watchPayment() {
+  clearInterval(S.payWatch);
+  S.payWatch = setInterval(async () => {
+    if (S.depositPaid || !document.querySelector("[data-testid=wechat-pay]")) { clearInterval(S.payWatch); return; }
+    try {
+      const info = await api("GET", `/api/lots/${lotId}/deposit`);
+      if (info.paid) { renderDeposit(info); depMsg(t("deposit_ok"), "ok"); }
+    } catch (_) { /* the next look */ }
+  }, 5000);
 }
 
 async function loadDeposit() {
