@@ -51,7 +51,7 @@ class Stack:
             # A dead worker's tasks come back within seconds (workers/leases.py).
             "HALL_VISIBILITY_TIMEOUT_S": "6",
             "HALL_LEASE_RENEW_S": "1",
-            "HALL_OUTBOX_LOOK_S": "5",
+            "HALL_OUTBOX_LOOK_S": "10",
             "HALL_PAYMENT_CHECK_AFTER_S": "3",
             "HALL_BID_RATE_PER_S": "100000",
             "HALL_LOGIN_RATE_PER_MIN": "100000",
