@@ -67,3 +67,34 @@ async def test_native_qr_turns_to_paid_and_h5_completes(stack, hall, wechat_sim)
         await shot(page, "wechat-h5-paid-phone")
         await ctx.close()
         await browser.close()
+
+
+async def test_an_order_paid_by_wechat_from_my_page(stack, hall, wechat_sim):
+    """/me on a desktop: "Pay with WeChat" shows the QR code for what is due; the
+    simulator pays the scanned code and the order turns to paid."""
+    from test_money import won_order
+    api, user, sock, order = await won_order(stack, hall, price=6_600, lot_deposit=600,
+                                             balance_fen=600)  # the deposit, nothing more
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = await browser.new_context(**DESKTOP)
+        await log_in(ctx, stack.base, api.token, "en")
+        page = await ctx.new_page()
+        await page.goto(f"{stack.base}/me")
+        row = page.locator(f"[data-testid=order-row][data-id='{order['id']}']")
+        await expect(row.get_by_test_id("order-status")).to_contain_text("Unpaid")
+        await row.get_by_test_id("order-pay-wechat").click()
+        qr = row.get_by_test_id("wechat-qr")
+        await expect(qr).to_be_visible()
+        await expect(row.get_by_test_id("wechat-pay")).to_contain_text("¥60.00")  # the due
+        await check_a11y(page, "order native QR")
+        await shot(page, "wechat-order-qr-desktop")
+        paid = await Api(wechat_sim.url).post("/sim/pay", {"code_url": await qr.get_attribute("data-code-url")})
+        assert paid["status"] == 200
+        await expect(row.get_by_test_id("order-status")).to_contain_text("Paid", timeout=30_000)
+        await expect(row.get_by_test_id("wechat-qr")).to_have_count(0)
+        await ctx.close()
+        await browser.close()
+    (mine,) = [o for o in (await api.get("/api/me/orders"))["orders"] if o["id"] == order["id"]]
+    assert mine["status"] == "paid"
+    await sock.close()

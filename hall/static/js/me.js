@@ -1,6 +1,7 @@
-// 我的: balance, orders (pay with balance, optionally with a coupon), coupons,
-// deposits and the ledger.
+// 我的: balance, orders (pay with balance or WeChat Pay, optionally with a
+// coupon), coupons, deposits and the ledger.
 import { t, api, token, money, fmtTime, el, header, errText, loginUrl } from "./common.js";
+import { wechatScene, wechatPayBox, oauthUrl } from "./wxpay.js";
 
 const app = document.getElementById("app");
 header(() => location.reload());
@@ -29,32 +30,63 @@ function couponsFor(order, coupons) {
   return coupons.filter((c) => c.usable && (order.amount + (order.premium || 0)) >= c.min_spend);
 }
 
-async function payOrder(order, btn, msg, select) {
-  btn.disabled = true;
-  if (select) select.disabled = true;
+const pause = (ms) => new Promise((res) => setTimeout(res, ms));
+
+// Follow a task until it finishes: its final state (or null after 30 s).
+async function taskResult(taskId) {
+  for (let i = 0; i < 60; i++) {
+    const task = await api("GET", `/api/tasks/${taskId}`);
+    if (task.state === "SUCCESS" || task.state === "FAILURE") return task;
+    await pause(500);
+  }
+  return null;
+}
+
+function failureText(task) {
+  const e = task.error || {};
+  return errText(typeof e === "object" ? e : { code: String(e) });
+}
+
+// method: "balance" or "wechat" (the scene from where the page runs: a QR
+// code on a desktop, WeChat's cashier on a phone, JSAPI inside WeChat).
+async function payOrder(order, buttons, msg, select, method) {
+  const lock = (on) => { buttons.forEach((b) => { b.disabled = on; }); if (select) select.disabled = on; };
+  lock(true);
   msg.textContent = t("paying");
   try {
-    const body = { method: "balance" };
+    const body = { method };
+    if (method === "wechat") body.scene = wechatScene();
     if (select && select.value) body.coupon_id = Number(select.value);
     const r = await api("POST", `/api/orders/${order.id}/pay`, body);
     pendingTasks.set(r.task_id, order.id);
-    // Follow the task until it finishes, then refresh.
-    for (let i = 0; i < 60; i++) {
-      const task = await api("GET", `/api/tasks/${r.task_id}`);
-      if (task.state === "SUCCESS" || task.state === "FAILURE") {
-        if (task.state === "FAILURE") {
-          const e = task.error || {};
-          msg.textContent = errText(typeof e === "object" ? e : { code: String(e) });
-        }
-        break;
-      }
-      await new Promise((res) => setTimeout(res, 500));
+    const task = await taskResult(r.task_id);
+    if (task && task.state === "SUCCESS" && task.result && task.result.status === "awaiting_payment") {
+      msg.replaceChildren(wechatPayBox(task.result));
+      await waitUntilPaid(order.id);
+    } else if (task && task.state === "FAILURE") {
+      msg.textContent = failureText(task);
+      lock(false);
+      return;
     }
     await main();
   } catch (e) {
+    if (method === "wechat" && e.code === "conflict" && wechatScene() === "jsapi") {
+      location.href = oauthUrl();  // inside WeChat with no openid bound yet: bind it, come back
+      return;
+    }
     msg.textContent = errText(e);
-    btn.disabled = false;
-    if (select) select.disabled = false;
+    lock(false);
+  }
+}
+
+// A WeChat payment completes at the gateway: look at the order until it is paid
+// (the notification settles it within moments of the payer confirming).
+async function waitUntilPaid(orderId) {
+  for (;;) {
+    await pause(2000);
+    const { orders } = await api("GET", "/api/me/orders");
+    const o = orders.find((x) => x.id === orderId);
+    if (!o || o.status !== "unpaid") return;
   }
 }
 
@@ -80,6 +112,7 @@ async function main() {
       const msg = el("div", { class: "muted", testid: "order-message" });
       const unpaid = o.status === "unpaid";
       const btn = unpaid ? el("button", { class: "primary", type: "button", testid: "order-pay", "data-id": o.id }, t("pay_now")) : null;
+      const wxBtn = unpaid && o.due > 0 ? el("button", { type: "button", testid: "order-pay-wechat", "data-id": o.id }, t("pay_wechat")) : null;
       // A coupon picker (when one applies) and the amount actually paid.
       const usable = unpaid && o.due > 0 ? couponsFor(o, coupons) : [];
       const select = usable.length ? el("select", { testid: "order-coupon", "data-id": o.id, "aria-label": t("coupon") },
@@ -94,12 +127,14 @@ async function main() {
           toPay.textContent = `${t("to_pay")} ${money(o.due - off)}` + (off ? ` (${t("coupon_discount")} −${money(off)})` : "");
         });
       }
-      if (btn) btn.addEventListener("click", () => payOrder(o, btn, msg, select));
+      const buttons = [btn, wxBtn].filter(Boolean);
+      if (btn) btn.addEventListener("click", () => payOrder(o, buttons, msg, select, "balance"));
+      if (wxBtn) wxBtn.addEventListener("click", () => payOrder(o, buttons, msg, select, "wechat"));
       return el("tr", { testid: "order-row", "data-id": o.id, "data-status": o.status },
         el("td", {}, el("a", { href: `/lots/${o.lot_id}` }, `#${o.lot_id}`)),
         el("td", {}, money(o.amount)), el("td", {}, money(o.due), toPay),
         el("td", { testid: "order-status" }, t(`order_${o.status}`), unpaid ? el("div", { class: "muted" }, `${t("pay_by")} ${fmtTime(o.pay_by_ms)}`) : null),
-        el("td", {}, select, btn, msg,
+        el("td", {}, select, btn, wxBtn, msg,
           o.status !== "forfeited" ? el("a", { href: `/api/orders/${o.id}/confirmation.pdf`, testid: "order-confirmation", "data-id": o.id,
             onclick: (e) => { e.preventDefault(); openPdf(o.id, msg); } }, t("bo_confirmation")) : null));
     });
