@@ -111,6 +111,8 @@ def tasks_done(epoch_s: int) -> str:
 
 
 # -- the operators ----------------------------------------------------------------------------------
+JOBS_PENDING = "jobs:pending"    # list of job records (JSON) not yet in the database (auction/jobs.py)
+JOBS_FLUSH_LOCK = "jobs:flush:lock"  # one writer of a batch of them at a time
 TASKS_FAILED_TOTAL = "tasks:failed:total"  # hash: task name -> failures since the start (/metrics)
 BANNED_USERS = "users:banned"    # set of banned user ids (hall: bids and deposits refused)
 OPS_ALERTS = "ops:alerts"         # list, newest first (LPUSH), last 200 kept

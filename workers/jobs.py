@@ -1,20 +1,23 @@
 """Job records: every money or lot task run ends with one row in models.Job.
 
 Celery signals, so no task needs to know: prerun notes the start, failure and
-retry note what went wrong, postrun writes the row (one upsert per run, so a
+retry note what went wrong, postrun queues the record in Redis and, when no
+one else is at it, writes a batch of queued records to the database
+(auction/jobs.py: one transaction per batch, an upsert per task id, so a
 retry or a redelivery updates the same task's row). Failures of every task
 are also counted in Redis for /metrics. A record that cannot be written is
 logged and never fails the task it describes.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from celery import signals
 
 from auction import jobs, keys
-from models import Job, Lot, db, now_ms, write_transaction
+from models import db, now_ms
 from workers import publish
 from workers.db import bind
 
@@ -67,18 +70,27 @@ def _finished(task_id: str | None = None, task: Any = None, kwargs: dict | None 
     if row["error"]:
         row["error"] = row["error"][:300]
     try:
-        bind()
-        with db.connection_context():
-            with write_transaction():
-                if row["session_id"] is None and row["lot_id"] is not None:
-                    # Found by session too, though the task names only its lot.
-                    lot = Lot.get_or_none(Lot.id == row["lot_id"])
-                    row["session_id"] = lot.session_id if lot else None
-                updated = Job.update(**row).where(Job.task_id == task_id).execute()
-                if not updated:
-                    Job.create(task_id=task_id, **row)
-    except Exception as exc:
+        redis = publish.client()
+        redis.rpush(keys.JOBS_PENDING, json.dumps({"task_id": task_id, **row},
+                                                  separators=(",", ":"), default=str))
+        # At most one batch a FLUSH_EVERY_MS across all workers: the lock is
+        # left to expire, not released, so the writes come in batches.
+        if redis.set(keys.JOBS_FLUSH_LOCK, 1, nx=True, px=jobs.FLUSH_EVERY_MS):
+            flush(redis)
+    except Exception as exc:  # a job record never fails the task it describes
         logger.warning("could not record job %s (%s): %s", task_id, task.name, exc)
+
+
+def flush(redis: Any) -> int:
+    """Write one batch of queued records; taken off the queue only once committed."""
+    raw = redis.lrange(keys.JOBS_PENDING, 0, jobs.BATCH - 1)
+    if not raw:
+        return 0
+    bind()
+    with db.connection_context():
+        jobs.store(raw)
+    redis.ltrim(keys.JOBS_PENDING, len(raw), -1)
+    return len(raw)
 
 
 def _int(value: Any) -> int | None:

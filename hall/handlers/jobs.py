@@ -3,7 +3,7 @@
 (POST /api/admin/jobs/{task_id}/rerun)."""
 from __future__ import annotations
 
-from auction import audit, jobs
+from auction import audit, jobs, keys
 from hall.errors import ApiError
 from hall.handlers.admin import AdminHandler
 from hall.tasks import submit
@@ -13,10 +13,27 @@ STATES = ("SUCCESS", "FAILURE", "RETRY", "PENDING")
 MAX_LISTED = 500
 
 
+async def flush_pending(handler: AdminHandler) -> None:
+    """Write the records the workers queued and have not written yet (the last
+    runs before a quiet spell), so the page shows every finished run; skipped
+    while a worker is writing a batch."""
+    redis = handler.redis
+    if not await redis.set(keys.JOBS_FLUSH_LOCK, 1, nx=True, px=jobs.FLUSH_EVERY_MS):
+        return
+    try:
+        raw = await redis.lrange(keys.JOBS_PENDING, 0, jobs.BATCH - 1)
+        if raw:
+            await handler.db.run(jobs.store, raw)
+            await redis.ltrim(keys.JOBS_PENDING, len(raw), -1)
+    finally:
+        await redis.delete(keys.JOBS_FLUSH_LOCK)
+
+
 class JobsHandler(AdminHandler):
     """Money and lot tasks: `lot_id`, `session_id`, `user_id`, `state`, `kind`, newest first."""
 
     async def get(self) -> None:
+        await flush_pending(self)
         query = Job.select().order_by(Job.id.desc())
         for name, column in (("lot_id", Job.lot_id), ("session_id", Job.session_id),
                              ("user_id", Job.user_id)):
@@ -44,6 +61,7 @@ class JobRerunHandler(AdminHandler):
     """Run a failed money task again with the same arguments (it is idempotent)."""
 
     async def post(self, task_id: str) -> None:
+        await flush_pending(self)
         job = await Job.aget_or_none(Job.task_id == task_id)
         if job is None:
             raise ApiError("not_found", "no such job")
