@@ -113,6 +113,8 @@ OUTBOX_LOOK_S = float(os.environ.get("HALL_OUTBOX_LOOK_S", "30"))
 # A task retrying a transient failure (a locked or unreachable database) is
 # retried for as long as it takes; operators are alerted at this attempt.
 RETRY_ALERT_AFTER = _int("HALL_RETRY_ALERT_AFTER", 6)
+# Trust: a user whose orders were forfeited (悔拍) this many times is banned.
+STRIKES_TO_BAN = _int("HALL_STRIKES_TO_BAN", 3)
 # A WeChat payment still pending this long after it opened (no notification)
 # is asked about at the gateway, then again every as long (workers/payments.py).
 PAYMENT_CHECK_AFTER_S = float(os.environ.get("HALL_PAYMENT_CHECK_AFTER_S", "60"))

@@ -15,7 +15,7 @@ from models import AuditEntry, db
 ACTIONS = (
     "session.create", "session.edit", "session.publish", "session.reorder",
     "lot.create", "lot.edit", "lot.open", "lot.pause", "lot.resume", "lot.fair_warning",
-    "lot.hammer", "user.ban", "user.unban", "coupon.issue", "task.rerun",
+    "lot.hammer", "user.ban", "user.unban", "user.strike", "coupon.issue", "task.rerun",
     "money.credit", "money.deposit", "money.order", "money.refund", "money.forfeit",
 )
 

@@ -22,7 +22,8 @@ import logging
 
 from peewee import IntegrityError
 
-from auction import ledger
+import settings
+from auction import audit, keys, ledger
 from auction.coupons import coupon_problem, discount
 from auction.errors import Refused
 from models import (
@@ -31,6 +32,7 @@ from models import (
     LedgerEntry,
     Order,
     Payment,
+    User,
     now_ms,
     on_commit,
     write_transaction,
@@ -205,11 +207,36 @@ def forfeit_order(order_id: int, now: int) -> bool:
             return False
         Deposit.update(status="forfeited").where(
             (Deposit.credited_to == order_id) & (Deposit.status == "credited")).execute()
+        order = Order.get_by_id(order_id)
+        strikes, banned = _strike(order)
     order = Order.get_by_id(order_id)
     deposits = [d.id for d in Deposit.select(Deposit.id).where(Deposit.credited_to == order_id)]
     publish.to_user(order.user_id, {"type": "order", "order": order.public(),
                                     "forfeited_deposit": order.deposit_credited})
     alert_ops("order_forfeited", order_id=order_id, user_id=order.user_id, lot_id=order.lot_id,
               amount=order.amount, deposit_forfeited=order.deposit_credited,
-              deposit_ids=deposits, pay_by_ms=order.pay_by_ms)
+              deposit_ids=deposits, pay_by_ms=order.pay_by_ms, strikes=strikes, banned=banned)
     return True
+
+
+def _strike(order: Order) -> tuple[int, bool]:
+    """A forfeited order is a strike against its buyer; at HALL_STRIKES_TO_BAN
+    the buyer is banned (no deposits, no bids) until an operator unbans them.
+    In the forfeiture's transaction, with its audit entries; the Redis set the
+    bid path reads is updated once that commits. (strikes now, banned now)."""
+    user = User.get_by_id(order.user_id)
+    strikes = user.strikes + 1
+    ban = (strikes >= settings.STRIKES_TO_BAN and user.status != "banned"
+           and user.role != "operator")
+    changes: dict = {"strikes": strikes}
+    if ban:
+        changes.update(status="banned", ban_reason=f"{strikes} forfeited orders (悔拍)")
+    User.update(**changes).where(User.id == user.id).execute()
+    audit.record("user.strike", f"user:{user.id}", before={"strikes": user.strikes},
+                 after={"strikes": strikes, "order_id": order.id})
+    if ban:
+        audit.record("user.ban", f"user:{user.id}",
+                     before={"status": user.status, "ban_reason": user.ban_reason},
+                     after={"status": "banned", "reason": changes["ban_reason"]})
+        on_commit(lambda: publish.client().sadd(keys.BANNED_USERS, user.id))
+    return strikes, ban
