@@ -22,13 +22,19 @@ from typing import Any, Awaitable, Callable
 from auction import keys, tasknames, wire
 from hall.errors import ApiError
 from hall.frames import text_frame
+from hall.dbtask import own_task
 from hall.lots import LotReader
+from models import AuctionSession, Lot
 
 logger = logging.getLogger(__name__)
 
 INTERVAL_S = 2.0
 TASK_RATE_WINDOW_S = 10
 RECENT_FAILURES = 20
+# Closed and settled lots stay on the dashboard, with their result, while
+# their session runs and this long after it ended (not only while watched).
+KEEP_ENDED_MS = 2 * 3600 * 1000
+MAX_KEPT_LOTS = 200
 
 
 def room_bidders(room: Any) -> int:
@@ -83,7 +89,8 @@ class Overview:
                 r["connections"] += conns
                 r["bidders"] += bidders
         live_ids = [int(x) for x in await self.redis.zrange(keys.DEADLINES, 0, -1)]
-        for lid in set(live_ids) | set(rooms):
+        kept = await _running_sessions_lots(self.lots.db, int(time.time() * 1000))
+        for lid in set(live_ids) | set(rooms) | set(kept):
             snap = await self.lots.snapshot(lid, None)
             if snap is not None:
                 room(lid).update(title=snap["title"], status=snap["status"], price=snap["price"],
@@ -161,3 +168,14 @@ class OpsFeed:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             except TimeoutError:  # asyncio.TimeoutError is TimeoutError (3.11+)
                 pass
+
+
+@own_task  # the feed's task lives as long as the dashboard: do not pin a connection to it
+async def _running_sessions_lots(database: Any, now_ms: int) -> list[int]:
+    """Lots of published or live sessions, and of sessions that ended lately."""
+    query = (Lot.select(Lot.id).join(AuctionSession, on=(Lot.auction_session == AuctionSession.id))
+             .where(AuctionSession.status.in_(("published", "live"))
+                    | (AuctionSession.ended_at_ms > now_ms - KEEP_ENDED_MS))
+             .order_by(Lot.id.desc()).limit(MAX_KEPT_LOTS))
+    return [lot.id for lot in await database.list(query)]
+

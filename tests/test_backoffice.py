@@ -522,3 +522,25 @@ def test_audit_table_is_append_only_on_postgres():
             assert cur.fetchall() == [("system",)]
     finally:
         server.remove()
+
+
+async def test_dashboard_keeps_closed_lots_with_their_result(stack, hall):
+    """A hammered lot nobody watches any more stays in the overview, closed, with its price."""
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
+    api, _ = await hall.bidder()
+    sock = await Socket.connect(stack.ws_url, api.token)
+    assert (await hall.pay_deposit(api, sock, lot["id"]))["state"] == "SUCCESS"
+    await sock.join(lot["id"])
+    assert (await sock.bid(lot["id"], 1000))["type"] == "accepted"
+    await hall.operator.post(f"/api/admin/lots/{lot['id']}/hammer")
+    await sock.close()
+    # Once no socket of any hall sits in the room (the halls report their rooms
+    # every few seconds), only the session keeps the lot on the dashboard.
+    for _ in range(400):
+        rooms = {r["lot_id"]: r for r in (await hall.operator.get("/api/admin/overview"))["rooms"]}
+        if rooms.get(lot["id"], {}).get("connections", 0) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert lot["id"] in rooms, "the closed lot left the dashboard"
+    assert rooms[lot["id"]]["status"] in ("closed", "settled") and rooms[lot["id"]]["price"] == 1000
+    assert rooms[lot["id"]]["connections"] == 0
