@@ -118,6 +118,8 @@ class Lot(BaseModel):
     final_price = BigIntegerField(null=True)
     winner = ForeignKeyField(User, null=True, backref="won_lots")
     bid_count = IntegerField(default=0)
+    # The last hash of the lot's bid chain (auction/bidchain.py), once settled.
+    chain_head = CharField(max_length=64, null=True)
     closed_at_ms = BigIntegerField(null=True)
     created_at_ms = BigIntegerField(default=now_ms)
 
@@ -160,6 +162,10 @@ class Bid(BaseModel):
     amount = BigIntegerField()
     at_ms = BigIntegerField()
     ref = CharField(max_length=64, default="")
+    # The verifiable bid log (auction/bidchain.py): the bidder's per-lot
+    # pseudonym and this bid's link of the chain (filled in seq order).
+    bidder_ref = CharField(max_length=16, null=True)
+    hash = CharField(max_length=64, null=True)
 
     class Meta:
         indexes = ((("lot", "seq"), True),)

@@ -344,6 +344,16 @@ def _stop_all(parts: list[Part]) -> None:
             p.wait()
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    """Check a settled lot's bid history against its chain_head (exit 1 if not)."""
+    import settings
+    from auction.verifier import verify_lot
+    ok, line = verify_lot(args.base or f"http://127.0.0.1:{settings.HALL_PORT}", args.lot_id)
+    print(line)
+    if not ok:
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="run.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd")
@@ -361,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("beat", help="celery beat (exactly one per deployment)")
     sub.add_parser("initdb", help="create the tables")
     sub.add_parser("seed", help="demo users and a demo session (first run only)")
+    p_verify = sub.add_parser("verify", help="check a settled lot's bid history against its chain")
+    p_verify.add_argument("lot_id", type=int)
+    p_verify.add_argument("--base", help="the hall's URL (default: this machine's)")
     p_add = sub.add_parser("adduser", help="create a user")
     p_add.add_argument("name")
     p_add.add_argument("--password", required=True)
@@ -376,7 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     if cmd == "all" and not hasattr(args, "port"):
         args.port = None
     {"all": cmd_all, "hall": cmd_hall, "worker": cmd_worker, "beat": cmd_beat,
-     "initdb": cmd_initdb, "seed": cmd_seed, "adduser": cmd_adduser}[cmd](args)
+     "initdb": cmd_initdb, "seed": cmd_seed, "adduser": cmd_adduser,
+     "verify": cmd_verify}[cmd](args)
 
 
 if __name__ == "__main__":

@@ -90,13 +90,15 @@ def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
     if status in ("closed", "settled"):
         snap["result"] = result
         snap["winner"] = state.get("leader_name") if result == "sold" else None
+    if state.get("chain_head"):
+        snap["chain_head"] = state["chain_head"]
     return snap
 
 
 def from_row(lot: Any, session: Any, now: int) -> dict:
     """A snapshot for a lot that is not (or no longer) in Redis (models.Lot)."""
     price = lot.final_price
-    return {
+    snap = {
         "id": lot.id, "session_id": lot.session_id, "title": lot.title,
         "description": lot.description, "images": lot.images or [], "status": lot.status,
         "start_price": lot.start_price, "increment": lot.increment, "price": price,
@@ -107,3 +109,6 @@ def from_row(lot: Any, session: Any, now: int) -> dict:
         "extend_window_s": lot.extend_window_s, "extend_by_s": lot.extend_by_s,
         "deposit": {"lot_amount": lot.lot_deposit, "session_amount": session.deposit_amount},
     }
+    if getattr(lot, "chain_head", None):
+        snap["chain_head"] = lot.chain_head
+    return snap

@@ -5,6 +5,12 @@ A consumer group tracks what each worker has read; entries are acknowledged
 only after the database commit, and entries read by a worker that died are
 claimed by the next flush. The (lot, seq) unique index makes a re-insert
 harmless, so at-least-once delivery gives exactly-once rows.
+
+Stored bids are then linked into their lot's hash chain (auction/bidchain.py),
+in `seq` order: each flush extends every touched lot's chain as far as its bids
+are contiguous (a bid still held by a dead consumer leaves a gap that the
+flush which claims it closes). A settled lot whose chain has reached its last
+bid gets its `chain_head`.
 """
 from __future__ import annotations
 
@@ -13,8 +19,9 @@ import logging
 import peewee
 from peewee import IntegrityError
 
-from auction import keys
-from models import Bid, write_transaction
+import settings
+from auction import bidchain, keys
+from models import Bid, Lot, write_transaction
 from workers.publish import client, ensure_group
 
 logger = logging.getLogger(__name__)
@@ -63,6 +70,8 @@ def _store(entries: list) -> int:
                     _insert_rows([row])
             except IntegrityError:
                 logger.error("dropping a bid the database cannot hold: %s", row)
+    for lot_id in sorted({row[0] for row in rows}):
+        extend_chain(lot_id)
     ids = [entry_id for entry_id, _ in entries]
     pipe = client().pipeline(transaction=False)
     pipe.xack(keys.INGEST, keys.INGEST_GROUP, *ids)
@@ -90,3 +99,44 @@ def flush(consumer: str, batch: int = 1000, max_rounds: int = 50) -> int:
             break
         total += _store(got[0][1])
     return total
+
+
+_ref_key = bidchain.ref_key(settings.HALL_SECRET)
+
+
+def extend_chain(lot_id: int) -> tuple[int, str]:
+    """Link the lot's stored bids after its last linked one, while their seqs
+    are contiguous; (last linked seq, its hash). Idempotent: a row is only
+    written while its hash is still empty."""
+    last = (Bid.select(Bid.seq, Bid.hash).where((Bid.lot == lot_id) & Bid.hash.is_null(False))
+            .order_by(Bid.seq.desc()).first())
+    seq, prev = (last.seq, last.hash) if last else (0, bidchain.ZERO)
+    rows = list(Bid.select(Bid.id, Bid.seq, Bid.user, Bid.amount, Bid.at_ms)
+                .where((Bid.lot == lot_id) & (Bid.seq > seq)).order_by(Bid.seq))
+    links = []
+    for row in rows:
+        if row.seq != seq + 1:
+            break  # a gap: that bid is not in the database yet
+        ref = bidchain.bidder_ref(_ref_key, lot_id, row.user_id)
+        prev = bidchain.link(prev, bidchain.entry(lot_id, row.seq, row.amount, ref, row.at_ms))
+        seq = row.seq
+        links.append((ref, prev, row.id))
+    if links:
+        with write_transaction():
+            for ref, digest, row_id in links:
+                Bid.update(bidder_ref=ref, hash=digest).where(
+                    (Bid.id == row_id) & Bid.hash.is_null()).execute()
+    _head_if_complete(lot_id, seq, prev)
+    return seq, prev
+
+
+def _head_if_complete(lot_id: int, seq: int, head: str) -> None:
+    """A settled lot whose chain has reached its last bid publishes its head."""
+    lot = Lot.get_or_none(Lot.id == lot_id)
+    if lot is None or lot.status != "settled" or lot.chain_head or seq < lot.bid_count:
+        return
+    with write_transaction():
+        Lot.update(chain_head=head).where((Lot.id == lot_id) & Lot.chain_head.is_null()).execute()
+    r = client()
+    if r.exists(keys.lot(lot_id)):  # the snapshot of a lot still in Redis shows it too
+        r.hset(keys.lot(lot_id), "chain_head", head)

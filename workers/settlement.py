@@ -90,6 +90,7 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
             order = Order.create(user=winner_id, lot=lot_id, amount=price, premium=premium,
                                  deposit_credited=0, due=price + premium,
                                  pay_by_ms=closed_at + settings.ORDER_PAY_WINDOW_S * 1000)
+    bidlog.extend_chain(lot_id)  # settled: its chain_head, if every bid is stored
     # The winner's lot deposit goes to the order (also when a redelivered
     # settlement finds it still paid because the first run died just here).
     if order is not None:

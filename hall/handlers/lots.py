@@ -33,8 +33,13 @@ class LotBidsHandler(BaseHandler):
         lid = positive_id(lot_id)
         since = self._int_arg("since_seq", 0, 0, 2**53)
         limit = self._int_arg("limit", 100, 1, 1000)
-        bids = await self._from_stream(lid, since, limit)
-        if bids is None:
+        # A settled lot's history comes from the database, the record its
+        # chain_head was computed over; a running lot's from its event stream.
+        settled = await self.redis.hget(keys.lot(lid), "status") == b"settled"
+        bids = None if settled else await self._from_stream(lid, since, limit)
+        if bids is not None:
+            await self._with_links(lid, bids)
+        else:
             bids = await self._from_db(lid, since, limit)
         if bids is None:
             raise ApiError("not_found", "no such lot")
@@ -76,14 +81,34 @@ class LotBidsHandler(BaseHandler):
                 break
         return bids
 
+    async def _with_links(self, lid: int, bids: list[dict]) -> None:
+        """The chain's fields for the stream's bids the bid log has linked so far."""
+        if not bids:
+            return
+        rows = await self.db.list(
+            Bid.select(Bid.seq, Bid.bidder_ref, Bid.hash)
+            .where((Bid.lot == lid) & (Bid.seq >= bids[0]["seq"]) & (Bid.seq <= bids[-1]["seq"])
+                   & Bid.hash.is_null(False)))
+        links = {r.seq: r for r in rows}
+        for b in bids:
+            row = links.get(b["seq"])
+            if row is not None:
+                b["bidder_ref"], b["hash"] = row.bidder_ref, row.hash
+
     async def _from_db(self, lid: int, since: int, limit: int) -> list | None:
         if await self.lots.row(lid, self.current_user) is None:
             return None
         rows = await self.db.list(
             Bid.select(Bid, User.username).join(User)
             .where((Bid.lot == lid) & (Bid.seq > since)).order_by(Bid.seq).limit(limit))
-        return [{"seq": b.seq, "amount": b.amount, "bidder": snapshot.mask_name(b.user.username),
-                 "at_ms": b.at_ms} for b in rows]
+        out = []
+        for b in rows:
+            item = {"seq": b.seq, "amount": b.amount, "bidder": snapshot.mask_name(b.user.username),
+                    "at_ms": b.at_ms}
+            if b.hash is not None:
+                item["bidder_ref"], item["hash"] = b.bidder_ref, b.hash
+            out.append(item)
+        return out
 
     async def post(self, lot_id: str) -> None:
         lid = positive_id(lot_id)
