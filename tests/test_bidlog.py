@@ -5,22 +5,9 @@ the test polls the database until the rows are there (with a deadline).
 """
 from __future__ import annotations
 
-import asyncio
-import time
-
 from auction import keys
 from test_concurrency import sqlite_rows
-
-
-async def _until(pred, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never: {what}")
-        await asyncio.sleep(0.1)  # the flush runs every HALL_SWEEP_INTERVAL_S
+from workerctl import until
 
 
 async def test_bids_reach_the_database_and_a_bad_entry_blocks_none(stack, hall):
@@ -40,10 +27,10 @@ async def test_bids_reach_the_database_and_a_bad_entry_blocks_none(stack, hall):
         assert (await (a if i % 2 == 0 else b).bid(lid, amount))["type"] == "accepted"
 
     rows = sqlite_rows(stack)
-    bids = await _until(lambda: rows(lid)[0] if len(rows(lid)[0]) == 4 else None,
+    bids = await until(lambda: rows(lid)[0] if len(rows(lid)[0]) == 4 else None,
                         "all four bids in the database")
     assert bids == [(1, 1000), (2, 1100), (3, 1200), (4, 1300)]
-    await _until(lambda: not r.xrange(keys.INGEST, bad, bad), "the bad entry dropped")
+    await until(lambda: not r.xrange(keys.INGEST, bad, bad), "the bad entry dropped")
     assert "dropping a bid the database cannot hold" in stack.worker.log_path.read_text(
         errors="replace")
     for s in (a, b):

@@ -16,7 +16,6 @@ import json
 import time
 
 from conftest import Api
-from test_bidlog import _until
 from test_money import (
     bind_wechat,
     _sim_order,
@@ -31,6 +30,7 @@ from test_money import (
     user_with_socket,
     won_order,
 )
+from workerctl import until
 
 
 async def sim_refunds(sim, out_trade_no: str) -> list[dict]:
@@ -238,7 +238,7 @@ async def test_a_refund_the_gateway_does_not_answer_is_sent_by_the_money_sweep(
         assert db_exec(stack, "UPDATE paymentrefund SET created_at_ms = ? WHERE id = ?",
                        (int(time.time() * 1000) - 120_000, rid)) == 1
         r = stack.sync_redis()
-        await _until(lambda: r.exists(f"payrefund:retry:{rid}"), "the sweep re-queued it")
+        await until(lambda: r.exists(f"payrefund:retry:{rid}"), "the sweep re-queued it")
         assert refund_rows(stack, trades[1])[0][3] == "pending"
         assert await sim_refunds(wechat_sim, trades[1]) == []
     finally:

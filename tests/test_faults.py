@@ -17,7 +17,6 @@ import asyncio
 import json
 import sqlite3
 import sys
-import time
 import uuid
 
 

@@ -111,3 +111,14 @@ export function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID();
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+// 成交确认书 and other files the API serves only with the token (no cookie):
+// fetched, then saved under `filename`; a failure throws its message.
+export async function downloadWithToken(path, filename) {
+  const resp = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
+  if (!resp.ok) throw new Error(((await resp.json().catch(() => null)) || {}).message || t("error"));
+  const url = URL.createObjectURL(await resp.blob());
+  const a = el("a", { href: url, download: filename });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

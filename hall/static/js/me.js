@@ -1,6 +1,6 @@
 // 我的: balance, orders (pay with balance or WeChat Pay, optionally with a
 // coupon), coupons, deposits and the ledger.
-import { t, api, token, money, fmtTime, el, header, errText, loginUrl } from "./common.js";
+import { t, api, token, money, fmtTime, el, header, errText, loginUrl, downloadWithToken } from "./common.js";
 import { wechatScene, wechatPayBox, oauthUrl } from "./wxpay.js";
 
 const app = document.getElementById("app");
@@ -93,12 +93,7 @@ async function waitUntilPaid(orderId) {
 // 成交确认书: fetched with the token (the API takes no cookie), saved as a file.
 async function openPdf(orderId, msg) {
   try {
-    const resp = await fetch(`/api/orders/${orderId}/confirmation.pdf`, { headers: { Authorization: `Bearer ${token()}` } });
-    if (!resp.ok) throw new Error(((await resp.json().catch(() => null)) || {}).message || t("error"));
-    const url = URL.createObjectURL(await resp.blob());
-    const a = el("a", { href: url, download: `confirmation-${orderId}.pdf` });
-    document.body.append(a); a.click(); a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    await downloadWithToken(`/api/orders/${orderId}/confirmation.pdf`, `confirmation-${orderId}.pdf`);
   } catch (e) { msg.textContent = String(e.message || e); }
 }
 

@@ -1,5 +1,5 @@
 // 订单: every order with its payments and refunds, filtered by status and session.
-import { t, api, token, money, fmtTime, el, header, errText } from "./common.js";
+import { t, api, money, fmtTime, el, header, errText, downloadWithToken } from "./common.js";
 import { boNav, requireLogin } from "./bo.js";
 
 const app = document.getElementById("app");
@@ -13,12 +13,7 @@ function moneyList(items) {
 
 async function pdf(orderId, out) {
   try {
-    const resp = await fetch(`/api/orders/${orderId}/confirmation.pdf`, { headers: { Authorization: `Bearer ${token()}` } });
-    if (!resp.ok) throw new Error(((await resp.json().catch(() => null)) || {}).message || t("error"));
-    const url = URL.createObjectURL(await resp.blob());
-    const a = el("a", { href: url, download: `confirmation-${orderId}.pdf` });
-    document.body.append(a); a.click(); a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    await downloadWithToken(`/api/orders/${orderId}/confirmation.pdf`, `confirmation-${orderId}.pdf`);
   } catch (e) { out.textContent = String(e.message || e); out.className = "notice err"; }
 }
 
