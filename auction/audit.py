@@ -45,3 +45,11 @@ def record(action: str, target: str, *, actor: Actor | None = None,
     who = actor or SYSTEM
     return AuditEntry.create(actor_id=who.id, actor=who.name[:64], action=action,
                              target=target[:64], before=before, after=after)
+
+
+def gateway_money(kind: str, user_id: int, amount: int, **fields: Any) -> AuditEntry:
+    """A money movement that changes no balance, so the ledger writes no entry
+    for it: a WeChat payment coming in (`deposit`, `order`), a WeChat refund
+    going out (`refund`), a deposit kept for a forfeited order (`forfeit`).
+    Only inside the write transaction of the change, as `record`."""
+    return record(f"money.{kind}", f"user:{user_id}", after={"amount": amount, **fields})

@@ -677,3 +677,43 @@ async def test_redelivered_money_tasks_move_money_once(stack, hall, wechat_sim):
     assert await balance(api) == before - 5_000
     check_money(stack, [user["id"]])
     await sock.close()
+
+
+# -- the audit log: WeChat money moves no balance, and has its entries all the same --
+
+
+async def test_wechat_money_in_and_out_and_a_forfeit_each_have_one_audit_entry(
+        stack, hall, wechat_sim):
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=2_500, start_price=10_000)
+    (wa, w, w_sock), (la, loser, l_sock) = [await user_with_socket(stack, hall) for _ in range(2)]
+    no = (await wechat_deposit(hall, wechat_sim, la, l_sock, lot["id"], "lot"))["out_trade_no"]
+    assert (await hall.pay_deposit(wa, w_sock, lot["id"], scope="lot"))["state"] == "SUCCESS"
+    for sock, price in ((l_sock, 10_000), (w_sock, 10_100)):
+        await sock.join(lot["id"])
+        assert (await sock.bid(lot["id"], price))["type"] == "accepted"
+    await hammer(hall, lot["id"])
+    await l_sock.wait_for(lambda m: m.get("type") == "refund" and m.get("status") == "done",
+                          timeout=30)
+    won = await w_sock.wait_for(lambda m: m.get("type") == "won", timeout=30)
+    # The winner does not pay: forfeited, the lot deposit (balance) kept.
+    db_exec(stack, 'UPDATE "order" SET pay_by_ms = ? WHERE id = ?',
+            (int(time.time() * 1000) - 1000, won["order"]["id"]))
+    await w_sock.wait_for(lambda m: m.get("type") == "order" and m["order"]["status"] == "forfeited",
+                          timeout=30)
+
+    def money(user_id: int) -> list[tuple]:
+        rows = db_rows(stack, "SELECT action, after FROM auditentry WHERE target=? AND action "
+                              "LIKE 'money.%' ORDER BY id", (f"user:{user_id}",))
+        return [(a, json.loads(after).get("method"), json.loads(after)["amount"]) for a, after in rows]
+    assert money(loser["id"]) == [("money.credit", None, 1_000_000),
+                                  ("money.deposit", "wechat", 2_500),
+                                  ("money.refund", "wechat", 2_500)]
+    assert money(w["id"])[-1] == ("money.forfeit", None, 2_500)
+    assert [a for a, _m, _x in money(w["id"])].count("money.forfeit") == 1
+    (entry,) = [json.loads(a) for (a,) in db_rows(
+        stack, "SELECT after FROM auditentry WHERE action='money.deposit' AND target=?",
+        (f"user:{loser['id']}",))]
+    assert entry["out_trade_no"] == no
+    check_money(stack, [w["id"], loser["id"]])
+    for sock in (w_sock, l_sock):
+        await sock.close()

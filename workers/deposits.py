@@ -19,7 +19,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from auction import ledger
+from auction import audit, ledger
 from auction.errors import Refused
 from auction.wechatpay import WeChatPayError, WeChatPayUnavailable
 from models import (
@@ -273,6 +273,9 @@ def wechat_paid(payment: Payment, transaction_id: str) -> dict:
         changed = bool(Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "pending")).execute())
         if changed:
+            audit.gateway_money("deposit", payment.user_id, payment.amount, method="wechat",
+                                deposit_id=payment.deposit_id, out_trade_no=payment.out_trade_no,
+                                transaction_id=transaction_id)
             took = Deposit.update(status="paid", paid_at_ms=now_ms()).where(
                 (Deposit.id == payment.deposit_id) & (Deposit.status == "pending")
                 & (Deposit.out_trade_no == payment.out_trade_no)).execute()

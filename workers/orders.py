@@ -179,6 +179,10 @@ def wechat_paid(payment: Payment, transaction_id: str) -> dict:
     with write_transaction():
         changed = bool(Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "pending")).execute())
+        if changed:
+            audit.gateway_money("order", payment.user_id, payment.amount, method="wechat",
+                                order_id=payment.order_id, out_trade_no=payment.out_trade_no,
+                                transaction_id=transaction_id)
         paid = changed and bool(Order.update(status="paid", paid_at_ms=now_ms()).where(
             (Order.id == payment.order_id) & (Order.status == "unpaid")).execute())
         if paid:
@@ -208,6 +212,9 @@ def forfeit_order(order_id: int, now: int) -> bool:
         Deposit.update(status="forfeited").where(
             (Deposit.credited_to == order_id) & (Deposit.status == "credited")).execute()
         order = Order.get_by_id(order_id)
+        if order.deposit_credited:
+            audit.gateway_money("forfeit", order.user_id, order.deposit_credited,
+                                order_id=order_id, lot_id=order.lot_id)
         strikes, banned = _strike(order)
     order = Order.get_by_id(order_id)
     deposits = [d.id for d in Deposit.select(Deposit.id).where(Deposit.credited_to == order_id)]

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 
 import settings
-from auction import keys
+from auction import audit, keys
 from auction.errors import Refused
 from models import Payment, now_ms, write_transaction
 from workers import deposits, dispatch, gateway, orders, publish, refunds
@@ -84,6 +84,9 @@ def _paid_after_close(payment: Payment, transaction_id: str) -> dict:
         changed = bool(Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "closed")).execute())
         if changed:
+            audit.gateway_money("deposit" if payment.deposit_id else "order", payment.user_id,
+                                payment.amount, method="wechat", out_trade_no=payment.out_trade_no,
+                                transaction_id=transaction_id, trade="closed")
             duplicate = refunds.refund_payment_in_transaction(payment, "trade_closed")
     return {"changed": changed, "late_refund": False, "duplicate": duplicate}
 

@@ -34,7 +34,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from auction import keys, ledger
+from auction import audit, keys, ledger
 from auction.wechatpay import (
     WeChatPayClient,
     WeChatPayConfig,
@@ -81,6 +81,8 @@ def refund_in_transaction(deposit: Deposit, amount: int,
     else:
         refund = Refund.create(user=deposit.user_id, deposit=deposit.id, amount=amount,
                                method=deposit.method, status="pending")
+        audit.gateway_money("refund", deposit.user_id, amount, method=deposit.method,
+                            deposit_id=deposit.id, refund_id=refund.id)
     on_commit(lambda: announce(refund, deposit, dispatcher, **extra))
     return refund
 
@@ -182,6 +184,8 @@ def refund_payment_in_transaction(payment: Payment, reason: str,
     row = PaymentRefund.create(user=payment.user_id, payment=payment.id, amount=payment.amount,
                                method=payment.method, reason=reason,
                                out_refund_no=gateway.payment_refund_no(payment.out_trade_no))
+    audit.gateway_money("refund", payment.user_id, payment.amount, method=payment.method,
+                        payment_id=payment.id, payment_refund_id=row.id, reason=reason)
     if payment.deposit_id is not None:
         Deposit.update(duplicate_refunded=Deposit.duplicate_refunded + payment.amount).where(
             Deposit.id == payment.deposit_id).execute()
