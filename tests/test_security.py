@@ -19,8 +19,8 @@ USER_ONLY = re.compile(r"^/api/(me|me/.*|tasks/.*|orders/.*|admin/.*|lots/\d+/de
 
 def concrete(pattern: str) -> str:
     path = pattern.replace(r"([0-9]{1,19})", "1").replace(
-        "(open|pause|resume|fair-warning|hammer)", "pause").replace(r"([A-Za-z0-9\-]{1,64})", "abc")
-    return path
+        "(open|pause|resume|fair-warning|hammer)", "pause").replace("(ban|unban)", "ban").replace(r"([A-Za-z0-9\-]{1,64})", "abc")
+    return path.replace("\\.", ".")  # results\.csv
 
 
 API_ROUTES = [(concrete(h[0]), h[1]) for h in handlers
@@ -41,6 +41,8 @@ async def test_every_route_answers_each_role_without_a_server_error(stack, hall,
                 continue
             if path in ("/api/pay/wechat/notify", "/api/auth/logout") or path.endswith("/hammer"):
                 continue  # logout would revoke the token the walk goes on with
+            if path == "/api/auth/wechat/oauth":
+                continue  # a redirect to WeChat's OAuth page by design (tests/test_wechat.py)
             code, body = await api.call(method, path, {} if method in ("POST", "PATCH") else None)
             assert code < 500, (role, method, path, code, body)
             assert isinstance(body, dict) and ("code" in body) == (code >= 400), (method, path, body)
