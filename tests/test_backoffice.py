@@ -2,7 +2,6 @@
 photos, exports. Browser tests of the pages are in tests/test_backoffice_pages.py."""
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import sqlite3
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Socket
+from workerctl import until as poll
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -448,12 +448,11 @@ async def job_rows(hall, until, **filters) -> list[dict]:
     """The jobs list once `until(rows)` holds (the record is written as the run ends,
     just after the owner's `task` message)."""
     qs = "&".join(f"{k}={v}" for k, v in filters.items())
-    for _ in range(300):
+
+    async def matching() -> list[dict] | None:
         rows = (await hall.operator.get(f"/api/admin/jobs?{qs}"))["jobs"]
-        if until(rows):
-            return rows
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"jobs never matched: {rows}")
+        return rows if until(rows) else None
+    return await poll(matching, f"jobs matching {filters}", 30)
 
 
 async def test_jobs_record_money_tasks_and_rerun_a_failed_one(stack, hall):
@@ -536,11 +535,10 @@ async def test_dashboard_keeps_closed_lots_with_their_result(stack, hall):
     await sock.close()
     # Once no socket of any hall sits in the room (the halls report their rooms
     # every few seconds), only the session keeps the lot on the dashboard.
-    for _ in range(400):
+    async def room_empty() -> dict | None:
         rooms = {r["lot_id"]: r for r in (await hall.operator.get("/api/admin/overview"))["rooms"]}
-        if rooms.get(lot["id"], {}).get("connections", 0) == 0:
-            break
-        await asyncio.sleep(0.05)
+        return rooms if rooms.get(lot["id"], {}).get("connections", 0) == 0 else None
+    rooms = await poll(room_empty, "the room reported empty", 30)
     assert lot["id"] in rooms, "the closed lot left the dashboard"
     assert rooms[lot["id"]]["status"] in ("closed", "settled") and rooms[lot["id"]]["price"] == 1000
     assert rooms[lot["id"]]["connections"] == 0

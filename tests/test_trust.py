@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from test_money import db_exec, db_rows, user_with_socket, won_order_for
+from workerctl import until
 
 
 
@@ -42,7 +43,7 @@ async def test_a_third_forfeit_bans_the_buyer_from_deposits_and_bids(stack, hall
         # Below the minimum: refused `too_low` while not banned, changing nothing.
         answer = await sock.bid(open_lot["id"], 1)
         return answer.get("code") == "banned"
-    await until_async(refused_as_banned, "bids refused as banned")
+    await until(refused_as_banned, "bids refused as banned")
     code, body = await api.call("POST", f"/api/lots/{open_lot['id']}/bids", {"amount": 5_000, "ref": "x1"})
     assert (code, body["code"]) == (403, "banned")
     code, body = await api.call("POST", f"/api/lots/{later_lot['id']}/deposit",
@@ -60,15 +61,6 @@ async def test_a_third_forfeit_bans_the_buyer_from_deposits_and_bids(stack, hall
         # Still the lot's leader from before the ban: answered as one again.
         answer = await sock.bid(open_lot["id"], 5_000, ref=f"again-{time.time()}")
         return answer.get("code") == "already_leading"
-    await until_async(heard_again, "bids answered again after the unban")
+    await until(heard_again, "bids answered again after the unban")
     await sock.close()
 
-
-async def until_async(pred, what: str, timeout: float = 30) -> None:
-    """`until` for a condition that needs a round trip to ask."""
-    import asyncio
-    deadline = time.monotonic() + timeout
-    while not await pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.1)

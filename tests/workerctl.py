@@ -34,10 +34,13 @@ async def consumers(stack, action: str, queue: str, destination: list | None = N
 
 
 async def until(pred: Callable[[], Any], what: str, timeout: float = RECOVERY_S) -> Any:
-    """Poll a condition that no event announces (database rows, broker sets)."""
+    """Poll a condition that no event announces (database rows, broker sets, an
+    answer that needs a round trip: `pred` may be a coroutine function)."""
     deadline = time.monotonic() + timeout
     while True:
         got = pred()
+        if asyncio.iscoroutine(got):
+            got = await got
         if got:
             return got
         if time.monotonic() > deadline:
