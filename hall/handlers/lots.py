@@ -33,10 +33,13 @@ class LotBidsHandler(BaseHandler):
         lid = positive_id(lot_id)
         since = self._int_arg("since_seq", 0, 0, 2**53)
         limit = self._int_arg("limit", 100, 1, 1000)
-        # A settled lot's history comes from the database, the record its
-        # chain_head was computed over; a running lot's from its event stream.
-        settled = await self.redis.hget(keys.lot(lid), "status") == b"settled"
-        bids = None if settled else await self._from_stream(lid, since, limit)
+        # A settled lot whose chain is complete (chain_head set) is read from the
+        # database, the record that head was computed over; any other from its
+        # event stream, which is complete even while a bid held by a worker
+        # that died has not reached the database yet.
+        status, head = await self.redis.hmget(keys.lot(lid), "status", "chain_head")
+        from_db = status == b"settled" and head is not None
+        bids = None if from_db else await self._from_stream(lid, since, limit)
         if bids is not None:
             await self._with_links(lid, bids)
         else:
