@@ -323,9 +323,10 @@ ALL_MODELS.append(AuditEntry)
 
 class Job(BaseModel):
     """A compact record of one money or lot task run (workers/jobs.py): what it
-    was about, how it ended, how long it took. One row per task id, written
-    once when the run ends, so operators find tasks by lot, session, user or
-    state without a task browser that slows down past a million tasks."""
+    was about, how it ended, how long it waited in the queue (queued -> started)
+    and how long it ran. One row per task id, written once when the run ends,
+    so operators find tasks by lot, session, user or state without a task
+    browser that slows down past a million tasks."""
     task_id = CharField(max_length=64, unique=True)
     name = CharField(max_length=80)
     kind = CharField(max_length=32, index=True)   # e.g. pay_deposit, settle_lot
@@ -336,6 +337,7 @@ class Job(BaseModel):
     retries = IntegerField(default=0)
     error = CharField(max_length=300, null=True)
     kwargs = JSONField(null=True)                 # what a re-run sends again
+    queued_at_ms = BigIntegerField(null=True)     # when it became due (submit time or ETA)
     started_at_ms = BigIntegerField(null=True)
     finished_at_ms = BigIntegerField(null=True)
     rerun_of = CharField(max_length=64, null=True)
@@ -344,7 +346,10 @@ class Job(BaseModel):
         return {"task_id": self.task_id, "name": self.name, "kind": self.kind,
                 "lot_id": self.lot_id, "session_id": self.session_id, "user_id": self.user_id,
                 "state": self.state, "retries": self.retries, "error": self.error,
+                "queued_at_ms": self.queued_at_ms,
                 "started_at_ms": self.started_at_ms, "finished_at_ms": self.finished_at_ms,
+                "wait_ms": (max(0, self.started_at_ms - self.queued_at_ms)
+                            if self.started_at_ms and self.queued_at_ms else None),
                 "duration_ms": (self.finished_at_ms - self.started_at_ms
                                 if self.finished_at_ms and self.started_at_ms else None),
                 "rerun_of": self.rerun_of}

@@ -114,6 +114,8 @@ def tasks_done(epoch_s: int) -> str:
 JOBS_PENDING = "jobs:pending"    # list of job records (JSON) not yet in the database (auction/jobs.py)
 JOBS_FLUSH_LOCK = "jobs:flush:lock"  # one writer of a batch of them at a time
 TASKS_FAILED_TOTAL = "tasks:failed:total"  # hash: task name -> failures since the start (/metrics)
+JOBS_WAIT_MS_TOTAL = "jobs:wait:ms"  # hash: job kind -> milliseconds its runs waited in the queue (/metrics)
+JOBS_WAIT_COUNT = "jobs:wait:count"  # hash: job kind -> runs counted in JOBS_WAIT_MS_TOTAL
 BANNED_USERS = "users:banned"    # set of banned user ids (hall: bids and deposits refused)
 OPS_ALERTS = "ops:alerts"         # list, newest first (LPUSH), last 200 kept
 HALL_STATS_PREFIX = "hall:stats:"  # + hall name: that process's rooms, for the overview

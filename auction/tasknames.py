@@ -7,6 +7,7 @@ on separate queues, so a flood of SMS never delays a refund.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 # -- money (queue "money") -----------------------------------------------------------
@@ -45,11 +46,20 @@ ROUTES = {
 }
 
 
+QUEUED_HEADER = "hall_queued_at_ms"  # message header: when the task became due to run
+
+
 def send(celery_app: Any, name: str, args: tuple = (), kwargs: dict | None = None,
-         **options: Any) -> Any:
+         queued_at_ms: int | None = None, **options: Any) -> Any:
     """Queue task `name` (one of the names above); the AsyncResult.
 
     Every task of the product is queued here, by the hall (hall/tasks.py) and
     by the workers (workers/dispatch.py) alike; `options` are Celery's
-    (task_id, countdown, expires, producer ...)."""
+    (task_id, countdown, expires, producer ...). The message carries when it
+    became due (now, or after its countdown; `queued_at_ms` for a re-submit
+    of an older task), so the worker's job record knows how long it waited
+    in the queue (workers/jobs.py)."""
+    due = queued_at_ms if queued_at_ms is not None else int(
+        (time.time() + float(options.get("countdown") or 0)) * 1000)
+    options["headers"] = {**(options.get("headers") or {}), QUEUED_HEADER: due}
     return celery_app.send_task(name, args=args, kwargs=kwargs or {}, **options)

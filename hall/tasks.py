@@ -136,7 +136,8 @@ async def redeliver_lost(app: Resources, now_ms: int | None = None, batch: int =
     if resubmit:
         def send_all() -> None:
             for e in resubmit:
-                tasknames.send(app.celery, e.name, kwargs=e.kwargs, task_id=e.task_id)
+                tasknames.send(app.celery, e.name, kwargs=e.kwargs, task_id=e.task_id,
+                               queued_at_ms=e.at_ms)
         try:
             await app.run_blocking(send_all)
         except Exception as exc:  # broker away: the entries are due again later

@@ -498,8 +498,70 @@ async def test_jobs_record_money_tasks_and_rerun_a_failed_one(stack, hall):
     await sock.close()
 
 
+async def test_jobs_record_the_time_a_task_waited_in_the_queue(stack, hall):
+    """A deposit submitted while no worker takes money tasks waits in the queue;
+    its job record says so (queued -> started), as do the jobs API and /metrics."""
+    from workerctl import consumers
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=5_000)
+    api, user = await hall.bidder(prefix="wait")
+    sock = await Socket.connect(stack.ws_url, api.token)
+    workers = await consumers(stack, "cancel_consumer", "money")
+    assert workers
+    try:
+        before_ms = int(time.time() * 1000)
+        task = await api.post(f"/api/lots/{lot['id']}/deposit", {"scope": "lot", "method": "balance"})
+        submitted_ms = int(time.time() * 1000)
+
+        async def queued() -> bool:
+            body = (await hall.anon.http.fetch(stack.base + "/metrics")).body.decode()
+            return bool(re.search(r'hall_queue_depth\{queue="money"\} [1-9]', body))
+        await poll(queued, "the deposit waits in the money queue", 30)
+        held_from_ms = int(time.time() * 1000)
+    finally:
+        await consumers(stack, "add_consumer", "money", workers)
+    done = await sock.wait_for(lambda m: m.get("type") == "task" and m.get("task_id") == task["task_id"])
+    assert done["state"] == "SUCCESS"
+    rows = await job_rows(hall, lambda r: r and r[0]["state"] == "SUCCESS", user_id=user["id"])
+    job = rows[0]
+    assert job["task_id"] == task["task_id"]
+    assert before_ms <= job["queued_at_ms"] <= submitted_ms
+    # It waited at least from the moment the test saw it queued until a worker took it.
+    assert job["started_at_ms"] - job["queued_at_ms"] == job["wait_ms"]
+    assert job["wait_ms"] >= held_from_ms - submitted_ms
+    metrics = (await hall.anon.http.fetch(stack.base + "/metrics")).body.decode()
+    assert re.search(r'hall_job_queue_wait_seconds_count\{kind="pay_deposit"\} [1-9]', metrics), metrics[-800:]
+    assert 'hall_job_queue_wait_seconds_sum{kind="pay_deposit"}' in metrics
+    await sock.close()
+
+
+# The job table as the release before the queue wait had it.
+OLD_JOB_TABLE = ("CREATE TABLE job (id {pk}, task_id VARCHAR(64) NOT NULL UNIQUE, "
+                 "name VARCHAR(80) NOT NULL, kind VARCHAR(32) NOT NULL, lot_id BIGINT, "
+                 "session_id BIGINT, user_id BIGINT, state VARCHAR(12) NOT NULL, "
+                 "retries INTEGER NOT NULL DEFAULT 0, error VARCHAR(300), kwargs TEXT, "
+                 "started_at_ms BIGINT, finished_at_ms BIGINT, rerun_of VARCHAR(64))")
+
+
+def test_an_old_database_gains_the_queue_wait_column(tmp_path):
+    """`run.py initdb` on a database from before the queue wait adds the column,
+    keeping the rows (SQLite here; PostgreSQL in the test below)."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(OLD_JOB_TABLE.format(pk="INTEGER PRIMARY KEY"))
+    conn.execute("INSERT INTO job (task_id, name, kind, state) VALUES ('t1', 'n', 'settle_lot', 'SUCCESS')")
+    conn.commit()
+    conn.close()
+    subprocess.run([sys.executable, "run.py", "initdb"], cwd=ROOT, check=True,
+                   env={**os.environ, "DATABASE_URL": f"sqlite:///{path}"}, stdout=subprocess.DEVNULL)
+    conn = sqlite3.connect(path)
+    assert "queued_at_ms" in {row[1] for row in conn.execute("PRAGMA table_info(job)")}
+    assert conn.execute("SELECT task_id, queued_at_ms FROM job").fetchall() == [("t1", None)]
+    conn.close()
+
+
 def test_audit_table_is_append_only_on_postgres():
-    """The same triggers on PostgreSQL (the multi-node database), from `run.py initdb`."""
+    """The same triggers on PostgreSQL (the multi-node database), from `run.py initdb`;
+    and an old job table gains the queue wait column there too."""
     import pg
     from tests.procs import free_port
     if not pg.available():
@@ -507,8 +569,13 @@ def test_audit_table_is_append_only_on_postgres():
     import psycopg2
     server = pg.Postgres(free_port()).start()
     try:
+        with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
+            cur.execute(OLD_JOB_TABLE.format(pk="BIGSERIAL PRIMARY KEY"))  # from an older release
         subprocess.run([sys.executable, "run.py", "initdb"], cwd=ROOT, check=True,
                        env={**os.environ, "DATABASE_URL": server.url}, stdout=subprocess.DEVNULL)
+        with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'job'")
+            assert "queued_at_ms" in {row[0] for row in cur.fetchall()}  # the migrator added it
         with psycopg2.connect(server.url) as conn, conn.cursor() as cur:
             cur.execute("INSERT INTO auditentry (at_ms, actor, action, target) "
                         "VALUES (1, 'system', 'session.create', 'session:1') RETURNING id")

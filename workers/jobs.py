@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import signals
 
-from auction import jobs, keys
+from auction import jobs, keys, tasknames
 from models import db, now_ms
 from workers import publish
 from workers.db import bind
@@ -29,7 +30,22 @@ _running: dict[str, dict] = {}  # task id -> what prerun/failure/retry learned
 @signals.task_prerun.connect
 def _started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     if task is not None and task.name in jobs.RECORDED and task_id:
-        _running[task_id] = {"started_at_ms": now_ms()}
+        _running[task_id] = {"started_at_ms": now_ms(), "queued_at_ms": _queued_at(task.request)}
+
+
+def _queued_at(request: Any) -> int | None:
+    """When this run became due: the submit time the message carries
+    (auction/tasknames.py), or its ETA if later (a countdown, a retry's)."""
+    try:
+        due = request.get(tasknames.QUEUED_HEADER)
+        due = int(due) if due is not None else None
+        eta = request.get("eta")
+        if eta:
+            eta_ms = int(datetime.fromisoformat(str(eta)).timestamp() * 1000)
+            due = max(due or 0, eta_ms)
+        return due
+    except (TypeError, ValueError):
+        return None
 
 
 @signals.task_failure.connect
@@ -66,13 +82,20 @@ def _finished(task_id: str | None = None, task: Any = None, kwargs: dict | None 
            "user_id": _int(kwargs.get("user_id")), "state": state or "UNKNOWN",
            "retries": int(getattr(task.request, "retries", 0) or 0),
            "error": (seen.get("error") or None) if state != "SUCCESS" else None,
-           "kwargs": kwargs, "started_at_ms": seen["started_at_ms"], "finished_at_ms": now_ms()}
+           "kwargs": kwargs, "queued_at_ms": seen["queued_at_ms"],
+           "started_at_ms": seen["started_at_ms"], "finished_at_ms": now_ms()}
     if row["error"]:
         row["error"] = row["error"][:300]
     try:
         redis = publish.client()
-        redis.rpush(keys.JOBS_PENDING, json.dumps({"task_id": task_id, **row},
-                                                  separators=(",", ":"), default=str))
+        pipe = redis.pipeline(transaction=False)
+        pipe.rpush(keys.JOBS_PENDING, json.dumps({"task_id": task_id, **row},
+                                                 separators=(",", ":"), default=str))
+        if row["queued_at_ms"] is not None:  # for /metrics: the queue wait summed per kind
+            wait = max(0, row["started_at_ms"] - row["queued_at_ms"])
+            pipe.hincrby(keys.JOBS_WAIT_MS_TOTAL, row["kind"], wait)
+            pipe.hincrby(keys.JOBS_WAIT_COUNT, row["kind"], 1)
+        pipe.execute()
         # At most one batch a FLUSH_EVERY_MS across all workers: the lock is
         # left to expire, not released, so the writes come in batches.
         if redis.set(keys.JOBS_FLUSH_LOCK, 1, nx=True, px=jobs.FLUSH_EVERY_MS):

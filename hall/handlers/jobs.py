@@ -7,7 +7,7 @@ from auction import audit, jobs, keys
 from hall.errors import ApiError
 from hall.handlers.admin import AdminHandler
 from hall.tasks import submit
-from models import Job
+from models import Job, now_ms
 
 STATES = ("SUCCESS", "FAILURE", "RETRY", "PENDING")
 MAX_LISTED = 500
@@ -70,12 +70,13 @@ class JobRerunHandler(AdminHandler):
         if job.state != "FAILURE":
             raise ApiError("conflict", f"only a failed task is run again; this one is {job.state}")
         owner = job.user_id or self.operator.id
+        queued_at = now_ms()
         new_id = await submit(self.application, job.name, owner, job.kind, job.kwargs or {})
 
         def record() -> None:
             Job.create(task_id=new_id, name=job.name, kind=job.kind, lot_id=job.lot_id,
                        session_id=job.session_id, user_id=job.user_id, state="PENDING",
-                       kwargs=job.kwargs, rerun_of=job.task_id)
+                       kwargs=job.kwargs, rerun_of=job.task_id, queued_at_ms=queued_at)
             audit.record("task.rerun", f"task:{job.id}", actor=self.actor,
                          before={"task_id": job.task_id, "state": job.state},
                          after={"task_id": new_id})

@@ -77,6 +77,8 @@ const DICT = {
     bo_jobs: "任务", bo_job_kind: "类型", bo_job_state: "状态", bo_job_retries: "重试", bo_job_error: "错误",
     bo_job_duration: "耗时", bo_rerun: "重新执行", bo_rerun_done: "已重新提交", bo_no_jobs: "没有任务", bo_lot_id: "拍品ID",
     bo_winner: "买受人", bo_session: "专场", bo_credit_done: "已充值，余额", bo_phone: "手机号",
+    // back office, second round (issue 13): order page, fair warning, navigation
+    bo_job_wait: "排队等待",
   },
   en: {
     brand: "Auction Hall", nav_home: "Sessions", nav_me: "Me", nav_login: "Log in", nav_ops: "Ops", nav_logout: "Log out",
@@ -155,6 +157,8 @@ const DICT = {
     bo_jobs: "Jobs", bo_job_kind: "Kind", bo_job_state: "State", bo_job_retries: "Retries", bo_job_error: "Error",
     bo_job_duration: "Took", bo_rerun: "Run again", bo_rerun_done: "Queued again", bo_no_jobs: "No jobs", bo_lot_id: "Lot ID",
     bo_winner: "Winner", bo_session: "Session", bo_credit_done: "Credited, balance", bo_phone: "Phone",
+    // back office, second round (issue 13): order page, fair warning, navigation
+    bo_job_wait: "Queued for",
   },
 };
 

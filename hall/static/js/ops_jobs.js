@@ -27,7 +27,9 @@ async function load(body, out) {
       el("td", {}, j.user_id ? `#${j.user_id}` : "—"),
       el("td", {}, el("span", { class: `badge ${j.state === "FAILURE" ? "paused" : ""}` }, j.state)),
       el("td", {}, String(j.retries)), el("td", { class: "mono" }, j.error || ""),
-      el("td", {}, fmtTime(j.started_at_ms).slice(5)), el("td", {}, j.duration_ms === null ? "—" : `${j.duration_ms} ms`),
+      el("td", {}, fmtTime(j.started_at_ms).slice(5)),
+      el("td", { testid: "job-wait" }, j.wait_ms === null || j.wait_ms === undefined ? "—" : `${j.wait_ms} ms`),
+      el("td", {}, j.duration_ms === null ? "—" : `${j.duration_ms} ms`),
       el("td", {}, j.rerunnable ? el("button", { type: "button", testid: "job-rerun", onclick: () => rerun(j, out, reload) }, t("bo_rerun")) : ""))));
     app.querySelector("[data-testid=no-jobs]").hidden = jobs.length > 0;
   } catch (e) { out.textContent = e.code === "forbidden" ? t("not_operator") : errText(e); out.className = "notice err"; }
@@ -54,7 +56,7 @@ function main() {
   app.replaceChildren(boNav("/ops/jobs"), el("h1", {}, t("bo_jobs")), form, out,
     el("div", { class: "card" }, el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("bo_jobs") },
       el("table", { testid: "jobs" }, el("thead", {}, el("tr", {}, ["ID", t("bo_job_kind"), t("bo_lot_id"), t("session_id"), t("user_id"),
-        t("bo_job_state"), t("bo_job_retries"), t("bo_job_error"), t("time"), t("bo_job_duration"), ""].map((h) => el("th", { scope: "col" }, h)))), body)),
+        t("bo_job_state"), t("bo_job_retries"), t("bo_job_error"), t("time"), t("bo_job_wait"), t("bo_job_duration"), ""].map((h) => el("th", { scope: "col" }, h)))), body)),
       el("p", { class: "muted", testid: "no-jobs", hidden: true }, t("bo_no_jobs"))));
   load(body, out);
 }
