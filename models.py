@@ -182,9 +182,13 @@ class Coupon(BaseModel):
 
 
 class Order(BaseModel):
-    """The winner's purchase of a lot: hammer price + premium - deposit credited."""
+    """The winner's purchase of a lot: hammer price + premium - deposit credited.
+
+    One order per lot that is not forfeited (a partial unique index,
+    `create_tables`): a forfeited lot may be sold again through a
+    second-chance offer (auction/offers.py), as a new order."""
     user = ForeignKeyField(User, backref="orders")
-    lot = ForeignKeyField(Lot, unique=True)
+    lot = ForeignKeyField(Lot)
     amount = BigIntegerField()  # hammer price
     premium = BigIntegerField(default=0)
     deposit_credited = BigIntegerField(default=0)
@@ -357,6 +361,34 @@ class Job(BaseModel):
 
 ALL_MODELS.append(Job)
 
+
+class Offer(BaseModel):
+    """A second-chance offer (auction/offers.py): a forfeited lot offered to the
+    next highest other bidder at their own best bid, until `expires_ms`.
+    At most one pending offer per lot (a partial unique index, `create_tables`).
+    `passed_on`: the lot has been offered on (or found nobody left) since this
+    one was declined or expired, so the sweep does not pass it on again."""
+    lot = ForeignKeyField(Lot, backref="offers")
+    user = ForeignKeyField(User, backref="offers")
+    amount = BigIntegerField()
+    status = CharField(max_length=12, default="pending")  # pending accepted declined expired
+    expires_ms = BigIntegerField()
+    order = ForeignKeyField(Order, null=True)
+    passed_on = IntegerField(default=0)
+    created_at_ms = BigIntegerField(default=now_ms)
+    ended_at_ms = BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("status", "expires_ms"), False),)  # the expiry sweep
+
+    def public(self) -> dict:
+        return {"offer_id": self.id, "lot_id": self.lot_id, "amount": self.amount,
+                "expires_ms": self.expires_ms, "status": self.status,
+                "order_id": self.order_id, "created_at_ms": self.created_at_ms}
+
+
+ALL_MODELS.append(Offer)
+
 # The audit table is append-only in the database itself, not only by the
 # absence of endpoints: an UPDATE or DELETE of an entry is aborted.
 _AUDIT_GUARDS = {
@@ -506,7 +538,30 @@ def create_tables() -> None:
             missing = [f for f in model._meta.sorted_fields if f.column_name not in have]
             if missing:
                 migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
+        _one_live_order_per_lot()
+        for statement in _PARTIAL_UNIQUE:
+            db.execute_sql(statement)
         from peewee import PostgresqlDatabase
         kind = "postgres" if isinstance(db.obj, PostgresqlDatabase) else "sqlite"
         for statement in _AUDIT_GUARDS[kind]:
             db.execute_sql(statement)
+
+
+# Uniqueness that holds for some rows only (SQLite and PostgreSQL both have
+# partial indexes): one order per lot that is not forfeited, one pending offer.
+_PARTIAL_UNIQUE = [
+    'CREATE UNIQUE INDEX IF NOT EXISTS order_one_live_per_lot ON "order" (lot_id) '
+    "WHERE status != 'forfeited'",
+    "CREATE UNIQUE INDEX IF NOT EXISTS offer_one_pending_per_lot ON offer (lot_id) "
+    "WHERE status = 'pending'",
+]
+
+
+def _one_live_order_per_lot() -> None:
+    """A database made before second-chance offers has `order_lot_id` as a
+    unique index (one order per lot, ever): it becomes a plain one, and the
+    partial unique index above takes over."""
+    for index in db.get_indexes("order"):
+        if index.name == "order_lot_id" and index.unique:
+            db.execute_sql('DROP INDEX order_lot_id')
+            db.execute_sql('CREATE INDEX order_lot_id ON "order" (lot_id)')

@@ -95,6 +95,8 @@ IMAGE_HOSTS = _list("HALL_IMAGE_HOSTS")
 # Auction rules defaults (API.md).
 EXTEND_WINDOW_S = _int("HALL_EXTEND_WINDOW_S", 300)
 EXTEND_BY_S = _int("HALL_EXTEND_BY_S", 300)
+# A clerk's fair warning (最后警告): the seconds left to the hammer once it is given.
+FAIR_WARNING_S = _int("HALL_FAIR_WARNING_S", 10)
 REF_TTL_S = 24 * 3600
 ORDER_PAY_WINDOW_S = _int("HALL_ORDER_PAY_WINDOW_S", 72 * 3600)
 MAX_AMOUNT = 10**12  # fen; anything above is `invalid`
@@ -115,9 +117,13 @@ OUTBOX_LOOK_S = float(os.environ.get("HALL_OUTBOX_LOOK_S", "30"))
 RETRY_ALERT_AFTER = _int("HALL_RETRY_ALERT_AFTER", 6)
 # Trust: a user whose orders were forfeited (悔拍) this many times is banned.
 STRIKES_TO_BAN = _int("HALL_STRIKES_TO_BAN", 3)
+# Trust: how long a second-chance offer of a forfeited lot stays open (seconds).
+OFFER_WINDOW_S = _int("HALL_OFFER_WINDOW_S", 86400)
 # A WeChat payment still pending this long after it opened (no notification)
 # is asked about at the gateway, then again every as long (workers/payments.py).
 PAYMENT_CHECK_AFTER_S = float(os.environ.get("HALL_PAYMENT_CHECK_AFTER_S", "60"))
+# The largest top-up (充值) by WeChat Pay in one payment, in fen (default ¥50,000).
+TOPUP_MAX_FEN = _int("HALL_TOPUP_MAX_FEN", 5_000_000)
 # How often beat sweeps for due lots / flushes bids into the database.
 SWEEP_INTERVAL_S = float(os.environ.get("HALL_SWEEP_INTERVAL_S", "1.0"))
 # A lot closed this long ago and not yet settled has its settlement queued

@@ -33,6 +33,9 @@ class Actor:
 
 SYSTEM = Actor()
 
+# Second-chance offers of forfeited lots (auction/offers.py), target `lot:{id}`.
+ACTIONS += ("offer.create", "offer.accept", "offer.decline", "offer.expire", "offer.none_left")
+
 
 def record(action: str, target: str, *, actor: Actor | None = None,
            before: Any = None, after: Any = None) -> AuditEntry:

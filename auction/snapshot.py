@@ -92,6 +92,11 @@ def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
         snap["winner"] = state.get("leader_name") if result == "sold" else None
     if state.get("chain_head"):
         snap["chain_head"] = state["chain_head"]
+    warn_seq = state.get("warn_seq")
+    if status == "live" and warn_seq is not None and warn_seq == (state.get("seq") or "0"):
+        # A fair warning given on the last bid, not yet ended by a new one:
+        # its countdown runs to the deadline (auction/lua/status.lua).
+        snap["fair_warning_ends_ms"] = deadline
     return snap
 
 

@@ -20,6 +20,8 @@ SETTLE_LOT = "workers.tasks.settlement.settle_lot"
 SEND_REFUND = "workers.tasks.settlement.send_refund"
 MONEY_SWEEP = "workers.tasks.settlement.money_sweep"
 NOOP = "workers.tasks.settlement.noop"  # a bare round trip (bench/money.py)
+OFFER_PASS_ON = "workers.tasks.offers.pass_on"  # a second-chance offer goes to the next bidder
+OFFER_SWEEP = "workers.tasks.offers.sweep"  # expired second-chance offers
 
 # -- lot lifecycle (queue "lots") ---------------------------------------------------------
 SWEEP = "workers.tasks.lots.sweep"
@@ -41,6 +43,7 @@ ROUTES = {
     "workers.tasks.deposits.*": {"queue": MONEY},
     "workers.tasks.settlement.*": {"queue": MONEY},
     "workers.tasks.orders.*": {"queue": MONEY},
+    "workers.tasks.offers.*": {"queue": MONEY},
     "workers.tasks.lots.*": {"queue": LOTS},
     "workers.tasks.notify.*": {"queue": NOTIFY},
 }

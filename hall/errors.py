@@ -24,14 +24,15 @@ STATUS = {
 
 
 class ApiError(Exception):
-    def __init__(self, code: str, message: str = "") -> None:
+    def __init__(self, code: str, message: str = "", **extra: object) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message or code.replace("_", " ")
+        self.extra = extra  # more fields of the error body (e.g. which lots are late)
 
     @property
     def status(self) -> int:
         return STATUS.get(self.code, 400)
 
     def body(self) -> dict:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": self.message, **self.extra}

@@ -65,6 +65,9 @@ BODIES: dict[tuple[str, str], dict] = {
         extend_window_s={"type": "integer", "minimum": 0, "maximum": 86400},
         extend_by_s={"type": "integer", "minimum": 0, "maximum": 86400}),
     ("post", "/api/admin/sessions/{id}/publish"): obj([], at_ms=MS),
+    ("post", "/api/admin/lots/{id}/{action}"): obj([], seconds={
+        "type": "integer", "minimum": 1, "maximum": 600,
+        "description": "fair-warning only: seconds left to the hammer (default HALL_FAIR_WARNING_S)"}),
     ("post", "/api/admin/users/{id}/credit"): obj(["amount"], amount=MONEY,
                                                   reason={"type": "string", "maxLength": 200}),
     ("post", "/api/admin/users/{id}/{ban_action}"): obj(

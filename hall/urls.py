@@ -5,6 +5,7 @@ from hall.handlers import admin, auth, health, lots, orders, pages, sessions, ta
 import settings
 from hall.handlers import audit, coupons, exports, images, jobs, people, watch
 from hall.handlers import wechat
+from hall.handlers import offers
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -55,6 +56,9 @@ handlers = [
     (r"/api/me/watches", watch.MyWatchesHandler),
     (rf"/api/admin/users/{ID}/coupons", coupons.AdminUserCouponsHandler),
     (r"/api/me/coupons", coupons.MyCouponsHandler),
+    (r"/api/me/offers", offers.MyOffersHandler),
+    (rf"/api/offers/{ID}/accept", offers.OfferAcceptHandler),
+    (rf"/api/offers/{ID}/decline", offers.OfferDeclineHandler),
     (r"/api/openapi.json", OpenApiHandler),
     (r"/api/.*", NotFoundHandler),
     (r"/media/images/([0-9a-f]{32}(?:\.thumb)?\.jpg)", images.MediaFiles,

@@ -356,6 +356,7 @@ async def test_deadlines_from_the_start_reorder_and_late_deadlines(stack, hall):
     await op.call("PATCH", f"/api/admin/sessions/{sid}", {"starts_at_ms": now + 600_000})
     code, data = await op.call("POST", f"/api/admin/sessions/{sid}/publish", {})
     assert code == 409 and data["code"] == "conflict" and "定时截止" in data["message"], data
+    assert data["late_lots"] == [{"id": fixed["id"], "title": "定时截止"}]  # for the pages to name them
     assert (await op.get(f"/api/sessions/{sid}"))["status"] == "draft"
     await op.call("PATCH", f"/api/admin/lots/{fixed['id']}", {"ends_after_start_s": 7200})
     await op.call("PATCH", f"/api/admin/sessions/{sid}", {"starts_at_ms": None})
@@ -365,6 +366,61 @@ async def test_deadlines_from_the_start_reorder_and_late_deadlines(stack, hall):
     # An hour from when it really opened, not from when it was typed in.
     assert before_publish + 3_600_000 <= lots[rel["id"]]["deadline_ms"] <= int(time.time() * 1000) + 3_600_000
     assert lots[fixed["id"]]["deadline_ms"] >= before_publish + 7_200_000
+
+
+async def test_fair_warning_is_a_state_with_its_own_countdown(stack, hall):
+    """A clerk's fair warning: the room hears `fair_warning` with a deadline a
+    few seconds away, the snapshot and the dashboard show the warning's end, a
+    new bid ends the warning (and the soft close extends the lot), a pause ends
+    it too, and a warning nobody answers closes the lot when it runs out."""
+    op = hall.operator
+    _, (lot, quiet) = await hall.live_lots(2, ends_in_s=3600)
+    lid = lot["id"]
+    api, _ = await hall.bidder(prefix="fw")
+    sock = await Socket.connect(stack.ws_url, api.token)
+    assert (await hall.pay_deposit(api, sock, lid))["state"] == "SUCCESS"
+    await sock.join(lid)
+    await sock.join(quiet["id"])
+    assert (await sock.bid(lid, lot["start_price"]))["type"] == "accepted"
+    mark = len(sock.messages)
+    warned = await op.post(f"/api/admin/lots/{lid}/fair-warning", {"seconds": 30})
+    assert warned["status"] == "live"  # the contract's status; the warning is its own field
+    msg = await sock.wait_for(lambda m: m.get("type") == "lot_status" and m["lot_id"] == lid, start=mark)
+    assert msg["status"] == "fair_warning"
+    assert msg["deadline_ms"] - msg["server_time_ms"] == 30_000  # the warning's countdown, not the hour
+    snap = await hall.anon.get(f"/api/lots/{lid}")
+    assert snap["fair_warning_ends_ms"] == snap["deadline_ms"] == msg["deadline_ms"]
+    rooms = {r["lot_id"]: r for r in (await op.get("/api/admin/overview"))["rooms"]}
+    assert rooms[lid]["fair_warning_ends_ms"] == msg["deadline_ms"]
+    entry = (await audit(hall, target=f"lot:{lid}", action="lot.fair_warning"))[-1]
+    assert entry["after"]["deadline_ms"] == msg["deadline_ms"]
+    # A new bid answers the warning: it is over, and the soft close gives time again.
+    other, _ = await hall.bidder(prefix="fw")
+    sock2 = await Socket.connect(stack.ws_url, other.token)
+    assert (await hall.pay_deposit(other, sock2, lid))["state"] == "SUCCESS"
+    await sock2.join(lid)
+    bid = await sock2.bid(lid, snap["next_min_bid"])
+    assert bid["type"] == "accepted", bid
+    await sock2.close()
+    snap = await hall.anon.get(f"/api/lots/{lid}")
+    assert "fair_warning_ends_ms" not in snap and snap["deadline_ms"] > msg["deadline_ms"]
+    # Warned again, then paused: a pause ends it.
+    await op.post(f"/api/admin/lots/{lid}/fair-warning")  # HALL_FAIR_WARNING_S
+    assert "fair_warning_ends_ms" in await hall.anon.get(f"/api/lots/{lid}")
+    await op.post(f"/api/admin/lots/{lid}/pause")
+    await op.post(f"/api/admin/lots/{lid}/resume")
+    assert "fair_warning_ends_ms" not in await hall.anon.get(f"/api/lots/{lid}")
+    for bad in ({"seconds": 0}, {"seconds": "5"}, {"seconds": 601}):
+        code, data = await op.call("POST", f"/api/admin/lots/{lid}/fair-warning", bad)
+        assert code == 400 and data["code"] == "invalid", (bad, data)
+    # Nobody answers a warning on the quiet lot: it closes when the countdown runs out.
+    mark = len(sock.messages)
+    await op.post(f"/api/admin/lots/{quiet['id']}/fair-warning", {"seconds": 1})
+    warn = await sock.wait_for(lambda m: m.get("type") == "lot_status" and m["lot_id"] == quiet["id"], start=mark)
+    closed = await sock.wait_for(lambda m: m.get("type") == "closed" and m["lot_id"] == quiet["id"],
+                                 start=mark, timeout=30)
+    assert closed["result"] == "unsold" and warn["status"] == "fair_warning"
+    await sock.close()
 
 
 async def test_a_malformed_multipart_form_is_invalid_not_a_500(stack, hall):

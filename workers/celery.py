@@ -26,6 +26,7 @@ app = Celery(
         "workers.tasks.settlement",
         "workers.tasks.lots",
         "workers.tasks.orders",
+        "workers.tasks.offers",
         "workers.tasks.notify",
         "workers.jobs",  # not tasks: the signals that keep the job records (models.Job)
     ],
@@ -77,6 +78,8 @@ app.conf.update(
         "flush-bids": _every(tasknames.FLUSH_BIDS, settings.SWEEP_INTERVAL_S),
         # 悔拍 for orders past pay_by_ms; re-queue stuck WeChat refunds (queue: money).
         "money-sweep": _every(tasknames.MONEY_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
+        # Second-chance offers past their deadline pass to the next bidder (queue: money).
+        "offer-sweep": _every(tasknames.OFFER_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
         "notify-drain-events": _every(tasknames.DRAIN_EVENTS, settings.SWEEP_INTERVAL_S),
         "notify-closing-soon": _every(tasknames.CLOSING_SOON, settings.SWEEP_INTERVAL_S),
     },

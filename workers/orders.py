@@ -14,7 +14,8 @@
 * Forfeiture (悔拍): an order still unpaid after `pay_by_ms` becomes
   `forfeited`, the deposits credited to it become `forfeited` (kept, not
   refunded), its owner gets an `order` message and the operators an alert
-  (workers/alerts.py).
+  (workers/alerts.py); in the same transaction the lot is offered to the next
+  bidder (a second-chance offer, workers/offers.py).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from models import (
     on_commit,
     write_transaction,
 )
-from workers import gateway, publish, refunds
+from workers import gateway, offers, publish, refunds
 from workers.alerts import alert_ops
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,8 @@ def forfeit_order(order_id: int, now: int) -> bool:
             audit.gateway_money("forfeit", order.user_id, order.deposit_credited,
                                 order_id=order_id, lot_id=order.lot_id)
         strikes, banned = _strike(order)
+        # A second chance: the lot goes to the next highest other bidder.
+        offers.pass_on_in_transaction(order.lot_id, now)
     order = Order.get_by_id(order_id)
     deposits = [d.id for d in Deposit.select(Deposit.id).where(Deposit.credited_to == order_id)]
     publish.to_user(order.user_id, {"type": "order", "order": order.public(),

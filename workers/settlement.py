@@ -1,6 +1,6 @@
 """After the hammer: the winner's order, refunds of losers' deposits.
 
-Each money movement is one transaction and idempotent (a unique order per
+Each money movement is one transaction and idempotent (one live order per
 lot, a unique refund per deposit, status checks in every UPDATE), so settling
 twice, or a second worker finishing what a killed one started, changes
 nothing that was already done:
@@ -84,7 +84,10 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
         Lot.update(status="settled", final_price=price or None, winner=winner_id,
                    bid_count=bid_count, closed_at_ms=closed_at).where(
             (Lot.id == lot_id) & (Lot.status != "settled")).execute()
-        order = Order.get_or_none(Order.lot == lot_id) if sold else None
+        # The hammer's order (the first of the lot: later ones are
+        # second-chance offers' after a forfeit, auction/offers.py).
+        order = (Order.select().where(Order.lot == lot_id).order_by(Order.id).first()
+                 if sold else None)
         if sold and order is None:
             premium = price * lot.buyer_premium_bp // 10000
             order = Order.create(user=winner_id, lot=lot_id, amount=price, premium=premium,

@@ -297,7 +297,8 @@ class AdminPublishHandler(AdminHandler):
         if late:
             names = ", ".join(f"#{lot.id} {lot.title}" for lot in late[:10])
             raise ApiError("conflict", f"the deadline of these lots is before the session "
-                                       f"opens; set a later one first: {names}")
+                                       f"opens; set a later one first: {names}",
+                           late_lots=[{"id": lot.id, "title": lot.title} for lot in late])
 
         def record() -> None:
             audit.record("session.publish", f"session:{sid}", actor=self.actor,
@@ -347,8 +348,11 @@ class AdminLotControlHandler(AdminHandler):
             await submit(app, tasknames.SETTLE_LOT, self.operator.id, "settlement",
                          {"lot_id": lid})
         else:
+            # A fair warning leaves `seconds` (default HALL_FAIR_WARNING_S) to the hammer.
+            warn_s = (integer(self.json_body(), "seconds", required=False, minimum=1, maximum=600,
+                              default=settings.FAIR_WARNING_S) if action == "fair-warning" else 0)
             raw = await app.scripts.status(keys=engine.control_keys(lid),
-                                           args=[lid, ACTIONS[action], engine.MAXLEN])
+                                           args=[lid, ACTIONS[action], engine.MAXLEN, warn_s * 1000])
             result = json.loads(raw)
             if result.get("error") == "not_found":
                 raise ApiError("not_found", "this lot is not published")
@@ -359,9 +363,11 @@ class AdminLotControlHandler(AdminHandler):
                     return  # already in that state: nothing changed, nothing to record
                 before = Lot.get_or_none(Lot.id == lid)
                 Lot.update(status=result["status"]).where(Lot.id == lid).execute()
+                after = {"status": result["status"]}
+                if action == "fair-warning":
+                    after["deadline_ms"] = result.get("deadline_ms")
                 audit.record(f"lot.{ACTIONS[action]}", f"lot:{lid}", actor=self.actor,
-                             before={"status": before.status if before else None},
-                             after={"status": result["status"]})
+                             before={"status": before.status if before else None}, after=after)
             await self.audited(record)
         self.send(await self.lots.snapshot(lid, self.operator))
 

@@ -21,7 +21,8 @@ class ResultsCsvHandler(AdminHandler):
         lots = await self.db.list(Lot.select().where(Lot.auction_session == sid)
                                   .order_by(Lot.position, Lot.id))
         orders = {o.lot_id: o for o in await self.db.list(
-            Order.select().where(Order.lot.in_([lot.id for lot in lots])))} if lots else {}
+            Order.select().where(Order.lot.in_([lot.id for lot in lots]))
+            .order_by(Order.id))} if lots else {}  # the latest (a second-chance sale)
         winners = {u.id: u.username for u in await self.db.list(
             User.select(User.id, User.username).where(
                 User.id.in_([o.user_id for o in orders.values()])))} if orders else {}
