@@ -68,7 +68,7 @@ class LedgerEntry(BaseModel):
     user = ForeignKeyField(User, backref="ledger")
     amount = BigIntegerField()  # signed: + credit, - debit
     balance_after = BigIntegerField()
-    kind = CharField(max_length=24)  # credit | deposit | refund | order | forfeit
+    kind = CharField(max_length=24)  # credit | deposit | refund | order | forfeit | topup
     ref = CharField(max_length=96, unique=True)
     memo = CharField(max_length=255, default="")
     created_at_ms = BigIntegerField(default=now_ms)
@@ -360,6 +360,32 @@ class Job(BaseModel):
 
 
 ALL_MODELS.append(Job)
+
+
+class TopUp(BaseModel):
+    """充值: money put into a balance by WeChat Pay (workers/topups.py).
+
+    One row per top-up task (`task_id` unique) and its one WeChat trade
+    (`out_trade_no`, also a `Payment` row with neither deposit nor order).
+    `pending` until the trade's verified notification (or the gateway's
+    query) says it was paid; then `paid`, in the transaction that credits the
+    balance through the ledger once (ref `topup:{id}`)."""
+    user = ForeignKeyField(User, backref="topups")
+    amount = BigIntegerField()
+    status = CharField(max_length=12, default="pending")  # pending paid
+    task_id = CharField(max_length=64, unique=True)
+    out_trade_no = CharField(max_length=64, unique=True)
+    scene = CharField(max_length=8, null=True)
+    created_at_ms = BigIntegerField(default=now_ms)
+    paid_at_ms = BigIntegerField(null=True)
+
+    def public(self) -> dict:
+        return {"id": self.id, "amount": self.amount, "status": self.status,
+                "scene": self.scene, "out_trade_no": self.out_trade_no,
+                "created_at_ms": self.created_at_ms, "paid_at_ms": self.paid_at_ms}
+
+
+ALL_MODELS.append(TopUp)
 
 
 class Offer(BaseModel):

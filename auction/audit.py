@@ -17,6 +17,7 @@ ACTIONS = (
     "lot.create", "lot.edit", "lot.open", "lot.pause", "lot.resume", "lot.fair_warning",
     "lot.hammer", "user.ban", "user.unban", "user.strike", "coupon.issue", "task.rerun",
     "money.credit", "money.deposit", "money.order", "money.refund", "money.forfeit",
+    "money.topup",
 )
 
 

@@ -16,6 +16,7 @@ WECHAT_PAID = "workers.tasks.deposits.wechat_paid"
 SEND_PAYMENT_REFUND = "workers.tasks.deposits.send_payment_refund"  # money nothing wants
 RECONCILE_PAYMENT = "workers.tasks.deposits.reconcile_payment"  # a notification lost?
 PAY_ORDER = "workers.tasks.orders.pay_order"
+TOPUP = "workers.tasks.topups.start_topup"  # 充值 by WeChat Pay
 SETTLE_LOT = "workers.tasks.settlement.settle_lot"
 SEND_REFUND = "workers.tasks.settlement.send_refund"
 MONEY_SWEEP = "workers.tasks.settlement.money_sweep"
@@ -43,6 +44,7 @@ ROUTES = {
     "workers.tasks.deposits.*": {"queue": MONEY},
     "workers.tasks.settlement.*": {"queue": MONEY},
     "workers.tasks.orders.*": {"queue": MONEY},
+    "workers.tasks.topups.*": {"queue": MONEY},
     "workers.tasks.offers.*": {"queue": MONEY},
     "workers.tasks.lots.*": {"queue": LOTS},
     "workers.tasks.notify.*": {"queue": NOTIFY},

@@ -46,6 +46,10 @@ BODIES: dict[tuple[str, str], dict] = {
     ("post", "/api/orders/{id}/pay"): obj(["method"], method={"enum": ["balance", "wechat"]},
                                           coupon_id={"type": "integer", "minimum": 1},
                                           scene=SCENE, wechat_app=WECHAT_APP),
+    ("post", "/api/me/topups"): obj(["amount"], amount={
+        "type": "integer", "minimum": 1, "maximum": settings.TOPUP_MAX_FEN,
+        "description": "fen to put into the balance by WeChat Pay (at most HALL_TOPUP_MAX_FEN)"},
+        scene=SCENE, wechat_app=WECHAT_APP),
     ("post", "/api/auth/wechat"): obj(["code"], code=WX_CODE),
     ("post", "/api/me/wechat"): obj(["code"], code=WX_CODE, app=WECHAT_APP),
     ("post", "/api/auth/wechat/ticket"): obj(["ticket"], ticket={"type": "string", "minLength": 1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hall.handlers import admin, auth, health, lots, orders, pages, sessions, tasks, ws
 import settings
 from hall.handlers import audit, coupons, exports, images, jobs, people, watch
-from hall.handlers import wechat
+from hall.handlers import wallet, wechat
 from hall.handlers import offers
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
@@ -25,6 +25,8 @@ handlers = [
     (r"/api/me", auth.MeHandler),
     (r"/api/me/orders", orders.MyOrdersHandler),
     (r"/api/me/deposits", orders.MyDepositsHandler),
+    (r"/api/me/topups", wallet.MyTopUpsHandler),
+    (r"/api/me/wallet", wallet.MyWalletHandler),
     (r"/api/sessions", sessions.SessionListHandler),
     (rf"/api/sessions/{ID}", sessions.SessionHandler),
     (rf"/api/lots/{ID}", lots.LotHandler),

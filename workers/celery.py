@@ -26,6 +26,7 @@ app = Celery(
         "workers.tasks.settlement",
         "workers.tasks.lots",
         "workers.tasks.orders",
+        "workers.tasks.topups",
         "workers.tasks.offers",
         "workers.tasks.notify",
         "workers.jobs",  # not tasks: the signals that keep the job records (models.Job)

@@ -26,7 +26,7 @@ from models import WeChatIdentity
 JSAPI, NATIVE, H5 = "jsapi", "native", "h5"
 SCENES = (JSAPI, NATIVE, H5)
 
-DEPOSIT, ORDER = "D", "O"  # out_trade_no prefixes
+DEPOSIT, ORDER, TOPUP = "D", "O", "T"  # out_trade_no prefixes
 
 
 def trade_no(prefix: str, task_id: str) -> str:

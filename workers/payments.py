@@ -1,5 +1,6 @@
 """Payment notifications: one place that settles a verified WeChat Pay
-notification and hands it to what was paid for, a deposit or an order.
+notification and hands it to what was paid for, a deposit, an order or a
+top-up (充值, workers/topups.py).
 
 The hall checks the notification's signature, timestamp and encryption and
 queues `wechat_paid` (workers/tasks/deposits.py); here the payment is looked
@@ -28,7 +29,7 @@ import settings
 from auction import audit, keys
 from auction.errors import Refused
 from models import Payment, now_ms, write_transaction
-from workers import deposits, dispatch, gateway, orders, publish, refunds
+from workers import deposits, dispatch, gateway, orders, publish, refunds, topups
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
     if payment.status == "closed":
         done = _paid_after_close(payment, transaction_id)
     else:
-        settle = deposits.wechat_paid if payment.deposit_id else orders.wechat_paid
+        settle = (deposits.wechat_paid if payment.deposit_id else
+                  orders.wechat_paid if payment.order_id else topups.wechat_paid)
         done = settle(payment, transaction_id)
     if done.get("ignored"):
         return {"status": "ignored", "trade_state": done["ignored"]}

@@ -8,7 +8,7 @@ from hall.handlers.base import BaseHandler
 from hall.handlers.wechat import wechat_scene
 from hall.tasks import submit
 from hall.validate import choice, integer, positive_id
-from models import Coupon, Deposit, LedgerEntry, Order, Refund, now_ms
+from models import AuctionSession, Coupon, Deposit, LedgerEntry, Lot, Order, Refund, now_ms
 
 
 def order_public(o: Order) -> dict:
@@ -16,11 +16,40 @@ def order_public(o: Order) -> dict:
             "created_at_ms": o.created_at_ms}
 
 
+def _lots_of(lot_ids: set) -> dict:
+    """Title, first photo, status and session (title, status) of each lot, for /me."""
+    if not lot_ids:
+        return {}
+    lots = list(Lot.select(Lot.id, Lot.title, Lot.images, Lot.status, Lot.auction_session)
+                .where(Lot.id.in_(list(lot_ids))))
+    sessions = {s.id: s for s in AuctionSession.select(
+        AuctionSession.id, AuctionSession.title, AuctionSession.status).where(
+        AuctionSession.id.in_(list({lot.session_id for lot in lots})))}
+    out = {}
+    for lot in lots:
+        s = sessions.get(lot.session_id)
+        out[lot.id] = {"lot_title": lot.title, "lot_image": (lot.images or [None])[0],
+                       "lot_status": lot.status, "session_id": lot.session_id,
+                       "session_title": s.title if s else None,
+                       "session_status": s.status if s else None}
+    return out
+
+
+def _sessions_of(session_ids: set) -> dict:
+    if not session_ids:
+        return {}
+    return {s.id: {"session_title": s.title, "session_status": s.status}
+            for s in AuctionSession.select(AuctionSession.id, AuctionSession.title,
+                                           AuctionSession.status)
+            .where(AuctionSession.id.in_(list(session_ids)))}
+
+
 class MyOrdersHandler(BaseHandler):
     async def get(self) -> None:
         user = self.require_user()
         rows = await self.db.list(Order.select().where(Order.user == user.id).order_by(Order.id))
-        self.send({"orders": [order_public(o) for o in rows]})
+        lots = await self.db.run(lambda: _lots_of({o.lot_id for o in rows}))
+        self.send({"orders": [{**order_public(o), **lots.get(o.lot_id, {})} for o in rows]})
 
 
 class MyDepositsHandler(BaseHandler):
@@ -35,9 +64,14 @@ class MyDepositsHandler(BaseHandler):
         ledger = await self.db.list(
             LedgerEntry.select().where(LedgerEntry.user == user.id)
             .order_by(LedgerEntry.id.desc()).limit(200))
+        lots = await self.db.run(lambda: _lots_of({d.lot_id for d in deposits if d.lot_id}))
+        sessions = await self.db.run(lambda: _sessions_of({d.session_id for d in deposits}))
+        refund_of = {r.deposit_id: r.status for r in refunds}
         self.send({
-            "deposits": [{**d.public(), "credited": d.credited, "credited_to": d.credited_to,
-                          "created_at_ms": d.created_at_ms} for d in deposits],
+            "deposits": [{**sessions.get(d.session_id, {}), **lots.get(d.lot_id, {}),
+                          **d.public(), "credited": d.credited, "credited_to": d.credited_to,
+                          "created_at_ms": d.created_at_ms,
+                          "refund_status": refund_of.get(d.id)} for d in deposits],
             "refunds": [{"id": r.id, "deposit_id": r.deposit_id, "amount": r.amount,
                          "method": r.method, "status": r.status, "at_ms": r.created_at_ms,
                          "done_at_ms": r.done_at_ms} for r in refunds],

@@ -1,0 +1,223 @@
+"""充值: a top-up by WeChat Pay against the real stack (hall, eventlet worker,
+Redis, SQLite, the WeChat Pay simulator).
+
+The hall answers 202 with a task id; the task's result (the prepay) and the
+later `topup` (paid, with the new balance) arrive on the owner's socket. The
+balance is credited through the ledger exactly once per trade, however the
+payment is told: the notification, a replay of it, a fresh notification of
+the same payment, the gateway's query when no notification came, or the
+notification and the query at the same moment.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import requests
+
+from conftest import Api
+from test_money import (
+    balance,
+    bind_wechat,
+    check_money,
+    db_rows,
+    forged_copy,
+    post_notification,
+    task_result,
+    user_with_socket,
+)
+from workerctl import RECOVERY_S
+
+MAX = 5_000_000  # HALL_TOPUP_MAX_FEN's default
+
+
+async def start(api: Api, sock, amount: int, scene: str = "native") -> dict:
+    answer = await api.post("/api/me/topups", {"amount": amount, "scene": scene})
+    done = await task_result(sock, answer["task_id"])
+    assert done["state"] == "SUCCESS" and done["kind"] == "topup", done
+    return done["result"]
+
+
+def credits(stack, user_id: int) -> list[tuple]:
+    return db_rows(stack, "SELECT kind, amount, ref FROM ledgerentry WHERE user_id=? "
+                          "AND kind='topup'", (user_id,))
+
+
+def topup_audits(stack, user_id: int) -> list[tuple]:
+    return db_rows(stack, "SELECT action FROM auditentry WHERE target=? AND action='money.topup'",
+                   (f"user:{user_id}",))
+
+
+async def test_topup_by_a_native_qr_code_credits_the_balance_once(stack, hall, wechat_sim):
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    result = await start(api, sock, 12_345)
+    assert result["status"] == "awaiting_payment" and result["scene"] == "native"
+    assert result["amount"] == 12_345
+    assert result["qr"].startswith("data:image/svg+xml") and result["code_url"].startswith("weixin://")
+    assert await balance(api) == 0  # nothing until it is paid
+    pending = await api.get("/api/me/topups")
+    assert [(t["amount"], t["status"]) for t in pending["topups"]] == [(12_345, "pending")]
+
+    # The payer scans the QR code and pays; the hall is told, the balance rises.
+    mark = len(sock.messages)
+    paid = await Api(wechat_sim.url).post("/sim/pay", {"code_url": result["code_url"]})
+    assert paid["status"] == 200, paid
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=30)
+    assert msg["topup"]["status"] == "paid" and msg["balance"] == 12_345
+    assert await balance(api) == 12_345
+    wallet = await api.get("/api/me/wallet")
+    assert wallet["balance"] == 12_345
+    assert [(e["kind"], e["amount"], e["balance_after"]) for e in wallet["entries"]] == [
+        ("topup", 12_345, 12_345)]
+    assert wallet["pending_topups"] == []
+
+    # Replays: WeChat re-delivering (same notification id), the same bytes twice,
+    # and the same payment notified afresh (new id and nonce): none credits again.
+    no = result["out_trade_no"]
+    again = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no})
+    assert again["status"] == 200 and "already handled" in again["body"]
+    order = {o["out_trade_no"]: o for o in
+             (await Api(wechat_sim.url).get("/sim/orders"))["orders"]}[no]
+    body, headers = wechat_sim.gateway.notification(order)
+    for _ in range(2):
+        code, answer = await post_notification(stack, body, headers)
+        assert code == 200 and answer["code"] == "SUCCESS"
+    mark = len(sock.messages)
+    body2, headers2 = forged_copy(wechat_sim, order)
+    code, _ = await post_notification(stack, body2, headers2)
+    assert code == 200
+    done = await sock.wait_for(lambda m: m.get("type") == "task" and m.get("kind") == "wechat_payment",
+                               start=mark, timeout=30)
+    assert done["state"] == "SUCCESS" and done["result"]["status"] == "already_paid"
+    assert await balance(api) == 12_345
+    assert [c[:2] for c in credits(stack, user["id"])] == [("topup", 12_345)]
+    assert topup_audits(stack, user["id"]) == [("money.topup",)]
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_topup_amounts_that_are_not_whole_fen_in_range_are_invalid(stack, hall, wechat_sim):
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    for bad in (12.5, "100", 0, -100, True, None, MAX + 1, 10**30, [100], {"fen": 1}):
+        body = {"scene": "native"} if bad is None else {"amount": bad, "scene": "native"}
+        code, data = await api.call("POST", "/api/me/topups", body)
+        assert code == 400 and data["code"] == "invalid", (bad, code, data)
+        assert "amount" in data["message"], data
+    code, data = await api.call("POST", "/api/me/topups", {"amount": 100, "scene": "alipay"})
+    assert code == 400 and data["code"] == "invalid" and "scene" in data["message"]
+    # JSAPI needs the user's own WeChat openid: none bound, a conflict at once.
+    code, data = await api.call("POST", "/api/me/topups", {"amount": 100, "scene": "jsapi"})
+    assert code == 409 and data["code"] == "conflict"
+    code, data = await hall.anon.call("POST", "/api/me/topups", {"amount": 100})
+    assert code == 401
+    assert db_rows(stack, "SELECT COUNT(*) FROM topup WHERE user_id=?", (user["id"],)) == [(0,)]
+    assert await balance(api) == 0
+    # The largest allowed amount goes through.
+    result = await start(api, sock, MAX)
+    assert result["status"] == "awaiting_payment" and result["amount"] == MAX
+    await sock.close()
+
+
+async def test_topup_on_a_phone_pays_at_the_h5_cashier(stack, hall, wechat_sim):
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=500)
+    result = await start(api, sock, 8_800, scene="h5")
+    assert result["scene"] == "h5" and result["h5_url"].startswith(wechat_sim.url + "/sim/h5/")
+    loop = asyncio.get_running_loop()
+    page = await loop.run_in_executor(None, lambda: requests.get(result["h5_url"], timeout=10))
+    assert "¥88.00" in page.text
+    mark = len(sock.messages)
+    back = f"{stack.base}/me"
+    paid = await loop.run_in_executor(None, lambda: requests.post(
+        result["h5_url"].split("?")[0], data={"redirect_url": back}, allow_redirects=False,
+        timeout=10))
+    assert paid.status_code == 302 and paid.headers["Location"] == back
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=30)
+    assert msg["balance"] == 9_300
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_topup_inside_wechat_pays_by_jsapi_with_the_bound_openid(stack, hall, wechat_sim):
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    await bind_wechat(wechat_sim, api)
+    result = await start(api, sock, 2_000, scene="jsapi")
+    assert result["scene"] == "jsapi" and result["prepay"]["package"].startswith("prepay_id=")
+    mark = len(sock.messages)
+    await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": result["out_trade_no"]})
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=30)
+    assert msg["balance"] == 2_000
+    await sock.close()
+
+
+async def test_a_lost_notification_is_settled_by_the_query_once(stack, hall, wechat_sim):
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    result = await start(api, sock, 4_200)
+    no = result["out_trade_no"]
+    mark = len(sock.messages)
+    # Paid at the gateway; the notification never reaches the hall.
+    paid = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "deliver": False})
+    assert paid["order"]["trade_state"] == "SUCCESS"
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=RECOVERY_S)
+    assert msg["balance"] == 4_200
+    # The notification arrives late after all: nothing more.
+    mark = len(sock.messages)
+    order = {o["out_trade_no"]: o for o in
+             (await Api(wechat_sim.url).get("/sim/orders"))["orders"]}[no]
+    body, headers = wechat_sim.gateway.notification(order)
+    code, _ = await post_notification(stack, body, headers)
+    assert code == 200
+    done = await sock.wait_for(lambda m: m.get("type") == "task" and m.get("kind") == "wechat_payment",
+                               start=mark, timeout=30)
+    assert done["result"]["status"] == "already_paid"
+    assert await balance(api) == 4_200
+    assert len(credits(stack, user["id"])) == 1
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_notification_and_query_at_the_same_moment_credit_once(stack, hall, wechat_sim):
+    """The notification's task and the reconciliation's query run side by side
+    (several copies of each, as redelivery makes): one credit."""
+    from celery import Celery
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    result = await start(api, sock, 7_700)
+    no = result["out_trade_no"]
+    paid = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "deliver": False})
+    tx = paid["order"]["transaction_id"]
+    celery = Celery(broker=stack.redis.url, backend=stack.redis.url)
+    sent = []
+    for _ in range(3):
+        sent.append(celery.send_task("workers.tasks.deposits.wechat_paid", kwargs={
+            "out_trade_no": no, "transaction_id": tx, "trade_state": "SUCCESS", "total": 7_700},
+            queue="money"))
+        sent.append(celery.send_task("workers.tasks.deposits.reconcile_payment", args=(no,),
+                                     queue="money"))
+    loop = asyncio.get_running_loop()
+    answers = [await loop.run_in_executor(None, lambda r=r: r.get(timeout=60, propagate=False))
+               for r in sent]
+    statuses = [a["status"] for a in answers]
+    assert statuses.count("paid") == 1, statuses
+    assert set(statuses) <= {"paid", "already_paid", "unchanged"}, statuses
+    assert await balance(api) == 7_700
+    assert [c[:2] for c in credits(stack, user["id"])] == [("topup", 7_700)]
+    assert topup_audits(stack, user["id"]) == [("money.topup",)]
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_a_redelivered_topup_task_opens_one_trade(stack, hall, wechat_sim):
+    from test_money import run_task_twice
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    first, second = await run_task_twice(stack, "workers.tasks.topups.start_topup", {
+        "user_id": user["id"], "amount": 3_100, "scene": "native"})
+    assert first["status"] == second["status"] == "awaiting_payment"
+    assert first["out_trade_no"] == second["out_trade_no"]
+    assert first["code_url"] == second["code_url"]
+    assert db_rows(stack, "SELECT COUNT(*) FROM topup WHERE user_id=?", (user["id"],)) == [(1,)]
+    assert db_rows(stack, "SELECT COUNT(*) FROM payment WHERE user_id=?", (user["id"],)) == [(1,)]
+    # A copy of the task arriving after the payment: paid, nothing to pay.
+    mark = len(sock.messages)
+    await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": first["out_trade_no"]})
+    await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=30)
+    assert await balance(api) == 3_100
+    check_money(stack, [user["id"]])
+    await sock.close()
