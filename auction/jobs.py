@@ -27,7 +27,6 @@ RECORDED = {
     tasknames.RECONCILE_PAYMENT: "reconcile_payment",
     tasknames.PAY_ORDER: "pay_order",
     tasknames.TOPUP: "topup",
-    tasknames.TOPUP: "topup",
     tasknames.SETTLE_LOT: "settle_lot",
     tasknames.SEND_REFUND: "send_refund",
     tasknames.CLOSE_AT: "close_lot",
