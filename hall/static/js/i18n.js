@@ -1,6 +1,15 @@
 // Small i18n dictionary: zh-CN default, English switch stored in localStorage.
 const DICT = {
   zh: {
+    offers_title: "二次机会：为您保留的拍品", offers_intro: "原买受人未按时付款，现按您本人的最高出价向您报价。接受后请在付款期限内付款。",
+    offer_amount: "报价（您的最高出价）", offer_time_left: "剩余时间", offer_ends: "截止", offer_days: "天",
+    offer_accept: "接受并购买", offer_decline: "放弃", offer_accepting: "正在接受…", offer_declining: "正在放弃…",
+    offer_accepted: "已接受，订单已生成，应付", offer_pay_link: "去“我的”付款", offer_declined: "已放弃，拍品将转给下一位出价者",
+    offer_new: "您收到一个新的报价", offer_status_pending: "待答复", offer_status_accepted: "已接受",
+    offer_status_declined: "已放弃", offer_status_expired: "已过期",
+    offer_err_offer_expired: "报价已过期，无法接受", offer_err_banned: "账户已被封禁，不能接受报价",
+    offer_err_conflict: "该报价已放弃或已变更，请刷新后再试", offer_err_not_found: "报价不存在",
+    offer_err_forbidden: "运营账号不能接受报价", offer_err_load: "无法载入报价",
     brand: "拍卖大厅", nav_home: "专场", nav_me: "我的", nav_login: "登录", nav_ops: "运营", nav_logout: "退出",
     lang_switch: "EN", loading: "加载中…", error: "出错了", back: "返回",
     sessions: "拍卖专场", no_sessions: "暂无专场", lots_count: "件拍品", deposit: "保证金", starts_at: "开始时间",
@@ -81,6 +90,15 @@ const DICT = {
     bo_job_wait: "排队等待",
   },
   en: {
+    offers_title: "Second chance: a lot offered to you", offers_intro: "The winner did not pay in time, so the lot is offered to you at your own highest bid. Once you accept, pay before the deadline.",
+    offer_amount: "Price (your highest bid)", offer_time_left: "Time left", offer_ends: "ends", offer_days: "d",
+    offer_accept: "Accept and buy", offer_decline: "Decline", offer_accepting: "Accepting…", offer_declining: "Declining…",
+    offer_accepted: "Accepted: your order is ready, due", offer_pay_link: "Pay on My page", offer_declined: "Declined: the lot goes to the next bidder",
+    offer_new: "You have a new offer", offer_status_pending: "Awaiting your answer", offer_status_accepted: "Accepted",
+    offer_status_declined: "Declined", offer_status_expired: "Expired",
+    offer_err_offer_expired: "Too late: this offer has expired", offer_err_banned: "This account is banned and may not accept offers",
+    offer_err_conflict: "This offer was declined or has changed; refresh and try again", offer_err_not_found: "No such offer",
+    offer_err_forbidden: "Operator accounts cannot accept offers", offer_err_load: "Could not load your offers",
     brand: "Auction Hall", nav_home: "Sessions", nav_me: "Me", nav_login: "Log in", nav_ops: "Ops", nav_logout: "Log out",
     lang_switch: "中文", loading: "Loading…", error: "Error", back: "Back",
     sessions: "Auction sessions", no_sessions: "No sessions yet", lots_count: "lots", deposit: "Deposit", starts_at: "Starts",

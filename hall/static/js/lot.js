@@ -3,6 +3,7 @@ import { t, api, token, money, fmtTime, statusText, el, header, errText, loginUr
 import { applyI18n } from "./i18n.js";
 import { gallery } from "./gallery.js";
 import { wechatScene, wechatPayBox, oauthUrl } from "./wxpay.js";
+import { mountOffers } from "./offers.js";
 
 const lotId = Number(location.pathname.split("/").filter(Boolean).pop());
 const app = document.getElementById("app");
@@ -571,3 +572,4 @@ async function init() {
   loadWatch();
 }
 init();
+mountOffers();  // second-chance offers, above the room (offers.js)

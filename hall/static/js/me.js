@@ -2,6 +2,7 @@
 // coupon), coupons, deposits and the ledger.
 import { t, api, token, money, fmtTime, el, header, errText, loginUrl, downloadWithToken } from "./common.js";
 import { wechatScene, wechatPayBox, oauthUrl } from "./wxpay.js";
+import { mountOffers } from "./offers.js";
 
 const app = document.getElementById("app");
 header(() => location.reload());
@@ -156,3 +157,4 @@ async function main() {
   }
 }
 main();
+mountOffers();  // second-chance offers, above the page (offers.js)
