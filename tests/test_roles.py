@@ -208,3 +208,23 @@ async def test_user_cannot_become_operator(stack, hall):
     assert me["role"] == "bidder" and me["balance"] == 0
     code, data = await api.call("GET", "/api/admin/overview")
     assert code == 403 and data["code"] == "forbidden"
+
+
+async def test_second_chance_offers_are_for_bidders_only(stack, hall):
+    """GET /api/me/offers and POST /api/offers/{id}/accept|decline: anonymous
+    401, an operator 403 (offers are bidders'), a bidder's unknown id 404."""
+    calls = [("GET", "/api/me/offers", None), ("POST", "/api/offers/1/accept", None),
+             ("POST", "/api/offers/1/decline", None),
+             ("POST", "/api/offers/1/accept", {"junk": [1, 2]})]
+    for method, path, body in calls:
+        code, data = await hall.anon.call(method, path, body)
+        assert (code, data["code"]) == (401, "unauthorized"), path
+        code, data = await hall.anon.call(method, path, body, token="not-a-token")
+        assert (code, data["code"]) == (401, "unauthorized"), path
+        code, data = await hall.operator.call(method, path, body)
+        assert (code, data["code"]) == (403, "forbidden"), path
+    api, _ = await hall.bidder(balance=0)
+    for action in ("accept", "decline"):
+        code, data = await api.call("POST", f"/api/offers/987654321/{action}")
+        assert (code, data["code"]) == (404, "not_found")
+    assert (await api.get("/api/me/offers"))["offers"] == []
