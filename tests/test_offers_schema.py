@@ -2,7 +2,8 @@
 before them (one order per lot, ever: `order_lot_id` unique; no offer table)
 is brought up to date by `run.py initdb` (models.create_tables), after which
 a lot may have a forfeited order and one more, never two live ones, and at
-most one pending offer."""
+most one pending offer. The offer rules (auction/offers.py) run on each database:
+who is next, decline, accept (the order, once), nobody left."""
 from __future__ import annotations
 
 import subprocess
@@ -61,6 +62,49 @@ with db.connection_context():
         pass
     else:
         raise AssertionError("two pending offers for one lot")
+
+# The rules on this database (auction/offers.py), PostgreSQL's row lock included.
+from auction import offers
+from auction.errors import Refused
+from models import Bid, write_transaction
+lot2 = Lot.create(auction_session=session, title="l2", start_price=1, increment=1, ends_at_ms=1,
+                  reserve_price=150, buyer_premium_bp=1000)
+third = User.create(username="schema-check-3", password_hash="x")
+low = User.create(username="schema-check-4", password_hash="x")
+for seq, (who, amount) in enumerate([(low, 100), (third, 200), (other, 300), (third, 250),
+                                     (user, 400)], 1):
+    Bid.create(lot=lot2, seq=seq, user=who, amount=amount, at_ms=seq)
+Order.create(user=user, lot=lot2, amount=400, due=400, pay_by_ms=1, status="forfeited")
+with write_transaction():
+    first = offers.pass_on(lot2.id, 1000)
+assert (first.kind, first.offer.user_id, first.offer.amount) == ("offer", other.id, 300), first
+with write_transaction():
+    assert offers.pass_on(lot2.id, 1000).kind == "nothing"  # one pending offer at a time
+with write_transaction():
+    offers.decline(other.id, first.offer.id, 2000)
+with write_transaction():
+    second = offers.pass_on(lot2.id, 2000)
+# third's own best bid (250, not their later one), low's 100 is under the reserve
+assert (second.offer.user_id, second.offer.amount) == (third.id, 250), second
+try:
+    with write_transaction():
+        offers.accept(other.id, second.offer.id, 3000)
+except Refused as exc:
+    assert exc.code == "not_found"
+else:
+    raise AssertionError("someone else's offer accepted")
+with write_transaction():
+    got = offers.accept(third.id, second.offer.id, 3000)
+assert (got.order.amount, got.order.premium, got.order.due, got.created) == (250, 25, 275, True)
+with write_transaction():
+    again = offers.accept(third.id, second.offer.id, 3001)
+assert again.order.id == got.order.id and not again.created
+Order.update(status="forfeited").where(Order.id == got.order.id).execute()
+with write_transaction():
+    last = offers.pass_on(lot2.id, 4000)
+assert last.kind == "none_left" and sorted(last.forfeited_by) == sorted([user.id, third.id]), last
+with write_transaction():
+    assert offers.pass_on(lot2.id, 4000).kind == "nothing"  # said once
 print("ok")
 """
 
