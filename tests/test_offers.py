@@ -29,14 +29,18 @@ class Bidder:
         return (await self.api.get("/api/me/offers"))["offers"]
 
 
-async def sale(stack, hall, bids: list[int], **lot_fields) -> tuple[dict, list[Bidder], dict]:
+async def sale(stack, hall, bids: list[int], bidders: list[Bidder] | None = None,
+               **lot_fields) -> tuple[dict, list[Bidder], dict]:
     """A lot where bidder i bids bids[i], in that order; the last one wins.
-    The lot, the bidders, and the winner's unpaid order."""
+    The lot, the bidders (`bidders` first, then new ones), and the winner's
+    unpaid order. A bid of 0 is the start price."""
     fields = {"lot_deposit": 100, "start_price": 1_000, "increment": 100, **lot_fields}
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, **fields)
+    known = list(bidders or [])
     bidders = []
-    for amount in bids:
-        b = Bidder(*await user_with_socket(stack, hall))
+    for i, amount in enumerate(bids):
+        amount = amount or fields["start_price"]
+        b = known[i] if i < len(known) else Bidder(*await user_with_socket(stack, hall))
         assert (await hall.pay_deposit(b.api, b.sock, lot["id"], scope="lot"))["state"] == "SUCCESS"
         await b.sock.join(lot["id"])
         assert (await b.sock.bid(lot["id"], amount))["type"] == "accepted", amount

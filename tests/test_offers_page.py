@@ -7,11 +7,12 @@ page; screenshots in docs/screenshots/offer_phone.png and offer_desktop.png."""
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.async_api import async_playwright, expect
 
 from test_backoffice_pages import DESKTOP, PHONE, check_a11y
-from test_money import check_money
+from test_money import check_money, db_exec
 from test_offers import sale
 from test_pages import ARGS, CHROMIUM, log_in, shot
 from test_trust import forfeit
@@ -45,6 +46,29 @@ async def test_an_offer_appears_in_the_room_and_is_accepted_and_paid_on_me(stack
         await expect(offer.get_by_test_id("offer-accept")).to_have_text("接受并购买")
         await check_a11y(phone, "room with an offer (phone)")
         await shot(phone, "offer_phone")
+
+        # Two more offers for y, from two more forfeited lots: one declined in
+        # the room, one answered after its deadline; each outcome in words.
+        later, (_, w2), order2 = await sale(stack, hall, [0, 1_200], bidders=[y], title="民国铜炉")
+        await forfeit(stack, w2.sock, order2)
+        await expect(phone.get_by_test_id("offer")).to_have_count(2)
+        gone, (_, w3), order3 = await sale(stack, hall, [0, 1_200], bidders=[y], title="清代木雕")
+        await forfeit(stack, w3.sock, order3)
+        await expect(phone.get_by_test_id("offer")).to_have_count(3)
+        card = phone.locator('[data-testid="offer"]', has_text="民国铜炉")
+        await card.get_by_test_id("offer-decline").click()
+        await expect(card.get_by_test_id("offer-msg")).to_have_text("已放弃，拍品将转给下一位出价者")
+        await expect(card.get_by_test_id("offer-status")).to_have_text("已放弃")
+        await expect(card.get_by_test_id("offer-decline")).to_have_count(0)
+        (late,) = [o for o in await y.offers() if o["lot_id"] == gone["id"]]
+        db_exec(stack, "UPDATE offer SET expires_ms=? WHERE id=?",
+                (int(time.time() * 1000) - 1000, late["offer_id"]))
+        card = phone.locator('[data-testid="offer"]', has_text="清代木雕")
+        await card.get_by_test_id("offer-accept").click()  # the page still counts down
+        await expect(card.get_by_test_id("offer-msg")).to_have_text("报价已过期，无法接受")
+        await expect(card.get_by_test_id("offer-status")).to_have_text("已过期")
+        await check_a11y(phone, "room after a decline and a late accept (phone)")
+        await shot(phone, "offer_outcomes_phone")
 
         desk_ctx = await browser.new_context(**DESKTOP)
         await log_in(desk_ctx, stack.base, y.api.token, "en")
@@ -81,6 +105,6 @@ async def test_an_offer_appears_in_the_room_and_is_accepted_and_paid_on_me(stack
         await browser.close()
     assert [o["status"] for o in (await y.api.get("/api/me/orders"))["orders"]
             if o["lot_id"] == lot["id"]] == ["paid"]
-    check_money(stack, [y.id, w.id])
-    for b in (y, w):
+    check_money(stack, [y.id, w.id, w2.id, w3.id])
+    for b in (y, w, w2, w3):
         await b.sock.close()

@@ -38,7 +38,7 @@ export function mountOffers() {
 
   function card(o) {
     const left = o.expires_ms - now();
-    const pending = o.status === "pending" && left > 0;
+    const pending = o.status === "pending" && left > 0;  // else: its outcome, no countdown
     const done = state.outcome.get(o.offer_id);
     const msg = el("p", { class: `notice ${done ? done.kind : ""}`, testid: "offer-msg" }, done ? done.text : "");
     const body = [
@@ -47,7 +47,7 @@ export function mountOffers() {
         el("span", { class: "badge", testid: "offer-status" }, t(`offer_status_${pending ? "pending" : o.status === "pending" ? "expired" : o.status}`))),
       el("div", { class: "muted" }, t("offer_amount")),
       el("div", { class: "price", testid: "offer-amount", "data-amount": o.amount }, money(o.amount)),
-      o.status === "accepted" ? null : el("div", { class: "muted" }, `${t("offer_time_left")}: `,
+      !pending ? null : el("div", { class: "muted" }, `${t("offer_time_left")}: `,
         el("b", { testid: "offer-left", "data-expires-ms": o.expires_ms }, timeLeft(left)),
         ` · ${t("offer_ends")} ${fmtTime(o.expires_ms)}`),
     ];
