@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: run test bench system-deps clean
+.PHONY: run run-verbose test bench system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 run: $(VENV)/.installed
 	$(PY) run.py all
+
+# The same, logging every task run and request (`make run` logs warnings and errors only).
+run-verbose: $(VENV)/.installed
+	$(PY) run.py all --verbose
 
 # Debian's chromium (Playwright's own browser download does not work here) and
 # nginx (its config is checked by `nginx -t`), PostgreSQL (the multi-node test),

@@ -180,9 +180,11 @@ def _celery(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers"] + argv
 
 
-def worker_argv(extra: list[str]) -> list[str]:
+def worker_argv(extra: list[str], quiet: bool = False) -> list[str]:
+    """`celery worker` at HALL_LOG_LEVEL; `quiet` (the embedded `all` run): no
+    start banner either."""
     import settings
-    argv = ["worker", "--loglevel", settings.LOG_LEVEL]
+    argv = (["-q"] if quiet else []) + ["worker", "--loglevel", settings.LOG_LEVEL]
     if not any(a == "-P" or a.startswith("--pool") for a in extra):
         argv += ["-P", "eventlet"]  # the pool is chosen here, never in config
     if not any(a == "-c" or a.startswith("--concurrency") for a in extra):
@@ -195,9 +197,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
         sys.exit(subprocess.call(worker_argv(args.celery_args)))
 
 
-def beat_argv(data_dir: Path) -> list[str]:
+def beat_argv(data_dir: Path, quiet: bool = False) -> list[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    return _celery(["beat", "--loglevel", "WARNING",
+    return _celery((["-q"] if quiet else []) + ["beat", "--loglevel", "WARNING",
                     "--schedule", str(data_dir / "celerybeat-schedule")])
 
 
@@ -225,9 +227,25 @@ class Part:
         return self
 
 
+def quiet_logs(verbose: bool) -> bool:
+    """How loud `run.py all` is. Quiet by default: the parts log warnings and
+    errors only (not a line per task run or request), so the URLs it prints
+    stay on the screen; `--verbose` (or HALL_LOG_LEVEL set by hand) is heard
+    as asked. True when quiet."""
+    import settings
+    if verbose:
+        settings.export(HALL_LOG_LEVEL="INFO")
+        return False
+    if settings.LOG_LEVEL_GIVEN:
+        return False
+    settings.export(HALL_LOG_LEVEL="WARNING")
+    return True
+
+
 def cmd_all(args: argparse.Namespace) -> None:
     import settings
     _stop_on_signals()
+    quiet = quiet_logs(args.verbose)
     parts: list[Part] = []
     data_dir = settings.DATA_DIR
     failure: str | None = None
@@ -260,13 +278,17 @@ def cmd_all(args: argparse.Namespace) -> None:
         if seeded:
             _publish_demo()
         hall_argv = [sys.executable, str(ROOT / "run.py"), "hall", "--port", str(port)]
-        for name, argv in (("worker", worker_argv([])), ("beat", beat_argv(data_dir)),
+        for name, argv in (("worker", worker_argv([], quiet)), ("beat", beat_argv(data_dir, quiet)),
                            ("hall", hall_argv)):
             parts.append(Part(name, lambda argv=argv: subprocess.Popen(argv, cwd=ROOT)).start())
+        for part in parts:
+            print(f"run.py: {part.name} started (pid {part.proc.pid})")
         print(f"\n  auction hall: http://{settings.HALL_HOST}:{port}/   (operator dashboard: /ops)")
         if seeded:
             print("  demo logins: admin / admin1234 (operator); alice, bob, carol / demo1234")
-        print("  Ctrl-C stops everything.\n", flush=True)
+        print("  Ctrl-C stops everything." + ("  (Quiet: warnings and errors only; "
+              "`python run.py all --verbose` or `make run-verbose` logs every task and request.)"
+              if quiet else "") + "\n", flush=True)
         failure = _supervise(parts)
         print(f"run.py: {failure}; stopping everything", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
@@ -359,6 +381,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd")
     p_all = sub.add_parser("all", help="everything on one machine (default)")
     p_all.add_argument("--port", type=int)
+    p_all.add_argument("-v", "--verbose", action="store_true",
+                       help="log every task run and request (default: warnings and errors)")
     p_hall = sub.add_parser("hall", help="one hall process (HTTP + WebSocket)")
     p_hall.add_argument("--port", type=int)
     p_hall.add_argument("--host")
@@ -388,6 +412,8 @@ def main(argv: list[str] | None = None) -> None:
     cmd = args.cmd or "all"
     if cmd == "all" and not hasattr(args, "port"):
         args.port = None
+    if cmd == "all" and not hasattr(args, "verbose"):
+        args.verbose = False
     {"all": cmd_all, "hall": cmd_hall, "worker": cmd_worker, "beat": cmd_beat,
      "initdb": cmd_initdb, "seed": cmd_seed, "adduser": cmd_adduser,
      "verify": cmd_verify}[cmd](args)

@@ -28,6 +28,8 @@ HALL_HOST = os.environ.get("HALL_HOST", "127.0.0.1")
 HALL_PORT = _int("HALL_PORT", 8888)
 DATA_DIR = Path(os.environ.get("HALL_DATA_DIR", BASE_DIR / "var"))
 LOG_LEVEL = os.environ.get("HALL_LOG_LEVEL", "INFO")
+# Set by hand: `run.py all` then logs at that level (else quietly, run.py quiet_logs).
+LOG_LEVEL_GIVEN = "HALL_LOG_LEVEL" in os.environ
 # libuv's event loop for the hall where installed (0 turns it off).
 HALL_UVLOOP = os.environ.get("HALL_UVLOOP", "1") == "1"
 

@@ -79,4 +79,5 @@ handlers = [
     (r"/ops/users", pages.PageHandler, {"page": "ops_users"}),
     (r"/ops/orders", pages.PageHandler, {"page": "ops_orders"}),
     (r"/ops/jobs", pages.PageHandler, {"page": "ops_jobs"}),
+    (r"/.*", pages.NotFoundPage),  # last: any other path (a 404 page, or JSON)
 ]

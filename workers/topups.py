@@ -30,7 +30,7 @@ from peewee import IntegrityError
 import settings
 from auction import ledger
 from auction.errors import Refused
-from models import Payment, TopUp, now_ms, on_commit, write_transaction
+from models import Payment, TopUp, User, now_ms, on_commit, write_transaction
 from workers import gateway, publish
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,12 @@ def start_topup(user_id: int, amount: int, task_id: str, scene: str | None = Non
 
 
 def _announce(topup_id: int, balance: int | None = None) -> None:
+    """`topup` to the owner's sockets, with the balance (as the credit left it,
+    or as it is now when told again)."""
     topup = TopUp.get_by_id(topup_id)
-    message = {"type": "topup", "topup": topup.public()}
-    if balance is not None:
-        message["balance"] = balance
-    publish.to_user(topup.user_id, message)
+    if balance is None:
+        balance = User.get_by_id(topup.user_id).balance
+    publish.to_user(topup.user_id, {"type": "topup", "topup": topup.public(), "balance": balance})
 
 
 def wechat_paid(payment: Payment, transaction_id: str) -> dict:

@@ -25,7 +25,27 @@ class SessionListHandler(BaseHandler):
         if user is None or not user.is_operator:
             query = query.where(AuctionSession.status != "draft")
         rows = await self.db.list(query.limit(500))
-        self.send({"sessions": [s.public(lot_count=s.n) for s in rows]})
+        covers = await self.db.run(lambda: _covers([s.id for s in rows]))
+        self.send({"sessions": [{**s.public(lot_count=s.n), **covers.get(s.id, {})} for s in rows]})
+
+
+def _covers(session_ids: list[int]) -> dict[int, dict]:
+    """For the list: each session's cover photo (its first lot with one), the
+    first and last deadline of its lots, and how many are live now."""
+    out: dict[int, dict] = {}
+    if not session_ids:
+        return out
+    for lot in (Lot.select(Lot.auction_session, Lot.images, Lot.ends_at_ms, Lot.status)
+                .where(Lot.auction_session.in_(session_ids)).order_by(Lot.position, Lot.id)):
+        s = out.setdefault(lot.session_id, {"cover": None, "first_ends_at_ms": None,
+                                            "last_ends_at_ms": None, "live_lots": 0})
+        if s["cover"] is None and lot.images:
+            s["cover"] = lot.images[0]
+        if lot.ends_at_ms:
+            s["first_ends_at_ms"] = min(filter(None, (s["first_ends_at_ms"], lot.ends_at_ms)))
+            s["last_ends_at_ms"] = max(filter(None, (s["last_ends_at_ms"], lot.ends_at_ms)))
+        s["live_lots"] += lot.status == "live"
+    return out
 
 
 class SessionHandler(BaseHandler):

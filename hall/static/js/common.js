@@ -42,17 +42,56 @@ export async function api(method, path, body) {
   return data;
 }
 
+// `invalid` answers say what was wrong in their message (hall/validate.py):
+// the known ones in the page's language, any other as the server wrote it.
+const INVALID = [
+  [/whole number of increments/, "err_invalid_increment"],
+  [/^username/, "err_invalid_username"],
+  [/^password/, "err_invalid_password"],
+  [/^phone/, "err_invalid_phone"],
+  [/^\w+ is required/, "err_invalid_required"],
+  [/^scene/, "err_invalid_scene"],
+  [/^(amount|max_amount) must be an integer/, "err_invalid_amount_int"],
+  [/^(amount|max_amount) must be (between|from)/, "err_invalid_amount_range"],
+];
+
 export function errText(err) {
   const code = err && err.code;
+  const message = (err && err.message) || "";
+  if (code === "invalid") {
+    const hit = INVALID.find(([re]) => re.test(message));
+    if (hit) return t(hit[1]);
+    return message ? `${t("err_invalid")}${t("colon")}${message}` : t("err_invalid");
+  }
   const key = `err_${code}`;
   const msg = t(key);
-  return msg !== key ? msg : (err && err.message) || t("error");
+  return msg !== key ? msg : message || t("error");
+}
+
+// "{name}" placeholders of a string filled in: fill(t("short_balance"), {need: ...}).
+export function fill(text, vars) {
+  return text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
 }
 
 const nf = new Intl.NumberFormat("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+// ¥1,234.50; a negative amount as −¥200.00 (the minus sign before the currency).
 export function money(fen) {
   if (fen === null || fen === undefined) return "—";
-  return `¥${nf.format(fen / 100)}`;
+  return `${fen < 0 ? "−" : ""}¥${nf.format(Math.abs(fen) / 100)}`;
+}
+
+// A signed amount for statements: +¥200.00 / −¥200.00.
+export function signedMoney(fen) {
+  return `${fen > 0 ? "+" : ""}${money(fen)}`;
+}
+
+// Time left in words: "2天3小时" / "2d 3h", "12分30秒" / "12m 30s".
+export function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  const parts = d ? [[d, "dur_d"], [h, "dur_h"]] : h ? [[h, "dur_h"], [m, "dur_m"]] : [[m, "dur_m"], [s % 60, "dur_s"]];
+  const shown = parts.filter(([n]) => n);
+  return (shown.length ? shown : parts.slice(-1)).map(([n, k]) => `${n}${t(k)}`).join("").trim();
 }
 
 export function fmtTime(ms) {

@@ -41,6 +41,16 @@ export function gallery(urls, title, testid = "gallery") {
   const strip = el("div", { class: "gallery", testid, role: "list", "aria-label": t("bo_gallery") },
     urls.map((url, i) => el("button", { type: "button", class: "gallery-item", role: "listitem", testid: "gallery-item",
       "aria-label": `${title} · ${t("bo_photo_n")} ${i + 1}`, onclick: () => { show(i); dialog.showModal(); } },
-    el("img", { src: thumbOf(url), alt: "", loading: i === 0 ? "eager" : "lazy", decoding: "async" }))));
+    brokenShowsPlaceholder(el("img", { src: thumbOf(url), alt: "", loading: i === 0 ? "eager" : "lazy", decoding: "async" })))));
   return el("div", {}, strip, dialog);
+}
+
+// A photo that does not load shows the product's placeholder, not the browser's broken-image icon.
+function brokenShowsPlaceholder(img) {
+  img.addEventListener("error", () => {
+    if (img.dataset.broken) return;
+    img.dataset.broken = "true";
+    img.src = "/static/img/placeholder.svg";
+  });
+  return img;
 }

@@ -11,14 +11,15 @@ function next() {
 }
 
 function render() {
-  const user = el("input", { name: "username", autocomplete: "username", required: true, testid: "login-username" });
-  const pass = el("input", { name: "password", type: "password", autocomplete: mode === "login" ? "current-password" : "new-password", required: true, testid: "login-password" });
-  const phone = el("input", { name: "phone", type: "tel", testid: "login-phone" });
-  const msg = el("div", { class: "notice err", testid: "login-error", role: "alert" });
+  // Each label tied to its input (for=/id); the error is announced and tied to the fields.
+  const user = el("input", { id: "login-username", name: "username", autocomplete: "username", required: true, testid: "login-username", "aria-describedby": "login-error" });
+  const pass = el("input", { id: "login-password", name: "password", type: "password", autocomplete: mode === "login" ? "current-password" : "new-password", required: true, testid: "login-password", "aria-describedby": "login-error" });
+  const phone = el("input", { id: "login-phone", name: "phone", type: "tel", autocomplete: "tel", testid: "login-phone" });
+  const msg = el("div", { class: "notice err", id: "login-error", testid: "login-error", role: "alert" });
   const form = el("form", { class: "card", testid: `${mode}-form` },
-    el("label", {}, t("username")), user,
-    el("label", {}, t("password")), pass,
-    mode === "register" ? [el("label", {}, t("phone")), phone] : null,
+    el("label", { for: "login-username" }, t("username")), user,
+    el("label", { for: "login-password" }, t("password")), pass,
+    mode === "register" ? [el("label", { for: "login-phone" }, t("phone")), phone] : null,
     el("div", { style: "margin-top:12px" }, el("button", { class: "primary big", type: "submit", testid: "login-submit" }, t(mode))),
     msg);
   form.addEventListener("submit", async (e) => {
@@ -32,8 +33,15 @@ function render() {
       localStorage.setItem("user", JSON.stringify(r.user));
       location.href = next();
     } catch (err) {
-      msg.textContent = errText(err);
+      // The server's own words for `invalid` (too short a password, a bad
+      // username), mapped to the page's language where known (common.js).
+      msg.textContent = err.code === "unauthorized" ? t("err_login_failed")
+        : err.code === "conflict" ? t("err_username_taken") : errText(err);
       msg.dataset.code = err.code;
+      const field = /^(username|password|phone)\b/.exec((err && err.message) || "");
+      const bad = field ? { username: user, password: pass, phone }[field[1]] : null;
+      [user, pass, phone].forEach((f) => f.removeAttribute("aria-invalid"));
+      if (bad) { bad.setAttribute("aria-invalid", "true"); bad.focus(); }
     }
   });
   const toggle = el("a", { href: "#", testid: "login-toggle", onclick: (e) => { e.preventDefault(); mode = mode === "login" ? "register" : "login"; render(); } },
