@@ -45,6 +45,15 @@ def link(prev: str, fields: dict) -> str:
     return hashlib.sha256((prev + canonical(fields)).encode()).hexdigest()
 
 
+def link_entry(prev: str, lot_id: int, seq: int, amount: int, ref: str, at_ms: int) -> str:
+    """`link(prev, entry(...))` without the JSON encoder: the entry's fields are
+    integers and a hex pseudonym, so this f-string is its canonical form (the
+    bid log links every bid; tests check both give the same bytes)."""
+    body = (f'{{"amount":{int(amount)},"at_ms":{int(at_ms)},"bidder_ref":"{ref}",'
+            f'"lot_id":{int(lot_id)},"seq":{int(seq)}}}')
+    return hashlib.sha256((prev + body).encode()).hexdigest()
+
+
 def verify(lot_id: int, bids: Iterable[dict], head: str | None) -> tuple[bool, str]:
     """Recompute the chain over `bids` (the history's items) and compare with
     `head` and with any hash an item carries: (ok, what is wrong or the head)."""
