@@ -405,7 +405,8 @@ class Offer(BaseModel):
     ended_at_ms = BigIntegerField(null=True)
 
     class Meta:
-        indexes = ((("status", "expires_ms"), False),)  # the expiry sweep
+        # The expiry sweep; the sweep's look for ended offers not passed on.
+        indexes = ((("status", "expires_ms"), False), (("passed_on", "status"), False))
 
     def public(self) -> dict:
         return {"offer_id": self.id, "lot_id": self.lot_id, "amount": self.amount,
