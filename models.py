@@ -300,6 +300,22 @@ class Watch(BaseModel):
 ALL_MODELS.append(Watch)
 
 
+class PreemptionHolder(BaseModel):
+    """优先购买权人: a user who wins a tie at equal price (API.md, "Trust");
+    between holders the lower rank wins. Registered by an operator before the
+    lot opens; loaded into Redis with the lot (auction/lua/load.lua)."""
+    lot = ForeignKeyField(Lot, backref="preemption_holders")
+    user = ForeignKeyField(User)
+    rank = IntegerField()
+    created_at_ms = BigIntegerField(default=now_ms)
+
+    class Meta:
+        indexes = ((("lot", "user"), True),)
+
+
+ALL_MODELS.append(PreemptionHolder)
+
+
 class AuditEntry(BaseModel):
     """审计日志: one operator action or one money movement, append-only.
 

@@ -370,10 +370,18 @@ def cmd_verify(args: argparse.Namespace) -> None:
     """Check a settled lot's bid history against its chain_head (exit 1 if not)."""
     import settings
     from auction.verifier import verify_lot
-    ok, line = verify_lot(args.base or f"http://127.0.0.1:{settings.HALL_PORT}", args.lot_id)
+    from auction.verifier import load_receipts
+    ok, line = verify_lot(args.base or f"http://127.0.0.1:{settings.HALL_PORT}", args.lot_id,
+                          load_receipts(args.receipt or []))
     print(line)
     if not ok:
         sys.exit(1)
+
+
+def cmd_signing_key(_args: argparse.Namespace) -> None:
+    """A fresh HALL_SIGNING_KEY (keep it secret; publish nothing: /api/keys does)."""
+    from auction.receipts import new_key
+    print(new_key())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -398,6 +406,9 @@ def main(argv: list[str] | None = None) -> None:
     p_verify = sub.add_parser("verify", help="check a settled lot's bid history against its chain")
     p_verify.add_argument("lot_id", type=int)
     p_verify.add_argument("--base", help="the hall's URL (default: this machine's)")
+    p_verify.add_argument("--receipt", action="append", metavar="FILE",
+                          help="a receipt (JSON) to check as well; may be repeated")
+    sub.add_parser("signing-key", help="print a new HALL_SIGNING_KEY")
     p_add = sub.add_parser("adduser", help="create a user")
     p_add.add_argument("name")
     p_add.add_argument("--password", required=True)
@@ -416,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
         args.verbose = False
     {"all": cmd_all, "hall": cmd_hall, "worker": cmd_worker, "beat": cmd_beat,
      "initdb": cmd_initdb, "seed": cmd_seed, "adduser": cmd_adduser,
-     "verify": cmd_verify}[cmd](args)
+     "verify": cmd_verify, "signing-key": cmd_signing_key}[cmd](args)
 
 
 if __name__ == "__main__":

@@ -213,12 +213,24 @@ def export(**values: str) -> None:
     importlib.reload(sys.modules[__name__])
 
 
+# The Ed25519 key that signs bid receipts and sale confirmations
+# (auction/receipts.py): base64 of a 32-byte seed (`python run.py signing-key`).
+# Empty in dev: a key is made once in DATA_DIR/keys; production refuses to start.
+SIGNING_KEY = os.environ.get("HALL_SIGNING_KEY", "")
+# Public keys (base64, comma-separated) of retired signing keys, still
+# published at GET /api/keys so receipts they signed still verify.
+SIGNING_KEYS_RETIRED = os.environ.get("HALL_SIGNING_KEYS_RETIRED", "")
+
+
 def check_production() -> None:
     """Refuse to run in production with a secret anyone can read in this file."""
     if HALL_ENV == "production" and (HALL_SECRET == DEFAULT_SECRET or len(HALL_SECRET) < 32):
         raise SystemExit(
             "HALL_ENV=production needs HALL_SECRET set to a private value of 32+ characters"
         )
+    if HALL_ENV == "production" and not SIGNING_KEY:
+        raise SystemExit("HALL_ENV=production needs HALL_SIGNING_KEY (base64 of a 32-byte "
+                         "Ed25519 seed; make one with `python run.py signing-key`)")
     if HALL_ENV == "production" and DEV_WECHAT_APP_SECRET in (WECHAT_MINI_SECRET,
                                                               WECHAT_OA_SECRET):
         raise SystemExit("HALL_ENV=production refuses the dev WeChat app secret "

@@ -35,6 +35,7 @@ class Actor:
 SYSTEM = Actor()
 
 # Second-chance offers of forfeited lots (auction/offers.py), target `lot:{id}`.
+ACTIONS += ("lot.preemption",)
 ACTIONS += ("offer.create", "offer.accept", "offer.decline", "offer.expire", "offer.none_left")
 
 

@@ -41,6 +41,7 @@ CLOSE_LUA = _lua("close")
 CLOSE_DUE_LUA = _lua("close_due")
 STATUS_LUA = _lua("status")
 LOAD_LUA = _lua("load")
+PREEMPT_LUA = _lua("preempt")
 SNAPSHOT_LUA = (LUA_DIR / "snapshot.lua").read_text()
 
 REPLAY_LIMIT = 5000           # events sent on one join; older ones: use /bids
@@ -51,14 +52,16 @@ def bid_keys(lot_id: int, session_id: int, user_id: int, ref: str) -> list[str]:
     """KEYS of bid.lua, in its order."""
     return [keys.lot(lot_id), keys.lot_stream(lot_id), keys.bid_ref(lot_id, user_id, ref),
             keys.lot_deposits(lot_id), keys.session_deposits(session_id), keys.DEADLINES,
-            keys.INGEST, keys.NOTIFY, keys.bid_rate(user_id)]
+            keys.INGEST, keys.NOTIFY, keys.bid_rate(user_id), keys.lot_preemption(lot_id)]
 
 
 def bid_args(lot_id: int, user_id: int, username: str, amount: int | None, ref: str,
-             max_amount: int | None, rate_per_s: int) -> list:
-    """ARGV of bid.lua, in its order."""
+             max_amount: int | None, rate_per_s: int, bidder_ref: str = "",
+             kid: str = "") -> list:
+    """ARGV of bid.lua, in its order. With `kid`, an accepted bid's answer ends
+    with its receipt's fields for the hall to sign (auction/receipts.py)."""
     return [lot_id, user_id, mask_name(username), "" if amount is None else amount, ref,
-            settings.REF_TTL_S, MAXLEN, max_amount or "", rate_per_s]
+            settings.REF_TTL_S, MAXLEN, max_amount or "", rate_per_s, bidder_ref, kid]
 
 
 def control_keys(lot_id: int) -> list[str]:
@@ -66,12 +69,19 @@ def control_keys(lot_id: int) -> list[str]:
     return [keys.lot(lot_id), keys.lot_stream(lot_id), keys.DEADLINES]
 
 
+def load_keys(lot_id: int) -> list[str]:
+    """KEYS of load.lua and preempt.lua."""
+    return [keys.lot(lot_id), keys.lot_preemption(lot_id)]
+
+
 def snapshot_keys(lot_id: int) -> list[str]:
     return [keys.lot(lot_id), keys.lot_stream(lot_id)]
 
 
-def lot_load_args(lot: Any, session: Any, status: str, last_bid: Any = None) -> list:
-    """ARGV for load.lua from database rows (models.Lot / AuctionSession / Bid)."""
+def lot_load_args(lot: Any, session: Any, status: str, last_bid: Any = None,
+                  holders: list[tuple[int, int]] = ()) -> list:
+    """ARGV for load.lua from database rows (models.Lot / AuctionSession / Bid;
+    `holders`: the lot's pre-emption holders as (user id, rank))."""
     info = {"title": lot.title, "description": lot.description, "images": lot.images or [],
             "lot_deposit": lot.lot_deposit, "session_deposit": session.deposit_amount,
             "position": lot.position}
@@ -82,4 +92,5 @@ def lot_load_args(lot: Any, session: Any, status: str, last_bid: Any = None) -> 
         last_bid.seq if last_bid else 0, last_bid.amount if last_bid else 0,
         last_bid.user_id if last_bid else "", mask_name(last_bid.user.username) if last_bid else "",
         last_bid.seq if last_bid else 0,
+        json.dumps([[int(uid), int(rank)] for uid, rank in holders]),
     ]

@@ -45,6 +45,11 @@ def session_deposits(session_id: Id) -> str:
     return f"session:{session_id}:deposits"
 
 
+def lot_preemption(lot_id: Id) -> str:
+    """The lot's pre-emption holders (hash: user id -> rank), read by bid.lua."""
+    return f"lot:{lot_id}:preempt"
+
+
 def bid_ref(lot_id: Id, user_id: Id, ref: str) -> str:
     """The stored answer of a bid `ref` (idempotency, 24 h)."""
     return f"ref:{lot_id}:{user_id}:{ref}"

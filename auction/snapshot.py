@@ -86,6 +86,8 @@ def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
         "extend_by_s": int(state.get("by") or 0) // 1000,
         "deposit": {"lot_amount": info.get("lot_deposit", 0),
                     "session_amount": info.get("session_deposit", 0)},
+        # Whether pre-emption holders exist; never who they are.
+        "preemption": state.get("preempt") == "1",
     }
     if status in ("closed", "settled"):
         snap["result"] = result

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
 import string
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from auction.errors import GatewayError
+from auction.keyfiles import create_once
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 DEV_APPID = "wx-dev-appid"
@@ -262,29 +262,6 @@ class DevKeys:
     apiv3_key: str
 
 
-def _create_once(path: Path, data: bytes) -> None:
-    """Publish ``data`` at ``path`` unless it exists; first writer wins, atomically.
-
-    Several processes (hall, workers, simulator) may start at once on a fresh
-    directory; writing to a temp file and hard-linking it into place means a
-    reader never sees a half-written key and nobody overwrites a key another
-    process is already using.
-    """
-    if path.exists():
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def dev_keys(directory: Path | str) -> DevKeys:
     """Create (once) and load dev key material in ``directory``.
 
@@ -295,8 +272,8 @@ def dev_keys(directory: Path | str) -> DevKeys:
     d.mkdir(parents=True, exist_ok=True)
     for name in ("merchant_private.pem", "platform_private.pem"):
         if not (d / name).exists():
-            _create_once(d / name, generate_keypair()[0])
-    _create_once(d / "apiv3_key.txt", secrets.token_hex(16).encode())  # 32 chars
+            create_once(d / name, generate_keypair()[0])
+    create_once(d / "apiv3_key.txt", secrets.token_hex(16).encode())  # 32 chars
 
     merchant = load_private_key((d / "merchant_private.pem").read_bytes())
     platform = load_private_key((d / "platform_private.pem").read_bytes())

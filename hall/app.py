@@ -21,7 +21,8 @@ import settings
 from auction.wechatpay import WeChatPayConfig
 from hall import tasks
 from hall.audience import Audience
-from hall.bidding import BidBatcher
+from auction.receipts import load_signer
+from hall.bidding import BidBatcher, Receipts
 from hall.deadlines import Deadlines
 from hall.identity import Identities
 from hall.imagestore import ImageStore, LocalImageStore
@@ -52,6 +53,11 @@ class HallApplication(tornado.web.Application):
         self.ops = OpsFeed(self.overview.compute, self.spawn)
         self.audience.on_closed.append(self.ops.unsubscribe)
         self.bids = BidBatcher(redis, self.scripts.bid)
+        # The receipt key (auction/receipts.py); production without one stopped
+        # at settings.check_production already.
+        self.receipts = Receipts(load_signer(settings.SIGNING_KEY, settings.SIGNING_KEYS_RETIRED,
+                                             settings.DATA_DIR, settings.HALL_ENV == "production"),
+                                 settings.HALL_SECRET)
         self.deadlines = Deadlines(redis, database, celery_app, self.run_blocking,
                                    settings.SWEEP_INTERVAL_S)
         self.limiter = RateLimiter(redis)

@@ -3,6 +3,9 @@
 The same `ref` from the same user on the same lot returns the first answer
 for 24 h, across both transports, because the answer is stored by the script.
 
+An accepted bid's answer carries its signed receipt (`Receipts`): the script
+writes the receipt's fields, the hall signs them.
+
 Bids that arrive in the same IOLoop iteration are sent to Redis together: one
 pipeline (not a transaction) of EVALSHA calls, one round trip and one pool
 checkout for the lot, instead of one per bid (`BidBatcher`). Each bid is still
@@ -16,7 +19,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from auction import engine
+from auction import bidchain, engine
+from auction.receipts import Signer
 from hall.auth import Identity
 from hall.errors import ApiError
 from hall.lots import LotReader
@@ -117,9 +121,38 @@ class BidBatcher:
         return await pipe.execute(raise_on_error=False)
 
 
-async def place_bid_raw(lots: LotReader, bids: BidBatcher, user: Identity, lot_id: int,
-                        amount: int | None, ref: str, max_amount: int | None = None) -> bytes:
-    """Run the bid script; returns its stored answer as JSON bytes (accepted or a code)."""
+class Receipts:
+    """What the bid path needs for receipts: each bidder's pseudonym on a lot
+    (the bid chain's `bidder_ref`, kept per process: an HMAC per bid costs
+    more than a dict lookup), the key id, and the signing of answers."""
+
+    def __init__(self, signer: Signer, secret: str, limit: int = 100_000) -> None:
+        self.signer = signer
+        self.kid = signer.kid
+        self._key = bidchain.ref_key(secret)
+        self._refs: dict[tuple[int, int], str] = {}
+        self._limit = limit
+
+    def bidder_ref(self, lot_id: int, user_id: int) -> str:
+        ref = self._refs.get((lot_id, user_id))
+        if ref is None:
+            if len(self._refs) >= self._limit:
+                self._refs.clear()
+            ref = self._refs[(lot_id, user_id)] = bidchain.bidder_ref(self._key, lot_id, user_id)
+        return ref
+
+    def seal(self, answer: bytes) -> bytes:
+        return self.signer.seal(answer)
+
+    def keys(self) -> list[dict]:
+        return self.signer.keys()
+
+
+async def place_bid_raw(lots: LotReader, bids: BidBatcher, receipts: Receipts, user: Identity,
+                        lot_id: int, amount: int | None, ref: str,
+                        max_amount: int | None = None) -> bytes:
+    """Run the bid script; returns its stored answer as JSON bytes (accepted or a
+    code), an accepted bid's with its signed receipt."""
     if await lots.is_banned(user.id):
         raise ApiError("banned", "this account is banned from bidding")
     session_id = await lots.session_of(lot_id)
@@ -127,12 +160,16 @@ async def place_bid_raw(lots: LotReader, bids: BidBatcher, user: Identity, lot_i
         if await lots.exists(lot_id):
             raise ApiError("lot_not_open", "this lot is not published yet")
         raise ApiError("not_found", "no such lot")
-    return await bids.call(engine.bid_keys(lot_id, session_id, user.id, ref),
-                           engine.bid_args(lot_id, user.id, user.name, amount, ref, max_amount,
-                                           bid_rate()))
+    raw = await bids.call(engine.bid_keys(lot_id, session_id, user.id, ref),
+                          engine.bid_args(lot_id, user.id, user.name, amount, ref, max_amount,
+                                          bid_rate(), receipts.bidder_ref(lot_id, user.id),
+                                          receipts.kid))
+    return receipts.seal(raw)
 
 
-async def place_bid(lots: LotReader, bids: BidBatcher, user: Identity, lot_id: int,
-                    amount: int | None, ref: str, max_amount: int | None = None) -> dict:
+async def place_bid(lots: LotReader, bids: BidBatcher, receipts: Receipts, user: Identity,
+                    lot_id: int, amount: int | None, ref: str,
+                    max_amount: int | None = None) -> dict:
     """Run the bid script; returns the stored answer (accepted or a code)."""
-    return json.loads(await place_bid_raw(lots, bids, user, lot_id, amount, ref, max_amount))
+    return json.loads(await place_bid_raw(lots, bids, receipts, user, lot_id, amount, ref,
+                                          max_amount))

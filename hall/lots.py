@@ -25,6 +25,7 @@ class Scripts:
         self.close = redis.register_script(engine.CLOSE_LUA)
         self.status = redis.register_script(engine.STATUS_LUA)
         self.load = redis.register_script(engine.LOAD_LUA)
+        self.preempt = redis.register_script(engine.PREEMPT_LUA)
         self.snapshot = redis.register_script(engine.SNAPSHOT_LUA)
 
 

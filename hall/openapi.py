@@ -69,6 +69,10 @@ BODIES: dict[tuple[str, str], dict] = {
         extend_window_s={"type": "integer", "minimum": 0, "maximum": 86400},
         extend_by_s={"type": "integer", "minimum": 0, "maximum": 86400}),
     ("post", "/api/admin/sessions/{id}/publish"): obj([], at_ms=MS),
+    ("post", "/api/admin/lots/{id}/preemption"): obj(
+        ["user_id", "rank"], user_id={"type": "integer", "minimum": 1, "maximum": 2**53},
+        rank={"type": "integer", "minimum": 1, "maximum": 1000,
+              "description": "between holders bidding the same price the lower rank wins"}),
     ("post", "/api/admin/lots/{id}/{action}"): obj([], seconds={
         "type": "integer", "minimum": 1, "maximum": 600,
         "description": "fair-warning only: seconds left to the hammer (default HALL_FAIR_WARNING_S)"}),

@@ -6,6 +6,7 @@ import settings
 from hall.handlers import audit, coupons, exports, images, jobs, people, watch
 from hall.handlers import wallet, wechat
 from hall.handlers import offers
+from hall.handlers import keys, preemption
 from hall.handlers.base import NotFoundHandler
 from hall.handlers.openapi import OpenApiHandler
 from hall.handlers.pay import WeChatNotifyHandler
@@ -23,6 +24,7 @@ handlers = [
     (r"/api/auth/wechat/ticket", wechat.WeChatTicketHandler),
     (r"/api/me/wechat", wechat.MyWeChatHandler),
     (r"/api/me", auth.MeHandler),
+    (r"/api/keys", keys.KeysHandler),
     (r"/api/me/orders", orders.MyOrdersHandler),
     (r"/api/me/deposits", orders.MyDepositsHandler),
     (r"/api/me/topups", wallet.MyTopUpsHandler),
@@ -51,6 +53,7 @@ handlers = [
     (rf"/api/admin/sessions/{ID}/results\.csv", exports.ResultsCsvHandler),
     (rf"/api/orders/{ID}/confirmation\.pdf", exports.ConfirmationPdfHandler),
     (rf"/api/admin/lots/{ID}/(open|pause|resume|fair-warning|hammer)", admin.AdminLotControlHandler),
+    (rf"/api/admin/lots/{ID}/preemption", preemption.AdminPreemptionHandler),
     (rf"/api/admin/lots/{ID}", admin.AdminLotHandler),
     (rf"/api/admin/users/{ID}/credit", admin.AdminCreditHandler),
     (r"/api/admin/overview", admin.AdminOverviewHandler),

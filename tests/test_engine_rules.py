@@ -2,9 +2,9 @@
 
 Hypothesis plays random sequences of plain bids, proxy bids and maximum
 raises by a few bidders on a lot with a fixed increment or a ladder (and
-sometimes a hidden reserve), runs each through the real Lua script in the
-real Redis, and checks that the answer, the bid events, the price and the
-leader are what the rules say.
+sometimes a hidden reserve, sometimes pre-emption holders), runs each through
+the real Lua script in the real Redis, and checks that the answer, the bid
+events, the price and the leader are what the rules say.
 """
 from __future__ import annotations
 
@@ -48,6 +48,22 @@ class Model:
     leader: int | None = None
     maxima: dict = field(default_factory=dict)  # uid -> (maximum, time it was set)
     clock: itertools.count = field(default_factory=itertools.count)
+    # Pre-emption (优先购买权): uid -> rank. At equal maxima a holder comes
+    # before anyone who is not, a lower rank before a higher; only then time.
+    holders: dict = field(default_factory=dict)
+
+    def rank(self, uid: int | None) -> float:
+        return self.holders.get(uid, float("inf"))
+
+    def outranks(self, a: int, b: int | None) -> bool:
+        """Does `a` win a tie at equal price against `b`?"""
+        return b is not None and self.rank(a) < self.rank(b)
+
+    def step_over(self, amount: int, challenger: int, holder_of_amount: int | None) -> int:
+        """The least price at which `challenger` beats `amount` held by another."""
+        if self.outranks(challenger, holder_of_amount):
+            return amount
+        return amount + inc_at(self.increment, amount)
 
     def leader_max(self) -> int:
         return self.maxima[self.leader][0] if self.leader is not None else 0
@@ -63,7 +79,8 @@ class Model:
                 return None, []
             return "already_leading", []
         base = self.price or self.start
-        minimum = self.start if not self.price else self.price + inc_at(self.increment, self.price)
+        # A holder who outranks the leader may bid the current price itself.
+        minimum = self.start if not self.price else self.step_over(self.price, uid, self.leader)
         amount = minimum if amount is None else amount
         if amount < minimum:
             return "too_low", []
@@ -73,8 +90,10 @@ class Model:
             return "invalid", []
         mine = max_amount if max_amount is not None else amount
         self.maxima[uid] = (mine, next(self.clock))
-        # Highest maximum leads; between equal maxima the earlier one.
-        ranked = sorted(self.maxima.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        # Highest maximum leads; between equal maxima the holder, the lower
+        # rank, then the earlier one.
+        ranked = sorted(self.maxima.items(),
+                        key=lambda kv: (-kv[1][0], self.rank(kv[0]), kv[1][1]))
         top_uid, (top_max, _) = ranked[0]
         old_leader, old_max = self.leader, self.leader_max()
         events = []
@@ -82,11 +101,11 @@ class Model:
             if old_leader is not None and old_max > self.price:
                 events.append((old_leader, old_max))
             price = amount if old_leader is None else max(
-                amount, min(mine, old_max + inc_at(self.increment, old_max)))
+                amount, min(mine, self.step_over(old_max, uid, old_leader)))
             price = self.reserve_up(price, mine)
         else:
             events.append((uid, mine))
-            price = self.reserve_up(min(top_max, mine + inc_at(self.increment, mine)), top_max)
+            price = self.reserve_up(min(top_max, self.step_over(mine, top_uid, uid)), top_max)
         events.append((top_uid, price))
         self.leader, self.price = top_uid, price
         return None, events
@@ -95,7 +114,8 @@ class Model:
 actions = st.lists(
     st.tuples(
         st.integers(1, 4),                     # bidder
-        st.sampled_from(["min", "jump", "none"]),  # amount: the minimum, a few increments up, or left out
+        # amount: the minimum, a few increments up, left out, or the current price
+        st.sampled_from(["min", "jump", "none", "same"]),
         st.integers(0, 5),                     # increments above the minimum for "jump"
         st.one_of(st.none(), st.integers(0, 4000)),  # extra above amount for a proxy maximum
     ),
@@ -113,25 +133,30 @@ def scripts(stack):
 @hsettings(max_examples=120, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(increment=ladders, actions=actions, start=st.sampled_from([1000, 1500]),
-       reserve=st.sampled_from([0, 0, 2600, 4100]))
-def test_engine_matches_the_rules(scripts, increment, actions, start, reserve):
+       reserve=st.sampled_from([0, 0, 2600, 4100]),
+       holders=st.one_of(st.just({}), st.dictionaries(st.integers(1, 4), st.integers(1, 3),
+                                                      max_size=3)))
+def test_engine_matches_the_rules(scripts, increment, actions, start, reserve, holders):
     r, bid, load, status = scripts
     lot_id = next(_lot_ids)
     session_id = lot_id
     deadline = (int(r.time()[0]) + 3600) * 1000
-    load(keys=[keys.lot(lot_id)], args=[
+    load(keys=engine.load_keys(lot_id), args=[
         "scheduled", session_id, start, json.dumps(increment), reserve, deadline, 0, 0,
-        "{}", 0, 0, "", "", 0])
+        "{}", 0, 0, "", "", 0, json.dumps(sorted(holders.items()))])
     assert json.loads(status(keys=engine.control_keys(lot_id), args=[lot_id, "open", 1000]))["status"] == "live"
     r.sadd(keys.session_deposits(session_id), 1, 2, 3, 4)
-    model = Model(start, increment, reserve)
+    model = Model(start, increment, reserve, holders=dict(holders))
     seq = 0
     for uid, kind, k, extra in actions:
         minimum = model.start if not model.price else model.price + inc_at(increment, model.price)
         if kind == "none" and extra is None:
             extra = 0  # a bid without an amount must carry a maximum
-        amount = None if kind == "none" else minimum + (k * inc_at(increment, model.price or start)
-                                                        if kind == "jump" else 0)
+        if kind == "same":
+            amount = model.price or minimum  # only a holder who outranks the leader may
+        else:
+            amount = None if kind == "none" else minimum + (
+                k * inc_at(increment, model.price or start) if kind == "jump" else 0)
         max_amount = None if extra is None else (amount or minimum) + extra
         want_code, want_events = model.bid(uid, amount, max_amount)
         ref = uuid.uuid4().hex
@@ -158,6 +183,8 @@ def test_engine_matches_the_rules(scripts, increment, actions, start, reserve):
         assert snap["next_min_bid"] == (model.price + inc_at(increment, model.price)
                                         if model.price else start)
         assert snap["reserve_met"] == (model.price >= reserve if reserve else True)
+        assert snap["preemption"] is bool(holders)  # that there are holders, never who
+        assert str(snap).count("rank") == 0
     amounts = [json.loads(e[1]["d"])["amount"] for e in r.xrange(keys.lot_stream(lot_id))
                if json.loads(e[1]["d"])["type"] == "bid"]
     assert amounts == sorted(amounts)

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
+from auction.receipts import new_key
 from conftest import ROOT, Api, Socket
 from tests.procs import Proc, RedisServer, free_port
 
@@ -185,7 +186,7 @@ def count_users(path: Path) -> int:
 
 def test_production_seed_refuses(stack, tmp_path):
     env = dict(stack.env, HALL_ENV="production", HALL_DATA_DIR=str(tmp_path / "data"),
-               DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}")
+               DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}", HALL_SIGNING_KEY=new_key())
     out = subprocess.run([PY, "run.py", "seed"], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode != 0
@@ -201,7 +202,7 @@ async def test_production_all_creates_no_demo_account(stack, tmp_path):
            if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND",
                         "WECHAT_API_BASE", "WECHAT_NOTIFY_URL")}
     env.update(HALL_ENV="production", HALL_DATA_DIR=str(tmp_path / "data"),
-               DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}")
+               DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}", HALL_SIGNING_KEY=new_key())
     # Its own session: every process `all` starts is in this group.
     proc = subprocess.Popen([PY, "run.py", "all", "--port", str(port)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -632,7 +633,8 @@ async def test_pages_and_static_files_carry_security_headers(stack, hall):
 
 
 async def test_production_cookie_is_secure_and_images_only_from_configured_hosts(stack, tmp_path):
-    env = dict(stack.env, HALL_ENV="production", HALL_IMAGE_HOSTS="https://img.example.com")
+    env = dict(stack.env, HALL_ENV="production", HALL_IMAGE_HOSTS="https://img.example.com",
+               HALL_SIGNING_KEY=new_key())
     with extra_hall(tmp_path, "hall-production", env) as h:
         resp = await fetch(f"{h.base}/api/auth/register", "POST",
                            {"username": f"sec{uuid.uuid4().hex[:8]}", "password": "secret123"})

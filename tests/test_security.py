@@ -100,6 +100,18 @@ def test_production_refuses_the_default_secret(stack):
     assert "HALL_SECRET" in out.stderr + out.stdout
 
 
+def test_production_refuses_to_start_without_a_receipt_key(stack):
+    """Receipts signed with a key nobody configured would prove nothing: a
+    production hall needs HALL_SIGNING_KEY, and a well-formed one."""
+    base = dict(stack.env, HALL_ENV="production", HALL_SECRET="s" * 48)
+    for key, says in (("", "HALL_SIGNING_KEY"), ("bm90IDMyIGJ5dGVz", "32 bytes")):
+        out = subprocess.run([sys.executable, "run.py", "hall", "--port", str(free_port())],
+                             env=dict(base, HALL_SIGNING_KEY=key), cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode != 0
+        assert says in out.stderr + out.stdout, out.stderr[-2000:]
+
+
 async def test_login_is_rate_limited_and_no_secret_is_logged(stack, hall, tmp_path):
     """A second hall process with production-like limits, sharing Redis and the database."""
     port = free_port()

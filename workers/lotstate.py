@@ -36,9 +36,11 @@ def control(lot_id: int, action: str) -> dict:
     return json.loads(raw)
 
 
-def load(lot: Any, session: Any, status: str, last_bid: Any = None) -> None:
-    _script("load", engine.LOAD_LUA)(keys=[keys.lot(lot.id)],
-                                    args=engine.lot_load_args(lot, session, status, last_bid))
+def load(lot: Any, session: Any, status: str, last_bid: Any = None,
+         holders: list[tuple[int, int]] = ()) -> None:
+    _script("load", engine.LOAD_LUA)(keys=engine.load_keys(lot.id),
+                                    args=engine.lot_load_args(lot, session, status, last_bid,
+                                                              holders))
 
 
 def mark_settled(lot_id: int) -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import settings
 from auction import keys
-from models import AuctionSession, Bid, Lot, User, write_transaction, now_ms
+from models import AuctionSession, Bid, Lot, PreemptionHolder, User, now_ms, write_transaction
 from workers import lotstate
 from workers.publish import client
 
@@ -41,7 +41,9 @@ def publish_session(session_id: int) -> dict:
     for lot in lots:
         last = (Bid.select(Bid, User).join(User).where(Bid.lot == lot.id)
                 .order_by(Bid.seq.desc()).first())
-        lotstate.load(lot, session, "scheduled", last)
+        holders = list(PreemptionHolder.select(PreemptionHolder.user, PreemptionHolder.rank)
+                       .where(PreemptionHolder.lot == lot.id).tuples())
+        lotstate.load(lot, session, "scheduled", last, holders)
     r = client()
     r.zrem(keys.PUBLISH_AT, session_id)
     start = session.starts_at_ms or 0

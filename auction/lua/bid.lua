@@ -1,10 +1,11 @@
 -- Decide one bid atomically, proxy maxima included (the eBay rule).
 -- KEYS: 1 lot hash, 2 lot stream, 3 ref key, 4 lot deposit set,
 --       5 session deposit set, 6 deadline zset, 7 ingest stream, 8 notify stream,
---       9 the user's bid-rate window
+--       9 the user's bid-rate window, 10 the lot's pre-emption holders {uid: rank}
 -- ARGV: 1 lot id, 2 user id, 3 masked name, 4 amount ('' = the minimum, for a
 --       bid that only sets a maximum), 5 ref, 6 ref ttl, 7 stream maxlen,
---       8 max_amount ('' if none), 9 bids per second per user (0: no limit)
+--       8 max_amount ('' if none), 9 bids per second per user (0: no limit),
+--       10 the bidder's pseudonym on this lot, 11 the receipt key id ('' = no receipt)
 local lot, stream, refkey = KEYS[1], KEYS[2], KEYS[3]
 local lot_id, uid, name = ARGV[1], ARGV[2], ARGV[3]
 local maxlen = ARGV[7]
@@ -35,7 +36,8 @@ local function reject(code, message)
 end
 
 local f = redis.call('HMGET', lot, 'status', 'start', 'inc', 'price', 'leader',
-                     'seq', 'deadline', 'win', 'by', 'count', 'reserve', 'pmax', 'leader_name')
+                     'seq', 'deadline', 'win', 'by', 'count', 'reserve', 'pmax', 'leader_name',
+                     'preempt')
 local status = f[1]
 if not status then
   return cjson.encode({code = 'not_found', message = 'no such lot'})
@@ -61,6 +63,18 @@ local leader_max = tonumber(f[12] or '0')
 if leader_max < price then leader_max = price end
 local max_amount = tonumber(ARGV[8])
 
+-- Pre-emption (优先购买权, the court-auction rule): a holder wins a tie with
+-- anyone who is not a holder, and between holders the lower rank wins; so a
+-- holder may bid the current price itself. Ranks are read only on lots that
+-- have holders ('preempt' set by load.lua / preempt.lua).
+local NONE = math.huge
+local my_rank, leader_rank = NONE, NONE
+if f[14] == '1' then
+  my_rank = tonumber(redis.call('HGET', KEYS[10], uid)) or NONE
+  if leader ~= '' then leader_rank = tonumber(redis.call('HGET', KEYS[10], leader)) or NONE end
+end
+local outranks = my_rank < leader_rank  -- wins a tie with the standing maximum
+
 if leader == uid then
   -- The leader cannot outbid themself, but may raise their private maximum.
   if max_amount and max_amount > leader_max then
@@ -74,6 +88,8 @@ end
 local base, min
 if price == 0 then
   base, min = start, start
+elseif outranks then
+  base, min = price, price
 else
   base, min = price, price + increment_at(inc, price)
 end
@@ -98,13 +114,19 @@ local function with_reserve(p, cap)
   if reserve > 0 and p < reserve and cap >= reserve then return reserve end
   return p
 end
-if leader == '' or my_max > leader_max then
+if leader == '' or my_max > leader_max or (my_max == leader_max and outranks) then
   -- The challenger takes the lead. A standing proxy first bids its maximum.
   if leader ~= '' and leader_max > price then
     placed[#placed + 1] = {leader, f[13] or '', leader_max}
   end
   local p = amount
-  if leader ~= '' then p = math.max(amount, math.min(my_max, leader_max + increment_at(inc, leader_max))) end
+  if leader ~= '' then
+    -- The least that beats the standing maximum: one increment above it, or
+    -- the maximum itself for a holder who outranks its owner.
+    local beat = leader_max
+    if not outranks then beat = leader_max + increment_at(inc, leader_max) end
+    p = math.max(amount, math.min(my_max, beat))
+  end
   new_price = with_reserve(p, my_max)
   placed[#placed + 1] = {uid, name, new_price}
   new_leader, new_leader_name, new_max = uid, name, my_max
@@ -112,7 +134,9 @@ else
   -- The standing maximum holds (ties go to the earlier one): the challenger's
   -- bid is placed at its maximum, then the proxy answers one increment above.
   placed[#placed + 1] = {uid, name, my_max}
-  local p = math.min(leader_max, my_max + increment_at(inc, my_max))
+  local beat = my_max + increment_at(inc, my_max)
+  if leader_rank < my_rank then beat = my_max end  -- a holder answers at the same price
+  local p = math.min(leader_max, beat)
   new_price = with_reserve(p, leader_max)
   placed[#placed + 1] = {leader, f[13] or '', new_price}
   new_leader, new_leader_name, new_max = leader, f[13] or '', leader_max
@@ -129,11 +153,11 @@ if deadline - now < win then
   end
 end
 local count = tonumber(f[10] or '0')
-local my_seq = seq
+local my_seq, my_amount = seq, amount
 for i, b in ipairs(placed) do
   seq = seq + 1
   count = count + 1
-  if b[1] == uid then my_seq = seq end
+  if b[1] == uid then my_seq, my_amount = seq, b[3] end
   local next_min = b[3] + increment_at(inc, b[3])
   emit(stream, channel, lot_id, seq .. '-0', b[1], cjson.encode(
     {type = 'bid', lot_id = tonumber(lot_id), seq = seq, amount = b[3], bidder = b[2],
@@ -166,5 +190,15 @@ if loser then
   redis.call('XADD', KEYS[8], 'MAXLEN', '~', 100000, '*', 'kind', 'outbid', 'uid', loser,
              'lot', lot_id, 'price', new_price, 'at', now)
 end
-return answer({accepted = true, seq = my_seq, price = new_price, deadline_ms = deadline,
-               leading = new_leader == uid})
+-- The receipt's fields, canonical JSON (sorted keys, no spaces) written here
+-- so the hall only signs these bytes (auction/receipts.py); it stays last.
+local s = cjson.encode({accepted = true, seq = my_seq, price = new_price, deadline_ms = deadline,
+                        leading = new_leader == uid, amount = my_amount, at_ms = now})
+local kid = ARGV[11] or ''
+if kid ~= '' then
+  s = string.sub(s, 1, -2) .. string.format(
+    ',"receipt":{"amount":%d,"at_ms":%d,"bidder_ref":"%s","kid":"%s","lot_id":%d,"seq":%d}}',
+    my_amount, now, ARGV[10], kid, tonumber(lot_id), my_seq)
+end
+redis.call('SET', refkey, s, 'EX', ARGV[6])
+return s

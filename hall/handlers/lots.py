@@ -117,8 +117,8 @@ class LotBidsHandler(BaseHandler):
         lid = positive_id(lot_id)
         user = self.require_user()
         amount, ref, max_amount = read_bid(self.json_body())
-        answer = await place_bid(self.lots, self.application.bids, user, lid, amount, ref,
-                                 max_amount)
+        answer = await place_bid(self.lots, self.application.bids, self.application.receipts,
+                                 user, lid, amount, ref, max_amount)
         if "code" in answer:
             raise ApiError(answer["code"], answer.get("message", ""))
         self.send(answer)

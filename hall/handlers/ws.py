@@ -177,8 +177,8 @@ class RoomSocket(FrameWriter, tornado.websocket.WebSocketHandler):
             if not self.bid_cap.take():
                 raise ApiError("rate_limited", "too many bids; slow down")
             app = self.application
-            raw = await place_bid_raw(app.lots, app.bids, self.identity, lot_id, amount, ref,
-                                      max_amount)
+            raw = await place_bid_raw(app.lots, app.bids, app.receipts, self.identity, lot_id,
+                                      amount, ref, max_amount)
         except ApiError as exc:
             self.application.metrics.count_code(exc.code)
             self.send_json({"type": "rejected", "ref": ref, "code": exc.code,
