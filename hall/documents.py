@@ -6,6 +6,11 @@ OpenType/CFF collection through fontTools and embeds only the glyphs used,
 so Chinese titles and names come out as real text (`pdftotext` reads them
 back), not as boxes. Both are built from plain dicts so they can be tested
 without the hall.
+
+The confirmation states its fields once more as canonical JSON (sorted keys,
+no spaces) with the hall's Ed25519 signature over exactly those bytes, by the
+receipt key published at GET /api/keys (auction/receipts.py): a buyer can show
+the document is the hall's and unaltered without asking the hall.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from auction.receipts import Signer
 
 # The Simplified Chinese face of the collection: Debian's path, then others'.
 CJK_FONTS = (
@@ -60,21 +67,28 @@ def cjk_font() -> Path:
     raise NoFont("no Noto Sans CJK font found; install the fonts-noto-cjk package")
 
 
-def confirmation_fields(order: dict) -> dict:
-    """What the document states, in a fixed order, and their digest (canonical JSON)."""
-    fields = {k: order.get(k) for k in ("order_id", "lot_id", "lot_title", "session_id",
-                                         "session_title", "hammer", "premium", "deposit_credited", "due",
-                                         "winner", "closed_at_ms", "chain_head")}
+CONFIRMED = ("order_id", "lot_id", "lot_title", "session_id", "session_title", "hammer",
+             "premium", "deposit_credited", "due", "winner", "closed_at_ms", "chain_head")
+
+
+def confirmation_fields(order: dict, signer: Signer | None = None) -> dict:
+    """What the document states, in a fixed order; their canonical JSON, its
+    digest and (with `signer`) the hall's signature over it and the key id."""
+    fields = {k: order.get(k) for k in CONFIRMED}
+    if signer is not None:
+        fields["kid"] = signer.kid
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    fields["canonical"] = canonical
     fields["digest"] = hashlib.sha256(canonical.encode()).hexdigest()
+    fields["sig"] = signer.sign(canonical.encode()) if signer is not None else None
     return fields
 
 
-def confirmation_pdf(order: dict) -> bytes:
+def confirmation_pdf(order: dict, signer: Signer | None = None) -> bytes:
     """成交确认书 / Sale confirmation for one order, bilingual, one A4 page."""
     from fpdf import FPDF
 
-    f = confirmation_fields(order)
+    f = confirmation_fields(order, signer)
     pdf = FPDF(format="A4")
     pdf.set_title(f"成交确认书 #{f['order_id']}")
     pdf.set_creator("auction hall")
@@ -112,4 +126,11 @@ def confirmation_pdf(order: dict) -> bytes:
     pdf.ln(4)
     pdf.multi_cell(0, 5, f"SHA-256 of the fields above (canonical JSON): {f['digest']}",
                    new_x="LMARGIN", new_y="NEXT")
+    if f["sig"]:
+        pdf.ln(2)
+        pdf.multi_cell(0, 5, f"拍卖行签名 / Hall signature (Ed25519, key {f['kid']}, "
+                             "GET /api/keys), over these bytes:", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("cjk", size=7)
+        pdf.multi_cell(0, 4, f"SIGNED {f['canonical']}", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4, f"SIGNATURE {f['sig']}", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 
+from nacl.signing import VerifyKey
+
 from auction import bidchain, keys, receipts
 from procs import ROOT
 from test_money import db_exec, db_rows, hammer, user_with_socket
@@ -177,6 +179,28 @@ async def test_receipts_are_signed_and_catch_a_rewritten_history(stack, hall, tm
                                 and m.get("status") == "settled", timeout=60)
     head = await until(lambda: db_rows(stack, "SELECT chain_head FROM lot WHERE id=?",
                                        (lot_id,))[0][0], "chain_head")
+    # The winner's sale confirmation is signed by the same key over its fields.
+    winner_api = people[0][0]
+    (order,) = [o for o in (await winner_api.get("/api/me/orders"))["orders"]
+                if o["lot_id"] == lot_id]
+    resp = await winner_api.http.fetch(f"{winner_api.base}/api/orders/{order['id']}/confirmation.pdf",
+                                       headers={"Authorization": f"Bearer {winner_api.token}"})
+    text = subprocess.run(["pdftotext", "-", "-"], input=resp.body, capture_output=True,
+                          check=True).stdout.decode()
+    (sig,) = [line.split()[1] for line in text.splitlines() if line.startswith("SIGNATURE ")]
+    (session_id, session_title, lot_title, closed_at), = db_rows(
+        stack, "SELECT s.id, s.title, l.title, l.closed_at_ms FROM lot l "
+               "JOIN auctionsession s ON s.id = l.session_id WHERE l.id=?", (lot_id,))
+    (winner_name,), = db_rows(stack, 'SELECT username FROM "user" WHERE id=?', (people[0][1]["id"],))
+    stated = {"order_id": order["id"], "lot_id": lot_id, "lot_title": lot_title,
+              "session_id": session_id, "session_title": session_title, "hammer": order["amount"],
+              "premium": order["premium"], "deposit_credited": order["deposit_credited"],
+              "due": order["due"], "winner": winner_name, "closed_at_ms": closed_at,
+              "chain_head": head, "kid": got[0]["kid"]}
+    body = json.dumps(stated, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    VerifyKey(public[got[0]["kid"]]).verify(body, base64.b64decode(sig))  # raises if not the hall's
+    assert head in text.replace("\n", "")
+
     saved = tmp_path / "receipt.json"
     saved.write_text(json.dumps(got[1]))
     code, out = verify(stack, lot_id, "--receipt", str(saved))

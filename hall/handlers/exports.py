@@ -80,7 +80,8 @@ class ConfirmationPdfHandler(BaseHandler):
                   "chain_head": snap.get("chain_head")}
         try:
             # Laying out the page and subsetting the font takes a moment: off the IOLoop.
-            pdf = await self.application.run_blocking(documents.confirmation_pdf, fields)
+            pdf = await self.application.run_blocking(documents.confirmation_pdf, fields,
+                                                      self.application.receipts.signer)
         except documents.NoFont as exc:
             raise ApiError("unavailable", str(exc))
         self.set_header("Content-Type", "application/pdf")
