@@ -94,7 +94,7 @@ FILES = {"/api/admin/sessions/{id}/results.csv": "text/csv",
 ERROR = {"description": "an error: {code, message}",
          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 OK = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
-PUBLIC = re.compile(r"^/api/(auth/.*|sessions.*|lots/\{id\}|lots/\{id\}/bids|openapi\.json|pay/.*)$")
+PUBLIC = re.compile(r"^/api/(auth/.*|sessions.*|lots/\{id\}|lots/\{id\}/bids|openapi\.json|keys|pay/.*)$")
 
 
 def _path(pattern: str) -> str:
