@@ -285,3 +285,38 @@ async def test_login_labels_and_the_servers_own_words(stack, hall):
         await check_a11y(page, "login with an error")
         await ctx.close()
         await browser.close()
+
+
+async def test_room_for_an_anonymous_visitor_and_what_screen_readers_hear(stack, hall):
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=100, deposit=100,
+                                     title="清代黄花梨官帽椅", images=[PHOTO])
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = await browser.new_context(**PHONE)
+        page = await ctx.new_page()
+        await page.goto(f"{stack.base}/lots/{lot['id']}")
+        await expect(page.get_by_test_id("conn")).to_have_attribute("data-state", "online")
+        # A way in, not a disabled button.
+        login = page.get_by_test_id("bid-login")
+        await expect(login).to_be_visible()
+        await expect(login).to_have_text("登录后参与竞拍")
+        await expect(login).to_have_attribute("href", f"/login?next=%2Flots%2F{lot['id']}")
+        await expect(page.get_by_test_id("bid-button")).to_be_hidden()
+        await expect(page.get_by_test_id("bid-amount")).to_be_hidden()
+        await expect(page.get_by_test_id("countdown")).to_have_attribute("role", "timer")
+        live = page.get_by_test_id("live-announce")
+        await expect(live).to_have_attribute("aria-live", "polite")
+        await check_a11y(page, "room, anonymous")
+        await shot(page, "room-anonymous-phone")
+        # A bid elsewhere: the new price is announced (at most every 3 s).
+        bidder, _ = await hall.bidder(prefix="ann")
+        sock = await Socket.connect(stack.ws_url, bidder.token)
+        assert (await hall.pay_deposit(bidder, sock, lot["id"], scope="lot"))["state"] == "SUCCESS"
+        await sock.join(lot["id"])
+        assert (await sock.bid(lot["id"], 1_000))["type"] == "accepted"
+        await expect(live).to_have_text("当前价 ¥10.00")
+        await sock.close()
+        await login.click()
+        await expect(page).to_have_url(re.compile(r"/login\?next=%2Flots%2F"))
+        await ctx.close()
+        await browser.close()

@@ -69,8 +69,9 @@ function layout() {
         <div class="muted"><span data-i18n="leader"></span>: <span data-testid="leader">—</span></div>
         <div class="muted"><span data-i18n="next_min_bid"></span>: <b data-testid="next-min-bid"></b></div>
         <div class="mt8"><span class="muted" data-i18n="countdown"></span>
-          <div class="countdown" data-testid="countdown">--:--</div>
+          <div class="countdown" data-testid="countdown" role="timer">--:--</div>
           <div class="muted" data-testid="deadline" data-deadline-ms=""></div></div>
+        <div class="sr-only" data-testid="live-announce" aria-live="polite" aria-atomic="true"></div>
         <div class="notice" data-testid="status-notice"></div>
         <div class="notice" data-testid="extended-notice"></div>
         <div class="notice err" data-testid="outbid-notice"></div>
@@ -81,8 +82,9 @@ function layout() {
       </div>
       <div class="card" data-testid="bid-panel">
         <button class="primary big" data-testid="bid-button" type="button"></button>
+        <a class="button primary big" data-testid="bid-login" hidden></a>
         <label for="bid-amount" data-i18n="bid_amount"></label>
-        <div class="row nowrap">
+        <div class="row nowrap" data-testid="bid-amount-row">
           <input id="bid-amount" data-testid="bid-amount" type="number" inputmode="decimal" min="0" step="any">
           <button data-testid="bid-amount-button" type="button" data-i18n="bid_custom"></button>
         </div>
@@ -145,6 +147,14 @@ function render() {
   btn.disabled = !canBid;
   $("bid-amount-button").disabled = !canBid;
   btn.textContent = !token() ? t("login_to_bid") : S.pending ? t("sending") : `${t("bid_btn")} ${money(S.nextMin)}`;
+  // Not logged in: a link to log in (and back here), not a disabled button.
+  const anon = !token();
+  btn.hidden = anon;
+  $("bid-login").hidden = !anon || closed;
+  $("bid-amount-row").hidden = anon;
+  app.querySelector('label[for="bid-amount"]').hidden = anon;
+  if (anon) { $("bid-login").href = loginUrl(); $("bid-login").textContent = t("login_to_bid"); }
+  announcePrice();
   if (!$("bid-amount").value || document.activeElement !== $("bid-amount")) {
     $("bid-amount").placeholder = S.nextMin ? String(S.nextMin / 100) : "";
   }
@@ -187,6 +197,26 @@ function tick() {
   else left = S.deadline - (Date.now() + S.offset);
   cd.textContent = fmtLeft(left);
   cd.dataset.leftMs = String(Math.max(0, Math.round(left)));
+  if (S.status === "live") announceLeft(left);
+}
+
+// Screen readers hear the price and the time left, throttled: a new price at
+// most every 3 s (the latest one), the countdown at 5 min, 1 min, 30 s, 10 s.
+const spoken = { price: undefined, at: 0, timer: null, mark: null };
+function liveSay(text) { const n = $("live-announce"); if (n) n.textContent = text; }
+function announcePrice() {
+  if (spoken.price === undefined) { spoken.price = S.price; return; }  // not at page load
+  if (S.price === null || S.price === spoken.price || spoken.timer) return;
+  spoken.timer = setTimeout(() => {
+    spoken.timer = null;
+    spoken.at = Date.now();
+    spoken.price = S.price;
+    liveSay(`${t("current_price")} ${money(S.price)}`);
+  }, Math.max(0, 3000 - (Date.now() - spoken.at)));
+}
+function announceLeft(left) {
+  const mark = [300000, 60000, 30000, 10000].find((m) => left <= m && left > m - 1000);
+  if (mark && spoken.mark !== mark) { spoken.mark = mark; liveSay(`${t("countdown")} ${fmtLeft(left)}`); }
 }
 setInterval(tick, 250);
 
