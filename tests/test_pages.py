@@ -3,12 +3,15 @@ soft close, pause/resume, a dropped network with catch-up, and the close."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 import uuid
 from pathlib import Path
 
 from playwright.async_api import Page, async_playwright, expect
 
+from auction import receipts
 from conftest import Api
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,9 +37,9 @@ async def log_in(ctx, base: str, token: str, lang: str = "zh") -> None:
                             "httpOnly": True, "sameSite": "Lax"}])
 
 
-async def shot(page: Page, name: str) -> None:
+async def shot(page: Page, name: str, full_page: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 async def wait_task(api: Api, task_id: str) -> dict:
@@ -141,6 +144,15 @@ async def test_pages_two_bidders(stack, hall):
 
         await b.get_by_test_id("bid-button").click()
         await expect(b.get_by_test_id("bid-message")).to_have_text("Bid accepted #2")
+        # The bid's signed receipt is kept in the browser, ready to download.
+        await expect(b.get_by_test_id("receipts-download")).to_have_text("Download my bid receipts (1)")
+        async with b.expect_download() as download:
+            await b.get_by_test_id("receipts-download").click()
+        (kept,) = json.loads(Path(await (await download.value).path()).read_text())
+        assert (kept["seq"], kept["amount"], kept["lot_id"]) == (2, 10_500, lot_id)
+        published = {k["kid"]: base64.b64decode(k["public_key"])
+                     for k in (await hall.anon.get("/api/keys"))["keys"]}
+        assert receipts.verify(kept, published) == (True, "signature valid")
         await expect(b.get_by_test_id("leader")).to_have_text("you")
         await expect(a.get_by_test_id("price")).to_have_text("¥105.00")
         await expect(a.get_by_test_id("leader")).to_have_text(re.compile(r"^b.*\*"))
@@ -262,7 +274,7 @@ async def test_pages_two_bidders(stack, hall):
         await row2.get_by_test_id("ctl-resume").click()
         await expect(row2.get_by_test_id("room-status")).to_have_text("拍卖中")
         await bob_api.post(f"/api/lots/{lot2['id']}/deposit", {"scope": "session", "method": "balance"})
-        await shot(op, "ops")
+        await shot(op, "ops", full_page=False)  # the screen, not every room of the stack
 
         assert not errors, errors
         await browser.close()
@@ -352,7 +364,7 @@ async def test_ops_page_live_overview_and_chart(stack, hall):
                 await emil_api.post(f"/api/lots/{lid}/bids", {"amount": price, "ref": uuid.uuid4().hex})
             await expect(line).to_have_attribute("data-points", str(3 + i))
         await expect(row.get_by_test_id("room-price")).to_have_text("¥250.00")
-        await shot(op, "ops")
+        await shot(op, "ops", full_page=False)  # the screen, not every room of the stack
 
         assert polls == [], f"the dashboard polled while its socket was up: {polls}"
         assert not errors, errors

@@ -1,6 +1,7 @@
 // Small i18n dictionary: zh-CN default, English switch stored in localStorage.
 const DICT = {
   zh: {
+    receipts_download: "下载我的出价凭证", receipts_help: "每笔被接受的出价都有拍卖行签名的凭证，可用来核对公开的出价记录（python run.py verify 拍品号 --receipt 文件）。",
     offers_title: "二次机会：为您保留的拍品", offers_intro: "原买受人未按时付款，现按您本人的最高出价向您报价。接受后请在付款期限内付款。",
     offer_amount: "报价（您的最高出价）", offer_time_left: "剩余时间", offer_ends: "截止", offer_days: "天",
     offer_accept: "接受并购买", offer_decline: "放弃", offer_accepting: "正在接受…", offer_declining: "正在放弃…",
@@ -123,6 +124,7 @@ const DICT = {
     err_unavailable: "服务暂不可用，请稍后重试", err_task_failed: "处理失败，请重试",
   },
   en: {
+    receipts_download: "Download my bid receipts", receipts_help: "Each accepted bid has a receipt signed by the hall; use it to check the published bid history (python run.py verify LOT_ID --receipt FILE).",
     offers_title: "Second chance: a lot offered to you", offers_intro: "The winner did not pay in time, so the lot is offered to you at your own highest bid. Once you accept, pay before the deadline.",
     offer_amount: "Price (your highest bid)", offer_time_left: "Time left", offer_ends: "ends", offer_days: "d",
     offer_accept: "Accept and buy", offer_decline: "Decline", offer_accepting: "Accepting…", offer_declining: "Declining…",

@@ -4,6 +4,7 @@ import { applyI18n } from "./i18n.js";
 import { gallery } from "./gallery.js";
 import { wechatScene, wechatPayBox, oauthUrl } from "./wxpay.js";
 import { mountOffers } from "./offers.js";
+import { keepReceipt, showReceipts } from "./receipts.js";
 
 const lotId = Number(location.pathname.split("/").filter(Boolean).pop());
 const app = document.getElementById("app");
@@ -89,6 +90,7 @@ function layout() {
           <button data-testid="bid-amount-button" type="button" data-i18n="bid_custom"></button>
         </div>
         <div class="notice" data-testid="bid-message" role="status"></div>
+        <div class="mt8" data-testid="receipts" hidden></div>
       </div>
       <div class="card" data-testid="deposit-panel">
         <h2 data-i18n="deposit_panel"></h2>
@@ -98,6 +100,7 @@ function layout() {
     </div>
   </div>`;
   applyI18n(app);
+  showReceipts($("receipts"), lotId);
   $("bid-button").addEventListener("click", () => placeBid(S.nextMin));
   $("watch-toggle").addEventListener("click", toggleWatch);
   $("bid-amount-button").addEventListener("click", () => {
@@ -324,6 +327,10 @@ function onMessage(m) {
       render();
       break;
     case "accepted":
+      if (m.receipt) {
+        keepReceipt(lotId, m.receipt);
+        showReceipts($("receipts"), lotId);
+      }
       if (S.pending && m.ref === S.pending.ref) {
         S.pending = null;
         bidMsg(`${t("accepted")} #${m.seq}`, "ok");
