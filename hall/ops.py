@@ -96,7 +96,8 @@ class Overview:
                 room(lid).update(title=snap["title"], status=snap["status"], price=snap["price"],
                                  deadline_ms=snap["deadline_ms"], bid_count=snap["bid_count"],
                                  session_id=snap["session_id"],
-                                 fair_warning_ends_ms=snap.get("fair_warning_ends_ms"))
+                                 fair_warning_ends_ms=snap.get("fair_warning_ends_ms"),
+                                 result=snap.get("result"))
         return rooms, halls
 
     async def _tasks(self) -> tuple[list[int], list[dict], float]:

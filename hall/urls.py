@@ -47,6 +47,7 @@ handlers = [
     (rf"/api/admin/users/{ID}", people.AdminUserHandler),
     (rf"/api/admin/users/{ID}/(ban|unban)", people.AdminBanHandler),
     (r"/api/admin/orders", people.AdminOrdersHandler),
+    (rf"/api/admin/orders/{ID}", people.AdminOrderHandler),
     (r"/api/admin/jobs", jobs.JobsHandler),
     (r"/api/admin/jobs/([A-Za-z0-9\-]{1,64})/rerun", jobs.JobRerunHandler),
     (r"/api/admin/images", images.ImageUploadHandler),
@@ -81,6 +82,7 @@ handlers = [
     (r"/ops/audit", pages.PageHandler, {"page": "ops_audit"}),
     (r"/ops/users", pages.PageHandler, {"page": "ops_users"}),
     (r"/ops/orders", pages.PageHandler, {"page": "ops_orders"}),
+    (rf"/ops/orders/{ID}", pages.PageHandler, {"page": "ops_order"}),
     (r"/ops/jobs", pages.PageHandler, {"page": "ops_jobs"}),
     (r"/.*", pages.NotFoundPage),  # last: any other path (a 404 page, or JSON)
 ]

@@ -415,8 +415,10 @@ async def test_fair_warning_is_a_state_with_its_own_countdown(stack, hall):
         assert code == 400 and data["code"] == "invalid", (bad, data)
     # Nobody answers a warning on the quiet lot: it closes when the countdown runs out.
     mark = len(sock.messages)
-    await op.post(f"/api/admin/lots/{quiet['id']}/fair-warning", {"seconds": 1})
+    await op.post(f"/api/admin/lots/{quiet['id']}/fair-warning", {"seconds": 2})
     warn = await sock.wait_for(lambda m: m.get("type") == "lot_status" and m["lot_id"] == quiet["id"], start=mark)
+    rooms = {r["lot_id"]: r for r in (await op.get("/api/admin/overview"))["rooms"]}
+    assert rooms[quiet["id"]]["fair_warning_ends_ms"] == warn["deadline_ms"], rooms[quiet["id"]]
     closed = await sock.wait_for(lambda m: m.get("type") == "closed" and m["lot_id"] == quiet["id"],
                                  start=mark, timeout=30)
     assert closed["result"] == "unsold" and warn["status"] == "fair_warning"
@@ -496,6 +498,31 @@ async def test_admin_orders_with_payments_refunds_and_filters(stack, hall):
     for bad in ("status=lost", "session_id=x"):
         code, data = await op.call("GET", f"/api/admin/orders?{bad}")
         assert code == 400 and data["code"] == "invalid"
+    # One order for its page; bob pays it by balance, and its audit trail follows.
+    paying = await bob.post(f"/api/orders/{order['id']}/pay", {"method": "balance"})
+    done = await b.wait_for(lambda m: m.get("type") == "task" and m.get("task_id") == paying["task_id"])
+    assert done["state"] == "SUCCESS", done
+    one = await op.get(f"/api/admin/orders/{order['id']}")
+    assert one["id"] == order["id"] and one["status"] == "paid" and one["paid_at_ms"]
+    assert one["lot"]["id"] == lot["id"] and one["lot"]["title"] == lot["title"]
+    assert one["session"]["id"] == session["id"]
+    assert one["winner"] == {"id": bob_user["id"], "username": bob_user["username"],
+                             "status": "active", "strikes": 0}
+    assert (one["amount"], one["deposit_credited"]) == (50_100, 5_000)
+    assert one["due"] == one["amount"] + one["premium"] - one["deposit_credited"]
+    assert one["pay_deadline_ms"] == order["pay_by_ms"]
+    assert one["payments"] == [] and [d["amount"] for d in one["deposits"]] == [5_000]
+    actions = [e["action"] for e in one["audit"]]
+    assert "lot.hammer" in actions and "money.deposit" in actions and "money.order" in actions, actions
+    paid = next(e for e in one["audit"] if e["action"] == "money.order")
+    assert paid["target"] == f"user:{bob_user['id']}" and paid["after"]["amount"] == -one["due"]
+    # Alice's money is not bob's order's business.
+    alice_id = (await alice.get("/api/me"))["id"]
+    assert all(e["target"] != f"user:{alice_id}" for e in one["audit"])
+    code, data = await bob.call("GET", f"/api/admin/orders/{order['id']}")
+    assert code == 403 and data["code"] == "forbidden"
+    code, data = await op.call("GET", "/api/admin/orders/999999999")
+    assert code == 404 and data["code"] == "not_found"
     for s in (a, b):
         await s.close()
 

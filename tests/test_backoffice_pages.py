@@ -10,6 +10,7 @@ import csv
 import io
 import re
 import subprocess
+import time
 from pathlib import Path
 
 from axe_playwright_python.async_playwright import Axe
@@ -21,6 +22,8 @@ expect.set_options(timeout=20_000)
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1,
          "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+TABLET = {"viewport": {"width": 820, "height": 1180}, "device_scale_factor": 1,
+          "is_mobile": True, "has_touch": True}
 TITLES = ["清雍正粉彩蝠桃纹橄榄瓶", "宋代汝窑天青釉洗", "明永乐青花压手杯"]
 axe = Axe()
 
@@ -42,6 +45,29 @@ def photo(path: Path, colour: tuple[int, int, int]) -> Path:
         draw.ellipse((i, 300, i + 50, 600), fill=(250, 250, 240))
     im.save(path, "JPEG", quality=90)
     return path
+
+
+async def fits_width(page: Page, name: str) -> None:
+    """Usable at this width: nothing wider than the screen (no sideways scrolling
+    of the page; wide tables scroll inside their own box)."""
+    over = await page.evaluate("""() => {
+        const w = document.documentElement.clientWidth;
+        return [...document.querySelectorAll('body *')].filter((n) => {
+            const r = n.getBoundingClientRect();
+            return r.width > 0 && r.right > w + 1 && !n.closest('.table-wrap');
+        }).slice(0, 5).map((n) => n.tagName + '.' + n.className + ' ' + (n.dataset.testid || ''));
+    }""")
+    assert over == [], f"{name}: wider than the screen: {over}"
+    width = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert width <= 0, f"{name}: the page scrolls sideways by {width}px"
+
+
+async def view_shot(page: Page, name: str) -> None:
+    """A screenshot of what the screen shows (the live console lists every room
+    of the test stack: a full-page shot would be thousands of pixels tall)."""
+    from test_pages import SHOTS
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
 
 
 def pdf_text(data: bytes) -> str:
@@ -211,20 +237,91 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await b.get_by_test_id("bid-button").click()
         await expect(b.get_by_test_id("bid-message")).to_have_text("Bid accepted #1")
 
-        # -- the live console: hammer each lot ----------------------------------------------
+        # -- the live console ----------------------------------------------------------------
+        # The main navigation has the back office for an operator (and never for a bidder).
         await op.goto(base + "/ops")
+        nav = op.get_by_test_id("nav-ops")
+        await expect(nav.locator("a")).to_have_text(["场次", "现场", "竞买人", "订单", "任务", "审计"])
+        await expect(nav.get_by_test_id("nav-nav_ops_live")).to_have_attribute("aria-current", "page")
+        await expect(b.get_by_test_id("nav-me")).to_be_visible()
+        await expect(b.get_by_test_id("nav-ops")).to_have_count(0)
         for lid in lot_ids:
             row = op.locator(f'[data-testid="room-row"][data-lot-id="{lid}"]')
-            await expect(row).to_be_visible()
+            await expect(row.get_by_test_id("room-status")).to_have_text("拍卖中")
             # Only what a live lot allows: no "open" or "resume" buttons.
             await expect(row.get_by_test_id("ctl-open")).to_have_count(0)
             await expect(row.get_by_test_id("ctl-resume")).to_have_count(0)
+        # The console on a phone and a tablet, the lots still live.
+        ctx_small = {}
+        for kind, opts in (("phone", PHONE), ("tablet", TABLET)):
+            ctx_small[kind] = await browser.new_context(**opts)
+            await log_in(ctx_small[kind], base, hall.operator.token, "zh")
+            small = await ctx_small[kind].new_page()
+            small.on("pageerror", lambda exc: errors.append(str(exc)))
+            await small.goto(base + "/ops")
+            srow = small.locator(f'[data-testid="room-row"][data-lot-id="{lot_ids[0]}"]')
+            await expect(srow.get_by_test_id("ctl-hammer")).to_be_visible()
+            # Buttons keep their words on one line (they wrapped a character a line once).
+            for btn in await srow.locator("button").all():
+                box = await btn.bounding_box()
+                assert box["height"] < 48, (kind, await btn.text_content(), box)
+            await srow.scroll_into_view_if_needed()
+            await fits_width(small, f"ops {kind}")
+            await check_a11y(small, f"ops {kind}")
+            await view_shot(small, f"ops_{kind}")
+            await small.close()
+        # Fair warning on the third lot (nobody bids on it), as a clerk gives it:
+        # asked first, then a state of its own counting down, in the room too.
+        watcher = await ctx_b.new_page()
+        await watcher.goto(f"{base}/lots/{lot_ids[2]}")
+        await expect(watcher.get_by_test_id("lot-status")).to_have_text("Live")
+        row3 = op.locator(f'[data-testid="room-row"][data-lot-id="{lot_ids[2]}"]')
+        await row3.get_by_test_id("ctl-fair-warning").click()
+        warn = row3.get_by_test_id("room-status")
+        await expect(warn).to_have_attribute("data-state", "fair_warning")
+        await expect(warn).to_have_text(re.compile(r"^最后警告 · ([1-9]|10) 秒$"))
+        first = await warn.text_content()
+        await expect(warn).not_to_have_text(first)  # it counts down
+        await expect(warn).to_have_text(re.compile(r"^最后警告 · [0-9] 秒$"))
+        await expect(watcher.get_by_test_id("status-notice")).to_have_text("Fair warning! Going, going…")
+        await view_shot(op, "ops-fair-warning")
+        # The hammer on the other two, each confirmed; the warned lot closes by itself.
+        for lid in lot_ids[:2]:
+            row = op.locator(f'[data-testid="room-row"][data-lot-id="{lid}"]')
             await row.get_by_test_id("ctl-hammer").click()
             await expect(row.get_by_test_id("room-status")).to_have_text(re.compile("^(已结束|已结算)$"))
             await expect(row.locator("button")).to_have_count(0)  # nothing left to do to it
-        assert len([d for d in dialogs if d.startswith("确认落槌")]) == 3, dialogs
+        await expect(row3.get_by_test_id("room-status")).to_have_text(re.compile("^(已结束|已结算)$"))
+        await expect(row3.get_by_test_id("room-price")).to_contain_text("流拍")
+        await expect(watcher.get_by_test_id("lot-status")).to_have_text(re.compile("^(Closed|Settled)$"))
+        await watcher.close()
+        assert len([d for d in dialogs if d.startswith("确认落槌")]) == 2, dialogs
+        assert len([d for d in dialogs if d.startswith("发出最后警告")]) == 1, dialogs
         await expect(a.get_by_test_id("closed-notice")).to_contain_text("恭喜，您已拍得此拍品！")
         await expect(b.get_by_test_id("closed-notice")).to_contain_text("Winner: you")
+
+        # Publishing from the console is refused, in words, when a lot ends before the start;
+        # a lot added there takes its deadline as minutes after the session opens.
+        late = await hall.operator.post("/api/admin/sessions", {
+            "title": "晚开专场", "deposit_amount": 0, "starts_at_ms": int(time.time() * 1000) + 3_600_000})
+        await hall.operator.post(f"/api/admin/sessions/{late['id']}/lots", {
+            "title": "提前截止的拍品", "start_price": 100, "increment": 10, "lot_deposit": 0,
+            "ends_at_ms": int(time.time() * 1000) + 600_000})
+        await op.get_by_test_id("f-l-session").fill(str(late["id"]))
+        await op.get_by_test_id("f-l-title").fill("开拍后九十分钟截止")
+        await op.get_by_test_id("l-minutes").fill("")
+        await op.get_by_test_id("create-lot-form").get_by_role("button", name="创建").click()
+        await expect(op.get_by_test_id("l-minutes-err")).to_have_text("必填")
+        await op.get_by_test_id("l-minutes").fill("90")
+        await op.get_by_test_id("create-lot-form").get_by_role("button", name="创建").click()
+        await expect(op.get_by_test_id("create-lot-result")).to_contain_text("完成")
+        added = (await hall.operator.get(f"/api/sessions/{late['id']}"))["lots"][-1]
+        assert (await hall.operator.get(f"/api/admin/lots/{added['id']}"))["ends_after_start_s"] == 5400
+        await op.get_by_test_id("f-p-session").fill(str(late["id"]))
+        await op.get_by_test_id("publish-form").get_by_role("button", name="发布").click()
+        await expect(op.get_by_test_id("publish-result")).to_have_text(re.compile(
+            r"^以下拍品的截止时间早于开拍时间，请先设置更晚的截止时间： #\d+ 提前截止的拍品$"))
+        assert (await hall.operator.get(f"/api/sessions/{late['id']}"))["status"] == "draft"
 
         # -- results.csv ---------------------------------------------------------------------
         await op.goto(f"{base}/ops/sessions/{sid}")
@@ -306,17 +403,46 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await op.get_by_test_id("orders-status").select_option("")
         await op.get_by_test_id("orders-apply").click()
         await expect(op.get_by_test_id("order-row")).to_have_count(2)
-        async with op.expect_download() as dl:
-            await op.locator('[data-testid="order-row"]').last.get_by_test_id("order-pdf").click()
-        assert TITLES[0] in pdf_text(Path(await (await dl.value).path()).read_bytes())
+        await expect(op.get_by_test_id("order-pdf")).to_have_count(2)
         await check_a11y(op, "orders")
         await shot(op, "bo-orders-desktop")
+        # One order's page: lot with its photo, winner, money, status, audit trail, the PDF.
+        await op.locator('[data-testid="order-row"]').last.get_by_test_id("order-open").click()
+        await expect(op).to_have_url(re.compile(r"/ops/orders/\d+$"))
+        order_id = int(op.url.rsplit("/", 1)[1])
+        await expect(op.get_by_test_id("order-title")).to_have_text(f"订单 #{order_id}")
+        await expect(op.get_by_test_id("order-lot-link")).to_have_text(f"#{lot_ids[0]} {TITLES[0]}")
+        await expect(op.get_by_test_id("order-photo")).to_be_visible()
+        await expect(op.get_by_test_id("order-session")).to_contain_text("春季瓷器专场")
+        await expect(op.get_by_test_id("order-winner")).to_have_text(alice["username"])
+        await expect(op.get_by_test_id("order-hammer")).to_have_text("¥11.00")
+        await expect(op.get_by_test_id("order-premium")).to_have_text("¥1.10")
+        # The session deposit (¥100) covers hammer and premium: credited, nothing due, paid.
+        await expect(op.get_by_test_id("order-deposit")).to_have_text("¥12.10")
+        await expect(op.get_by_test_id("order-due")).to_have_text("¥0.00")
+        await expect(op.get_by_test_id("order-status")).to_have_text("已付款")
+        await expect(op.get_by_test_id("order-deadline")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d "))
+        await expect(op.get_by_test_id("order-payments-none")).to_have_text("没有付款记录")
+        trail = op.get_by_test_id("order-audit-row")
+        await expect(trail.first).to_have_attribute("data-action", "lot.create")
+        await expect(op.locator('[data-testid="order-audit-row"][data-action="lot.hammer"]')).to_have_count(1)
+        async with op.expect_download() as dl:
+            await op.get_by_test_id("order-pdf").click()
+        assert TITLES[0] in pdf_text(Path(await (await dl.value).path()).read_bytes())
+        await check_a11y(op, "order")
+        await shot(op, "bo-order-desktop")
+        await op.get_by_test_id("order-winner").click()  # to the bidder, opened
+        await expect(op.get_by_test_id("user-row")).to_have_count(1)
+        await expect(op.get_by_test_id("user-detail")).to_be_visible()
+        await expect(op.get_by_test_id("user-orders").locator("tbody tr")).to_have_count(1)
 
         # -- jobs of the session: the settlements and deposits, found by session -------------
         await op.goto(f"{base}/ops/jobs")
         await op.get_by_test_id("jobs-session_id").fill(str(sid))
         await op.get_by_test_id("jobs-apply").click()
         await expect(op.locator('[data-testid="job-row"][data-kind="settle_lot"]')).to_have_count(3)
+        await expect(op.locator('[data-testid="job-row"][data-kind="settle_lot"]').first
+                     .get_by_test_id("job-wait")).to_have_text(re.compile(r"^\d+ ms$"))  # queued -> started
         await check_a11y(op, "jobs")
         await shot(op, "bo-jobs-desktop")
 
@@ -330,11 +456,24 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
                                    ("/ops/audit", "bo-audit-phone-en", "Audit log"),
                                    ("/ops/users", "bo-users-phone-en", "Bidders"),
                                    (f"/ops/orders?session_id={sid}", "bo-orders-phone-en", "Orders"),
-                                   (f"/ops/jobs?session_id={sid}", "bo-jobs-phone-en", "Jobs")):
+                                   (f"/ops/jobs?session_id={sid}", "bo-jobs-phone-en", "Jobs"),
+                                   (f"/ops/orders/{order_id}", "bo-order-phone-en", "Hammer price")):
             await p.goto(base + path)
-            await expect(p.get_by_text(marker).first).to_be_visible()
+            await expect(p.get_by_text(marker).locator("visible=true").first).to_be_visible()
+            await expect(p.get_by_test_id("nav-ops").locator("a")).to_have_count(6)
+            await expect(p.get_by_test_id("bo-nav-bo_live")).to_be_hidden()  # the header has them
+            await fits_width(p, name)
             await check_a11y(p, name)
             await shot(p, name)
+        # The same pages at tablet width.
+        t_ctx = await browser.new_context(**TABLET)
+        await log_in(t_ctx, base, hall.operator.token, "zh")
+        tp = await t_ctx.new_page()
+        for path in (f"/ops/sessions/{sid}", "/ops/sessions", "/ops/audit", "/ops/users",
+                     f"/ops/orders?session_id={sid}", f"/ops/jobs?session_id={sid}", f"/ops/orders/{order_id}"):
+            await tp.goto(base + path)
+            await expect(tp.get_by_test_id("nav-ops").locator("a")).to_have_count(6)
+            await fits_width(tp, f"tablet {path}")
 
         # -- a bidder never sees operator forms ------------------------------------------------
         await b.goto(base + "/ops")

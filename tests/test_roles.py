@@ -33,6 +33,7 @@ def admin_calls(session_id: int, draft_session_id: int, lot_id: int, user_id: in
         ("POST", f"/api/admin/users/{user_id}/ban", {"reason": "x"}),
         ("POST", f"/api/admin/users/{user_id}/unban", {"reason": "x"}),
         ("GET", "/api/admin/orders", None),
+        ("GET", "/api/admin/orders/1", None),
         ("GET", "/api/admin/jobs", None),
         ("POST", "/api/admin/jobs/some-task-id/rerun", None),
         ("GET", f"/api/admin/lots/{lot_id}", None),

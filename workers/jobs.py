@@ -11,6 +11,7 @@ logged and never fails the task it describes.
 from __future__ import annotations
 
 import json
+import inspect
 import logging
 from datetime import datetime
 from typing import Any
@@ -71,12 +72,12 @@ def _retried(request: Any = None, reason: Any = None, **_: Any) -> None:
 
 
 @signals.task_postrun.connect
-def _finished(task_id: str | None = None, task: Any = None, kwargs: dict | None = None,
-              state: str | None = None, **_: Any) -> None:
+def _finished(task_id: str | None = None, task: Any = None, args: Any = None,
+              kwargs: dict | None = None, state: str | None = None, **_: Any) -> None:
     seen = _running.pop(task_id, None) if task_id else None
     if seen is None or task is None:
         return
-    kwargs = kwargs or {}
+    kwargs = _named(task, args or (), kwargs or {})
     row = {"name": task.name, "kind": jobs.RECORDED[task.name],
            "lot_id": _int(kwargs.get("lot_id")), "session_id": _int(kwargs.get("session_id")),
            "user_id": _int(kwargs.get("user_id")), "state": state or "UNKNOWN",
@@ -114,6 +115,18 @@ def flush(redis: Any) -> int:
         jobs.store(raw)
     redis.ltrim(keys.JOBS_PENDING, len(raw), -1)
     return len(raw)
+
+
+def _named(task: Any, args: Any, kwargs: dict) -> dict:
+    """The run's arguments by name: the workers queue some tasks with positional
+    ones (a settlement after a deadline: `(lot_id,)`), and the record is found
+    by lot, and re-run, by name."""
+    if not args:
+        return kwargs
+    try:
+        return dict(inspect.signature(task.run).bind_partial(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return kwargs
 
 
 def _int(value: Any) -> int | None:

@@ -11,7 +11,9 @@ from hall.webheaders import set_security_headers
 
 SHELL = Path(__file__).resolve().parent.parent / "static" / "pages" / "shell.html"
 PAGES = ("index", "session", "lot", "me", "login", "notfound", "ops",
-         "ops_sessions", "ops_session", "ops_audit", "ops_users", "ops_orders", "ops_jobs")  # the back office (issue 13)
+         # the back office (issue 13)
+         "ops_sessions", "ops_session", "ops_audit", "ops_users", "ops_orders", "ops_order",
+         "ops_jobs")
 
 
 @lru_cache(maxsize=len(PAGES))

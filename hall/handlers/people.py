@@ -1,5 +1,6 @@
 """People and money for operators: bidders (search, detail, ban and unban with a
-reason) and orders with their payments and refunds. Credit is in admin.py."""
+reason) and orders with their payments and refunds, one order with its audit
+trail. Credit is in admin.py."""
 from __future__ import annotations
 
 from auction import audit, keys
@@ -7,8 +8,8 @@ from auction.errors import Refused
 from hall.errors import ApiError
 from hall.handlers.admin import AdminHandler
 from hall.validate import positive_id, text
-from models import (Deposit, LedgerEntry, Lot, Order, Payment, Refund, User,
-                    on_commit)
+from models import (AuctionSession, AuditEntry, Deposit, LedgerEntry, Lot, Order, Payment,
+                    Refund, User, on_commit)
 
 USER_STATUSES = ("active", "banned")
 ORDER_STATUSES = ("unpaid", "paid", "forfeited", "refunded")
@@ -144,3 +145,67 @@ class AdminOrdersHandler(AdminHandler):
                                      "at_ms": r.created_at_ms}
                                     for r in refunds if dep_order.get(r.deposit_id) == o.id]})
         self.send({"orders": out})
+
+
+def _payment(p: Payment) -> dict:
+    return {"id": p.id, "method": p.method, "amount": p.amount, "status": p.status,
+            "out_trade_no": p.out_trade_no, "at_ms": p.created_at_ms}
+
+
+def _refund(r: Refund) -> dict:
+    return {"id": r.id, "deposit_id": r.deposit_id, "amount": r.amount, "method": r.method,
+            "status": r.status, "at_ms": r.created_at_ms, "done_at_ms": r.done_at_ms}
+
+
+def _about_order(entry: AuditEntry, order_id: int, deposit_ids: set[int],
+                 trade_nos: set[str]) -> bool:
+    """A winner's audit entry that concerns this order: its payment (ledger ref
+    or WeChat trade), its forfeit and strike, the deposits credited to it (paid
+    and refunded, by balance or WeChat)."""
+    after = entry.after if isinstance(entry.after, dict) else {}
+    refs = {f"order:{order_id}"} | {f"{kind}:{d}" for d in deposit_ids for kind in ("deposit", "refund")}
+    return (after.get("ref") in refs or after.get("order_id") == order_id
+            or after.get("deposit_id") in deposit_ids or after.get("out_trade_no") in trade_nos)
+
+
+class AdminOrderHandler(AdminHandler):
+    """One order for its page: lot, session, winner, money, payments, refunds, audit entries."""
+
+    async def get(self, order_id: str) -> None:
+        oid = positive_id(order_id)
+        order = await Order.aget_or_none(Order.id == oid)
+        if order is None:
+            raise ApiError("not_found", "no such order")
+        lot = await Lot.aget(Lot.id == order.lot_id)
+        session = await AuctionSession.aget(AuctionSession.id == lot.session_id)
+        winner = await User.aget(User.id == order.user_id)
+        payments = await self.db.list(Payment.select().where(Payment.order == oid)
+                                      .order_by(Payment.id))
+        deposits = await self.db.list(Deposit.select().where(Deposit.credited_to == oid))
+        dep_ids = {d.id for d in deposits}
+        refunds = await self.db.list(Refund.select().where(Refund.deposit.in_(list(dep_ids)))
+                                     .order_by(Refund.id)) if dep_ids else []
+        trades = {p.out_trade_no for p in payments}
+        lot_entries = await self.db.list(AuditEntry.select().where(
+            AuditEntry.target == f"lot:{lot.id}").order_by(AuditEntry.id).limit(MAX_LISTED))
+        # The winner's entries since the first deposit credited to the order
+        # (paid before the hammer), kept where they are about this order.
+        since = min([d.created_at_ms for d in deposits] + [order.created_at_ms])
+        user_entries = await self.db.list(AuditEntry.select().where(
+            (AuditEntry.target == f"user:{winner.id}") & (AuditEntry.at_ms >= since))
+            .order_by(AuditEntry.id).limit(5 * MAX_LISTED))
+        entries = lot_entries + [e for e in user_entries if _about_order(e, oid, dep_ids, trades)]
+        entries.sort(key=lambda e: e.id)
+        images = lot.images or []
+        self.send({**order.public(), "pay_deadline_ms": order.pay_by_ms,
+                   "paid_at_ms": order.paid_at_ms, "created_at_ms": order.created_at_ms,
+                   "lot": {"id": lot.id, "title": lot.title, "status": lot.status,
+                           "image": images[0] if images else None},
+                   "session": {"id": session.id, "title": session.title, "status": session.status},
+                   "winner": {"id": winner.id, "username": winner.username, "status": winner.status,
+                              "strikes": winner.strikes},
+                   "deposits": [{"id": d.id, "scope": d.scope, "amount": d.amount,
+                                 "method": d.method, "status": d.status} for d in deposits],
+                   "payments": [_payment(p) for p in payments],
+                   "refunds": [_refund(r) for r in refunds],
+                   "audit": [e.public() for e in entries[-MAX_LISTED:]]})

@@ -124,9 +124,33 @@ export function loginUrl() {
   return `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
 }
 
+// The back office in the header, for operators only (the role the hall says
+// this token has; remembered per token for this tab so it does not flicker).
+const OPS_LINKS = [["/ops/sessions", "nav_ops_sessions"], ["/ops", "nav_ops_live"], ["/ops/users", "nav_ops_users"],
+  ["/ops/orders", "nav_ops_orders"], ["/ops/jobs", "nav_ops_jobs"], ["/ops/audit", "nav_ops_audit"]];
+function knownRole() {
+  try { const r = JSON.parse(sessionStorage.getItem("role") || "null"); return r && r.tok === token() ? r.role : null; } catch (_) { return null; }
+}
+function opsNav() {
+  if (!token() || knownRole() !== "operator") return null;
+  const here = location.pathname;
+  const current = OPS_LINKS.map(([href]) => href).filter((href) => here === href || here.startsWith(`${href}/`)).sort((a, b) => b.length - a.length)[0];
+  return el("nav", { class: "ops-nav", testid: "nav-ops", "aria-label": t("bo_back_office") },
+    el("span", { class: "ops-label" }, `${t("bo_back_office")}:`),
+    OPS_LINKS.map(([href, key]) => el("a", { href, testid: `nav-${key}`, "aria-current": href === current ? "page" : null }, t(key))));
+}
+
 // The header: brand, navigation, language switch. Calls onLang after switching.
 export function header(onLang) {
   const h = document.querySelector("header.top") || document.body.insertBefore(el("header", { class: "top" }), document.body.firstChild);
+  if (token()) {
+    const tok = token();
+    api("GET", "/api/me").then((me) => {
+      const before = knownRole();
+      sessionStorage.setItem("role", JSON.stringify({ tok, role: me.role }));
+      if (before !== me.role) render();
+    }).catch(() => { /* logged out or offline: no back-office links */ });
+  }
   const render = () => {
     h.replaceChildren(
       el("a", { href: "/", class: "brand", testid: "nav-home" }, t("brand")),
@@ -140,7 +164,8 @@ export function header(onLang) {
           render();
           applyI18n();
           if (onLang) onLang();
-        } }, t("lang_switch"))));
+        } }, t("lang_switch"))),
+      ...[opsNav()].filter(Boolean));
   };
   render();
   applyI18n();

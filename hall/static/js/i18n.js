@@ -89,6 +89,16 @@ const DICT = {
     bo_winner: "买受人", bo_session: "专场", bo_credit_done: "已充值，余额", bo_phone: "手机号",
     // back office, second round (issue 13): order page, fair warning, navigation
     bo_job_wait: "排队等待",
+    bo_order_n: "订单", bo_no_order: "没有这个订单", bo_hammer: "落槌价", bo_premium: "买方佣金",
+    bo_deposit_credited: "保证金抵扣", bo_pay_deadline: "付款截止", bo_paid_at: "付款时间",
+    bo_no_payments: "没有付款记录", bo_no_refunds: "没有退款记录", bo_audit_trail: "审计记录",
+    fw_countdown: "最后警告 · {s} 秒", fw_confirm: "发出最后警告？{s} 秒内无人出价即落槌：",
+    bo_publish_late: "以下拍品的截止时间早于开拍时间，请先设置更晚的截止时间：",
+    bo_publish_refused: "无法发布：", bo_back_office: "后台",
+    nav_ops_sessions: "场次", nav_ops_live: "现场", nav_ops_users: "竞买人", nav_ops_orders: "订单",
+    nav_ops_jobs: "任务", nav_ops_audit: "审计", bo_controls: "操作", bo_left: "剩余",
+    bo_via_balance: "余额", bo_via_wechat: "微信支付", bo_pst_pending: "处理中", bo_pst_paid: "已到账",
+    bo_pst_closed: "已关闭", bo_pst_done: "已完成", bo_pst_failed: "失败",
     // the bidder's side (issue 14): wallet, top-up, statement, lists, 404, errors
     wallet: "我的钱包", topup: "充值", topup_amount: "充值金额（元）", topup_submit: "微信支付充值",
     topup_max: "单笔最多", topup_quick: "常用金额", topup_paid: "充值成功，到账 {amount}", topup_paid_balance: "充值成功，到账 {amount}，当前余额 {balance}",
@@ -212,6 +222,16 @@ const DICT = {
     bo_winner: "Winner", bo_session: "Session", bo_credit_done: "Credited, balance", bo_phone: "Phone",
     // back office, second round (issue 13): order page, fair warning, navigation
     bo_job_wait: "Queued for",
+    bo_order_n: "Order", bo_no_order: "No such order", bo_hammer: "Hammer price", bo_premium: "Buyer's premium",
+    bo_deposit_credited: "Deposit credited", bo_pay_deadline: "Pay by", bo_paid_at: "Paid at",
+    bo_no_payments: "No payments", bo_no_refunds: "No refunds", bo_audit_trail: "Audit trail",
+    fw_countdown: "Fair warning · {s} s", fw_confirm: "Give fair warning? The hammer falls in {s} s unless someone bids:",
+    bo_publish_late: "These lots end before the session opens; set a later deadline first:",
+    bo_publish_refused: "Not published:", bo_back_office: "Back office",
+    nav_ops_sessions: "Sessions", nav_ops_live: "Live", nav_ops_users: "Bidders", nav_ops_orders: "Orders",
+    nav_ops_jobs: "Jobs", nav_ops_audit: "Audit", bo_controls: "Actions", bo_left: "Left",
+    bo_via_balance: "Balance", bo_via_wechat: "WeChat Pay", bo_pst_pending: "Pending", bo_pst_paid: "Received",
+    bo_pst_closed: "Closed", bo_pst_done: "Done", bo_pst_failed: "Failed",
     // the bidder's side (issue 14): wallet, top-up, statement, lists, 404, errors
     wallet: "My wallet", topup: "Top up", topup_amount: "Amount (yuan)", topup_submit: "Top up with WeChat Pay",
     topup_max: "At most", topup_quick: "Quick amounts", topup_paid: "Top-up received: {amount}", topup_paid_balance: "Top-up received: {amount}; balance now {balance}",

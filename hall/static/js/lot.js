@@ -252,7 +252,7 @@ function onSnapshot(m) {
   if (m.status === "closed" || m.status === "settled") {
     S.result = { result: m.result, price: m.price, winner: m.winner };
   }
-  statusNotice(m.status, false);
+  statusNotice(m.fair_warning_ends_ms ? "fair_warning" : m.status, false);  // a warning given before we came
   render();
 }
 
@@ -277,6 +277,7 @@ function onBid(m) {
     if (m.next_min_bid) S.nextMin = m.next_min_bid;
     if (m.deadline_ms && S.status !== "paused") S.deadline = m.deadline_ms;
     if (m.mine) $("outbid-notice").textContent = "";
+    if ($("status-notice").dataset.status === "fair_warning") statusNotice("live", true);  // a bid ends the warning
   } else if (m.seq === S.seq && m.mine) {
     S.leaderMine = true;  // replay of the bid the snapshot already shows: it is ours
   }

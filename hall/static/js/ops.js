@@ -1,8 +1,10 @@
 // 运营后台: the overview pushed over the socket ({"op":"ops"} -> `overview` every ~2 s),
 // live prices and a price chart per lot from the rooms' `bid` events, create/publish,
-// lot controls, credit. HTTP polling only while the socket is down.
-import { t, api, token, money, fmtTime, statusText, el, header, errText, loginUrl } from "./common.js";
-import { boNav } from "./bo.js";
+// lot controls (only what the lot's state allows; hammer and fair warning ask
+// first; fair warning shown with its own countdown), credit. HTTP polling only
+// while the socket is down. On a phone the rooms table becomes one card per lot.
+import { t, api, ApiError, token, money, fmtTime, statusText, el, header, errText, loginUrl } from "./common.js";
+import { boNav, deadlinePicker } from "./bo.js";
 
 const app = document.getElementById("app");
 header(() => location.reload());
@@ -13,6 +15,7 @@ const joined = new Set();
 const charts = new Map();  // lot_id -> {points: [[at_ms, amount]], seq, node}
 let offset = 0;
 const SVG = "http://www.w3.org/2000/svg";
+const FAIR_WARNING_S = 10;  // what the confirmation says; the hall's HALL_FAIR_WARNING_S decides
 
 function $(id) { return app.querySelector(`[data-testid="${id}"]`); }
 
@@ -33,7 +36,9 @@ function layout() {
     $("f-l-session").value = s.id; $("f-p-session").value = s.id;
     return `${t("done")}: ${t("session_id")} ${s.id}`;
   }));
-  const lForm = el("form", { class: "card", testid: "create-lot-form" }, el("h2", {}, t("create_lot")),
+  // The deadline as in the session editor: minutes after the session opens, or a time.
+  const picker = deadlinePicker("l", null);
+  const lForm = el("form", { class: "card", testid: "create-lot-form", novalidate: true }, el("h2", {}, t("create_lot")),
     field("l-session", "session_id", { type: "number", required: true }), field("l-title", "title", { required: true }),
     field("l-description", "description"), field("l-images", "images"),
     el("div", { class: "grid2" },
@@ -41,18 +46,19 @@ function layout() {
       el("div", {}, field("l-inc", "increment", { type: "number", value: "10", step: "any" })),
       el("div", {}, field("l-reserve", "reserve_price", { type: "number", step: "any" })),
       el("div", {}, field("l-deposit", "lot_deposit", { type: "number", value: "50", step: "any" })),
-      el("div", {}, field("l-ends", "ends_in_min", { type: "number", value: "30" })),
       el("div", {}, field("l-win", "extend_window", { type: "number", value: "300" })),
       el("div", {}, field("l-by", "extend_by", { type: "number", value: "300" }))),
+    picker.node,
     el("div", { style: "margin-top:8px" }, el("button", { class: "primary", type: "submit" }, t("create"))),
     el("div", { class: "notice", testid: "create-lot-result" }));
   lForm.addEventListener("submit", (e) => submit(e, lForm, async () => {
     const f = lForm.elements;
+    const deadline = picker.read();
+    if (!deadline) { lForm.querySelector("[aria-invalid=true]").focus(); throw new Error(t("bo_deadline")); }
     const body = { title: f["l-title"].value, description: f["l-description"].value,
       images: f["l-images"].value.split(",").map((x) => x.trim()).filter(Boolean),
       start_price: yuan(f["l-start"].value), increment: yuan(f["l-inc"].value), lot_deposit: yuan(f["l-deposit"].value),
-      ends_at_ms: Date.now() + offset + Number(f["l-ends"].value) * 60000,
-      extend_window_s: Number(f["l-win"].value), extend_by_s: Number(f["l-by"].value) };
+      extend_window_s: Number(f["l-win"].value), extend_by_s: Number(f["l-by"].value), ...deadline };
     if (f["l-reserve"].value) body.reserve_price = yuan(f["l-reserve"].value);
     const lot = await api("POST", `/api/admin/sessions/${f["l-session"].value}/lots`, body);
     return `${t("done")}: #${lot.id}`;
@@ -62,7 +68,16 @@ function layout() {
     el("div", { style: "margin-top:8px" }, el("button", { class: "primary", type: "submit" }, t("publish"))),
     el("div", { class: "notice", testid: "publish-result" }));
   pForm.addEventListener("submit", (e) => submit(e, pForm, async () => {
-    const s = await api("POST", `/api/admin/sessions/${pForm.elements["p-session"].value}/publish`, {});
+    let s;
+    try {
+      s = await api("POST", `/api/admin/sessions/${pForm.elements["p-session"].value}/publish`, {});
+    } catch (err) {
+      // A lot whose deadline is not after the session's start: say which, in words.
+      const late = err.body && err.body.late_lots;
+      if (late && late.length) throw new Error(`${t("bo_publish_late")} ${late.map((l) => `#${l.id} ${l.title}`).join("、")}`);
+      if (err.code === "conflict" || err.code === "invalid") throw new Error(`${t("bo_publish_refused")} ${err.message}`);
+      throw err;
+    }
     if (!online()) setTimeout(refresh, 500);
     return `${t("done")}: ${statusText(s.status)}`;
   }));
@@ -78,8 +93,9 @@ function layout() {
     el("div", { class: "row", style: "justify-content:space-between" }, el("h1", {}, t("ops_title")),
       el("span", { class: "conn", testid: "conn", "data-state": "connecting" }, t("conn_connecting"))),
     el("div", { class: "card" }, el("h2", {}, t("overview")),
-      el("div", { style: "overflow-x:auto" }, el("table", { testid: "rooms" },
-        el("thead", {}, el("tr", {}, ["#", t("title"), "", t("current_price"), t("bid_count"), t("deadline"), t("connections"), t("bidders"), ""].map((h) => el("th", {}, h)))),
+      el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("overview") }, el("table", { class: "rooms", testid: "rooms" },
+        el("thead", {}, el("tr", {}, ["#", t("title"), t("bo_filter_status"), t("current_price"), t("bid_count"), t("deadline"), t("bo_left"),
+          t("connections"), t("bidders"), t("bo_controls")].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", { testid: "rooms-body" }))),
       el("div", { class: "notice", testid: "ops-message" }),
       el("div", { class: "stats", testid: "system" },
@@ -89,7 +105,7 @@ function layout() {
       el("ol", { class: "failures", testid: "failures" }),
       el("p", { class: "muted" }, `${t("updated")} `, el("span", { testid: "overview-time" }, "—"))),
     el("div", { class: "card" }, el("h2", {}, t("price_charts")), el("div", { class: "charts", testid: "charts" })),
-    el("div", { class: "grid2" }, sForm, pForm), lForm, cForm);
+    el("div", { class: "grid2 stack-phone" }, sForm, pForm), lForm, cForm);
 }
 
 function stat(id, label) {
@@ -99,7 +115,9 @@ function stat(id, label) {
 async function submit(e, form, fn) {
   e.preventDefault();
   const out = form.querySelector(".notice");
-  try { out.textContent = await fn(); out.className = "notice ok"; } catch (err) { out.textContent = errText(err); out.className = "notice err"; }
+  try { out.textContent = await fn(); out.className = "notice ok"; } catch (err) {
+    out.textContent = err instanceof ApiError ? errText(err) : String(err.message || err); out.className = "notice err";
+  }
 }
 
 async function control(lotId, action) {
@@ -111,32 +129,71 @@ async function control(lotId, action) {
   } catch (err) { msg.textContent = `#${lotId}: ${errText(err)}`; msg.className = "notice err"; }
 }
 
+const now = () => Date.now() + offset;
+const secondsTo = (ms) => Math.max(0, Math.ceil((ms - now()) / 1000));
+const fillS = (key, n) => t(key).replace("{s}", String(n));
+// A fair warning is on while the lot is live and its countdown has not run out
+// (a new bid or a pause ends it: the hall then stops sending fair_warning_ends_ms).
+const warned = (r) => r.status === "live" && r.fair_warning_ends_ms && r.fair_warning_ends_ms > now() - 1000;
+
+function left(r) {
+  if (r.status === "paused") return t("status_paused");
+  if (r.status !== "live" || !r.deadline_ms) return "—";
+  const s = secondsTo(r.deadline_ms);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), p = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${p(m)}:${p(s % 60)}` : `${p(m)}:${p(s % 60)}`;
+}
+
+function badge(r) {
+  if (warned(r)) {
+    return el("span", { class: "badge fair_warning", testid: "room-status", "data-state": "fair_warning", role: "timer" },
+      fillS("fw_countdown", secondsTo(r.fair_warning_ends_ms)));
+  }
+  return el("span", { class: `badge ${r.status}`, testid: "room-status", "data-state": r.status }, statusText(r.status));
+}
+
+// Every second: the countdowns (time left, fair warning) move without a message.
+function tick() {
+  for (const r of rooms.values()) {
+    const tr = $("rooms-body").querySelector(`tr[data-lot-id="${r.lot_id}"]`);
+    if (!tr) continue;
+    tr.querySelector("[data-testid=room-left]").textContent = left(r);
+    const b = tr.querySelector("[data-testid=room-status]");
+    if (warned(r) || b.dataset.state === "fair_warning") b.replaceWith(badge(r));
+  }
+}
+
 function renderRoom(r) {
   let tr = $("rooms-body").querySelector(`tr[data-lot-id="${r.lot_id}"]`);
   if (!tr) {
     tr = el("tr", { testid: "room-row", "data-lot-id": r.lot_id });
-    $("rooms-body").append(tr);
+    const body = $("rooms-body");
+    const after = [...body.children].find((n) => Number(n.dataset.lotId) > r.lot_id);
+    body.insertBefore(tr, after || null);
   }
-  // Only the actions the lot's state allows; the hammer (irreversible) asks first.
+  // Only the actions the lot's state allows; the hammer and the fair warning
+  // (neither can be taken back) ask first, saying what they will do.
   const allowed = { draft: ["open"], scheduled: ["open"], live: ["pause", "fair-warning", "hammer"],
     paused: ["resume", "hammer"] }[r.status] || [];
   const labels = { open: "open", pause: "pause", resume: "resume", "fair-warning": "fair_warning_btn", hammer: "hammer" };
   const btns = allowed.map((a) => el("button", { type: "button", testid: `ctl-${a}`, class: a === "hammer" ? "primary" : "",
     onclick: () => {
-      if (a === "hammer") {
-        const left = Math.max(0, Math.round(((r.deadline_ms || 0) - (Date.now() + offset)) / 1000));
-        if (!confirm(`${t("hammer_confirm")} #${r.lot_id} ${r.title || ""} · ${money(r.price)} · ${left}s`)) return;
-      }
+      const what = `#${r.lot_id} ${r.title || ""} · ${money(r.price)}`;
+      if (a === "hammer" && !confirm(`${t("hammer_confirm")} ${what} · ${left(r)}`)) return;
+      if (a === "fair-warning" && !confirm(`${fillS("fw_confirm", FAIR_WARNING_S)} ${what}`)) return;
       control(r.lot_id, a);
     } }, t(labels[a])));
+  const result = ["closed", "settled"].includes(r.status) && r.result ? ` · ${t(r.result)}` : "";
   tr.replaceChildren(
-    el("td", {}, el("a", { href: `/lots/${r.lot_id}` }, `#${r.lot_id}`)), el("td", {}, r.title || ""),
-    el("td", {}, el("span", { class: `badge ${r.warned && r.status === "live" ? "fair_warning" : r.status}`, testid: "room-status" },
-      statusText(r.warned && r.status === "live" ? "fair_warning" : r.status))),
-    el("td", { testid: "room-price" }, money(r.price)), el("td", { testid: "room-bids" }, r.bid_count ?? 0),
-    el("td", {}, fmtTime(r.deadline_ms).slice(11)), el("td", { testid: "room-connections" }, r.connections ?? 0),
-    el("td", { testid: "room-bidders" }, r.bidders ?? 0),
-    el("td", {}, el("div", { class: "row nowrap" }, btns)));
+    el("td", {}, el("a", { href: `/lots/${r.lot_id}` }, `#${r.lot_id}`)), el("td", { class: "title" }, r.title || ""),
+    el("td", {}, badge(r)),
+    el("td", { testid: "room-price", "data-label": t("current_price") }, money(r.price) + result),
+    el("td", { testid: "room-bids", "data-label": t("bid_count") }, r.bid_count ?? 0),
+    el("td", { "data-label": t("deadline") }, fmtTime(r.deadline_ms).slice(11)),
+    el("td", { testid: "room-left", "data-label": t("bo_left") }, left(r)),
+    el("td", { testid: "room-connections", "data-label": t("connections") }, r.connections ?? 0),
+    el("td", { testid: "room-bidders", "data-label": t("bidders") }, r.bidders ?? 0),
+    el("td", { class: "ctl-cell" }, el("div", { class: "ctl" }, btns)));
 }
 
 // One overview (pushed, or fetched while the socket is down) into the page.
@@ -147,7 +204,8 @@ function applyOverview(o) {
     const next = { ...cur, ...r };
     if ((cur.bid_count || 0) > (r.bid_count || 0)) {
       // A bid event newer than this overview already arrived: keep its figures.
-      Object.assign(next, { price: cur.price, bid_count: cur.bid_count, deadline_ms: cur.deadline_ms });
+      Object.assign(next, { price: cur.price, bid_count: cur.bid_count, deadline_ms: cur.deadline_ms,
+        fair_warning_ends_ms: cur.fair_warning_ends_ms });
     }
     rooms.set(r.lot_id, next);
     renderRoom(next);
@@ -256,11 +314,11 @@ function onMessage(m) {
   const r = rooms.get(lid);
   if (!r) return;
   if (m.type === "snapshot") Object.assign(r, { status: m.status, price: m.price, deadline_ms: m.deadline_ms, bid_count: m.bid_count, title: m.title });
-  else if (m.type === "bid") Object.assign(r, { price: m.amount, deadline_ms: m.deadline_ms, bid_count: Math.max(r.bid_count || 0, m.seq), warned: false });
+  else if (m.type === "bid") Object.assign(r, { price: m.amount, deadline_ms: m.deadline_ms, bid_count: Math.max(r.bid_count || 0, m.seq), fair_warning_ends_ms: null });
   else if (m.type === "extended") r.deadline_ms = m.deadline_ms;
   else if (m.type === "lot_status") Object.assign(r, { status: m.status === "fair_warning" ? "live" : m.status,
-    warned: m.status === "fair_warning", deadline_ms: m.deadline_ms || r.deadline_ms });
-  else if (m.type === "closed") Object.assign(r, { status: "closed", price: m.price });
+    fair_warning_ends_ms: m.status === "fair_warning" ? m.deadline_ms : null, deadline_ms: m.deadline_ms || r.deadline_ms });
+  else if (m.type === "closed") Object.assign(r, { status: "closed", price: m.price, result: m.result, fair_warning_ends_ms: null });
   else return;
   renderRoom(r);
 }
@@ -291,6 +349,7 @@ async function start() {
   }
   layout();
   connect();
+  setInterval(tick, 1000);
   // Fallback only: poll while the socket is down (the push covers the rest).
   setInterval(() => { if (!online()) refresh(); }, 5000);
 }

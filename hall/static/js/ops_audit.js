@@ -56,6 +56,9 @@ function main() {
         el("thead", {}, el("tr", {}, ["#", t("time"), t("bo_actor"), t("bo_action"), t("bo_target"), t("bo_before"), t("bo_after")].map((h) => el("th", { scope: "col" }, h)))),
         body)),
       el("p", { class: "muted", testid: "no-entries", hidden: true }, t("bo_no_entries")), more));
+  // Linked from other pages with a filter (/ops/audit?target=lot:12).
+  const given = new URLSearchParams(location.search);
+  for (const k of ["target", "action", "actor_id"]) if (given.get(k)) app.querySelector(`#a-${k}`).value = given.get(k);
   load(body, more, true);
 }
 main();

@@ -23,7 +23,7 @@ async function load(body, out) {
   try {
     const { orders } = await api("GET", `/api/admin/orders?${p}`);
     body.replaceChildren(...orders.map((o) => el("tr", { testid: "order-row", "data-id": o.id, "data-status": o.status },
-      el("td", {}, String(o.id)),
+      el("td", {}, el("a", { href: `/ops/orders/${o.id}`, testid: "order-open", "aria-label": `${t("bo_order_n")} #${o.id}` }, `#${o.id}`)),
       el("td", {}, el("a", { href: `/lots/${o.lot_id}` }, `#${o.lot_id} ${o.lot_title}`), el("br"),
         el("a", { class: "muted", href: `/ops/sessions/${o.session_id}` }, `${t("bo_session")} #${o.session_id}`)),
       el("td", {}, o.username), el("td", {}, money(o.amount)), el("td", {}, money(o.due)),

@@ -2,7 +2,8 @@
 // with photos, order), previewed as bidders see it and published; a published
 // one is shown read-only with its results CSV. Uses the operator API only.
 import { t, api, token, money, fmtTime, statusText, el, header, errText } from "./common.js";
-import { boNav, requireLogin, field, setErr, placeServerError, toFen, toYuan, toLocalInput, fromLocalInput } from "./bo.js";
+import { boNav, requireLogin, field, setErr, placeServerError, toFen, toYuan, toLocalInput, fromLocalInput,
+  checkMoney, checkInt, checkText, deadlinePicker } from "./bo.js";
 import { thumbOf } from "./gallery.js";
 
 const app = document.getElementById("app");
@@ -13,25 +14,6 @@ const MAX_UPLOAD = 10 * 1024 * 1024;
 
 function notice(testid) { return el("div", { class: "notice", testid, role: "status" }); }
 function say(node, text, kind) { node.textContent = text; node.className = `notice ${kind || ""}`; }
-
-// -- checks in the form, before anything is sent -----------------------------------
-function checkMoney(f, { required = true, zero = false } = {}) {
-  const v = f.input.value.trim();
-  if (!v) { if (required) { setErr(f, t("bo_required")); return false; } setErr(f, ""); return true; }
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (!zero && n === 0)) { setErr(f, t(zero ? "bo_nonneg" : "bo_positive")); return false; }
-  setErr(f, ""); return true;
-}
-function checkInt(f, { required = true, min = 0 } = {}) {
-  const v = f.input.value.trim();
-  if (!v) { if (required) { setErr(f, t("bo_required")); return false; } setErr(f, ""); return true; }
-  if (!/^\d+$/.test(v) || Number(v) < min) { setErr(f, t("bo_whole")); return false; }
-  setErr(f, ""); return true;
-}
-function checkText(f) {
-  if (!f.input.value.trim()) { setErr(f, t("bo_required")); return false; }
-  setErr(f, ""); return true;
-}
 
 // -- the session form ---------------------------------------------------------------
 function sessionForm(s, editable) {
@@ -86,8 +68,6 @@ function lotForm(session, lot, onDone) {
     reserve_price: field(`${p}-reserve`, "bo_reserve_yuan", { inputmode: "decimal", value: lot && lot.reserve_price ? toYuan(lot.reserve_price) : "" }),
     lot_deposit: field(`${p}-deposit`, "bo_lot_deposit_yuan", { inputmode: "decimal", value: lot ? toYuan(lot.deposit.lot_amount) : "0" }),
     buyer_premium_bp: field(`${p}-premium`, "bo_premium_pct", { inputmode: "decimal", value: lot && lot.buyer_premium_bp ? String(lot.buyer_premium_bp / 100) : "0" }),
-    ends_after_start_s: field(`${p}-minutes`, "bo_minutes", { inputmode: "numeric", value: "30" }),
-    ends_at_ms: field(`${p}-time`, "bo_time", { type: "datetime-local", value: lot ? toLocalInput(lot.ends_at_ms || lot.deadline_ms) : "" }),
     extend_window_s: field(`${p}-window`, "bo_window", { inputmode: "numeric", value: lot ? String(lot.extend_window_s ?? 300) : "300" }),
     extend_by_s: field(`${p}-by`, "bo_by", { inputmode: "numeric", value: lot ? String(lot.extend_by_s ?? 300) : "300" }),
   };
@@ -121,40 +101,20 @@ function lotForm(session, lot, onDone) {
     files.input.value = "";
   });
   // The deadline: minutes after the session opens (the default), or a time.
-  const mode = lot && !lot.ends_after_start_s ? "time" : "duration";
-  const radio = (value, key) => el("label", { class: "inline" }, el("input", { type: "radio", name: `${p}-mode`, value, testid: `${p}-mode-${value}`, checked: mode === value || null }), t(key));
-  const modeBox = el("fieldset", {}, el("legend", {}, t("bo_deadline")), radio("duration", "bo_deadline_duration"), radio("time", "bo_deadline_time"),
-    F.ends_after_start_s.node, F.ends_at_ms.node);
-  if (lot && lot.ends_after_start_s) F.ends_after_start_s.input.value = String(Math.round(lot.ends_after_start_s / 60));
-  const sync = () => {
-    const m = modeBox.querySelector("input[type=radio]:checked").value;
-    F.ends_after_start_s.node.hidden = m !== "duration";
-    F.ends_at_ms.node.hidden = m !== "time";
-    return m;
-  };
-  modeBox.addEventListener("change", sync);
-  sync();
+  const picker = deadlinePicker(p, lot);
+  Object.assign(F, picker.fields);
   const out = notice(`${p}-result`);
   const form = el("form", { class: "lot-form", testid: lot ? "lot-edit-form" : "lot-new-form", novalidate: true },
     F.title.node, F.description.node, el("div", {}, el("span", { class: "muted" }, t("bo_photos")), thumbs, files.node),
     el("div", { class: "grid2" }, F.start_price.node, F.increment.node, F.reserve_price.node, F.lot_deposit.node, F.buyer_premium_bp.node),
-    modeBox, el("div", { class: "grid2" }, F.extend_window_s.node, F.extend_by_s.node),
+    picker.node, el("div", { class: "grid2" }, F.extend_window_s.node, F.extend_by_s.node),
     el("div", { class: "mt8" }, el("button", { class: "primary", type: "submit", testid: `${p}-save` }, lot ? t("bo_save") : t("bo_add_lot"))), out);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const m = sync();
     const checks = [checkText(F.title), checkMoney(F.start_price), checkMoney(F.increment), checkMoney(F.reserve_price, { required: false }),
       checkMoney(F.lot_deposit, { zero: true }), checkMoney(F.buyer_premium_bp, { zero: true }), checkInt(F.extend_window_s), checkInt(F.extend_by_s)];
-    let deadline = {};
-    if (m === "duration") {
-      checks.push(checkInt(F.ends_after_start_s, { min: 1 }));
-      deadline = { ends_after_start_s: Number(F.ends_after_start_s.input.value) * 60 };
-    } else {
-      const at = fromLocalInput(F.ends_at_ms.input.value);
-      if (!at) { setErr(F.ends_at_ms, t("bo_required")); checks.push(false); }
-      else if (at <= Date.now()) { setErr(F.ends_at_ms, t("bo_future")); checks.push(false); }
-      else { setErr(F.ends_at_ms, ""); deadline = { ends_at_ms: at }; }
-    }
+    const deadline = picker.read();
+    checks.push(deadline !== null);
     if (!checks.every(Boolean)) { form.querySelector("[aria-invalid=true]").focus(); return; }
     const body = { title: F.title.input.value.trim(), description: F.description.input.value, images: photos,
       start_price: toFen(F.start_price.input.value), increment: toFen(F.increment.input.value),

@@ -102,6 +102,12 @@ function main() {
     el("div", {}, el("button", { type: "submit", testid: "users-apply" }, t("bo_apply"))));
   form.addEventListener("submit", (e) => { e.preventDefault(); load(list, q.value.trim(), status.value); });
   app.replaceChildren(boNav("/ops/users"), el("h1", {}, t("bo_users")), form, list);
-  load(list, "", "");
+  // Linked from an order (/ops/users?q=name): that bidder, opened.
+  const given = new URLSearchParams(location.search).get("q") || "";
+  q.value = given;
+  load(list, given, "").then(() => {
+    const rows = list.querySelectorAll("[data-testid=user-row]");
+    if (given && rows.length === 1) rows[0].querySelector("[data-testid=user-toggle]").click();
+  });
 }
 main();
