@@ -92,10 +92,11 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         errors: list[str] = []
         op.on("pageerror", lambda exc: errors.append(str(exc)))
         dialogs: list[str] = []
+        refuse: list[bool] = []  # the next confirmation is answered "cancel"
 
-        async def confirm(dialog) -> None:  # the publish and hammer confirmations
+        async def confirm(dialog) -> None:  # the publish, hammer and fair warning confirmations
             dialogs.append(dialog.message)
-            await dialog.accept()
+            await (dialog.dismiss() if refuse and refuse.pop() else dialog.accept())
         op.on("dialog", confirm)
 
         # -- a new session from the sessions list --------------------------------------
@@ -285,7 +286,14 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await expect(warn).to_have_text(re.compile(r"^最后警告 · [0-9] 秒$"))
         await expect(watcher.get_by_test_id("status-notice")).to_have_text("Fair warning! Going, going…")
         await view_shot(op, "ops-fair-warning")
-        # The hammer on the other two, each confirmed; the warned lot closes by itself.
+        # The hammer asks first, with the lot, price and time left: cancelled, nothing happens.
+        row1 = op.locator(f'[data-testid="room-row"][data-lot-id="{lot_ids[0]}"]')
+        refuse.append(True)
+        await row1.get_by_test_id("ctl-hammer").click()
+        assert re.match(rf"^确认落槌？.*#{lot_ids[0]} {TITLES[0]} · ¥11\.00 · \d\d:\d\d$", dialogs[-1]), dialogs[-1]
+        assert (await hall.anon.get(f"/api/lots/{lot_ids[0]}"))["status"] == "live"
+        await expect(row1.get_by_test_id("room-status")).to_have_text("拍卖中")
+        # The hammer on the other two, confirmed; the warned lot closes by itself.
         for lid in lot_ids[:2]:
             row = op.locator(f'[data-testid="room-row"][data-lot-id="{lid}"]')
             await row.get_by_test_id("ctl-hammer").click()
@@ -295,7 +303,7 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await expect(row3.get_by_test_id("room-price")).to_contain_text("流拍")
         await expect(watcher.get_by_test_id("lot-status")).to_have_text(re.compile("^(Closed|Settled)$"))
         await watcher.close()
-        assert len([d for d in dialogs if d.startswith("确认落槌")]) == 2, dialogs
+        assert len([d for d in dialogs if d.startswith("确认落槌")]) == 3, dialogs  # one cancelled
         assert len([d for d in dialogs if d.startswith("发出最后警告")]) == 1, dialogs
         await expect(a.get_by_test_id("closed-notice")).to_contain_text("恭喜，您已拍得此拍品！")
         await expect(b.get_by_test_id("closed-notice")).to_contain_text("Winner: you")

@@ -136,7 +136,7 @@ function opsNav() {
   const here = location.pathname;
   const current = OPS_LINKS.map(([href]) => href).filter((href) => here === href || here.startsWith(`${href}/`)).sort((a, b) => b.length - a.length)[0];
   return el("nav", { class: "ops-nav", testid: "nav-ops", "aria-label": t("bo_back_office") },
-    el("span", { class: "ops-label" }, `${t("bo_back_office")}:`),
+    el("span", { class: "ops-label", "aria-hidden": "true" }, `${t("nav_ops")}:`),
     OPS_LINKS.map(([href, key]) => el("a", { href, testid: `nav-${key}`, "aria-current": href === current ? "page" : null }, t(key))));
 }
 

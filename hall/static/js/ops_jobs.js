@@ -21,7 +21,7 @@ async function load(body, out) {
     const { jobs } = await api("GET", `/api/admin/jobs?${params}`);
     const reload = () => load(body, out);
     body.replaceChildren(...jobs.map((j) => el("tr", { testid: "job-row", "data-state": j.state, "data-kind": j.kind },
-      el("td", { class: "mono" }, j.task_id.slice(0, 8)), el("td", {}, j.kind),
+      el("td", { class: "mono id" }, j.task_id.slice(0, 8)), el("td", {}, j.kind),
       el("td", {}, j.lot_id ? el("a", { href: `/lots/${j.lot_id}` }, `#${j.lot_id}`) : "—"),
       el("td", {}, j.session_id ? el("a", { href: `/ops/sessions/${j.session_id}` }, `#${j.session_id}`) : "—"),
       el("td", {}, j.user_id ? `#${j.user_id}` : "—"),

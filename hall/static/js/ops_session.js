@@ -170,7 +170,12 @@ async function publish(session, out) {
     const s = await api("POST", `/api/admin/sessions/${session.id}/publish`, {});
     say(out, `${t("bo_published")}: ${statusText(s.status)}`, "ok");
     main();
-  } catch (err) { say(out, errText(err) === t("err_conflict") ? err.message : errText(err), "err"); }
+  } catch (err) {
+    // A lot that ends before the session opens: named, in the page's language.
+    const late = err.body && err.body.late_lots;
+    if (late && late.length) say(out, `${t("bo_publish_late")} ${late.map((l) => `#${l.id} ${l.title}`).join("、")}`, "err");
+    else say(out, errText(err) === t("err_conflict") ? err.message : errText(err), "err");
+  }
 }
 
 async function downloadCsv(session, out) {
