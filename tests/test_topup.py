@@ -221,3 +221,36 @@ async def test_a_redelivered_topup_task_opens_one_trade(stack, hall, wechat_sim)
     assert await balance(api) == 3_100
     check_money(stack, [user["id"]])
     await sock.close()
+
+
+async def test_the_wallet_statement_names_wechat_money_too(stack, hall, wechat_sim):
+    """WeChat money never touches the balance, but the statement shows it: a
+    deposit paid by WeChat and its refund after losing, each with its lot."""
+    from test_money import hammer, wechat_deposit
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=2_500, start_price=10_000,
+                                     title="清光绪粉彩百子图碗")
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    winner, _, wsock = await user_with_socket(stack, hall)
+    await wechat_deposit(hall, wechat_sim, api, sock, lot["id"], "lot")
+    assert (await hall.pay_deposit(winner, wsock, lot["id"], scope="lot"))["state"] == "SUCCESS"
+    for s in (sock, wsock):
+        await s.join(lot["id"])
+    assert (await sock.bid(lot["id"], 10_000))["type"] == "accepted"
+    assert (await wsock.bid(lot["id"], 10_100))["type"] == "accepted"
+    mark = len(sock.messages)
+    await hammer(hall, lot["id"])
+    await sock.wait_for(lambda m: m.get("type") == "refund" and m.get("status") == "done",
+                        start=mark, timeout=60)
+    wallet = await api.get("/api/me/wallet")
+    assert wallet["balance"] == 0
+    seen = [(e["kind"], e["amount"], e["via"], e["lot_title"], e["balance_after"])
+            for e in wallet["entries"]]
+    assert seen == [("refund", 2_500, "wechat", "清光绪粉彩百子图碗", None),
+                    ("deposit", -2_500, "wechat", "清光绪粉彩百子图碗", None)], seen
+    assert all(e["lot_id"] == lot["id"] for e in wallet["entries"])
+    deposits = (await api.get("/api/me/deposits"))["deposits"]
+    assert [(d["status"], d["lot_title"], d["refund_status"]) for d in deposits] == [
+        ("refunded", "清光绪粉彩百子图碗", "done")]
+    check_money(stack, [user["id"]])
+    for s in (sock, wsock):
+        await s.close()

@@ -273,7 +273,9 @@ async def test_login_labels_and_the_servers_own_words(stack, hall):
         await page.get_by_label("用户名").fill("newcomer_" + str(int(time.time())))
         await page.get_by_label("密码").fill("123")
         await page.get_by_test_id("login-submit").click()
-        await expect(page.get_by_test_id("login-error")).to_have_text("密码须为 6–128 个字符")
+        # The server's own words, in the page's language, under the field they concern.
+        await expect(page.get_by_test_id("login-password-error")).to_have_text("密码须为 6–128 个字符")
+        await expect(page.get_by_test_id("login-error")).to_be_empty()
         await expect(page.get_by_test_id("login-password")).to_have_attribute("aria-invalid", "true")
         await check_a11y(page, "register with an error")
         await shot(page, "register-error-phone")

@@ -12,19 +12,26 @@ function next() {
 
 function render() {
   // Each label tied to its input (for=/id); the error is announced and tied to the fields.
-  const user = el("input", { id: "login-username", name: "username", autocomplete: "username", required: true, testid: "login-username", "aria-describedby": "login-error" });
-  const pass = el("input", { id: "login-password", name: "password", type: "password", autocomplete: mode === "login" ? "current-password" : "new-password", required: true, testid: "login-password", "aria-describedby": "login-error" });
+  const user = el("input", { id: "login-username", name: "username", autocomplete: "username", required: true, testid: "login-username" });
+  const pass = el("input", { id: "login-password", name: "password", type: "password", autocomplete: mode === "login" ? "current-password" : "new-password", required: true, testid: "login-password" });
   const phone = el("input", { id: "login-phone", name: "phone", type: "tel", autocomplete: "tel", testid: "login-phone" });
   const msg = el("div", { class: "notice err", id: "login-error", testid: "login-error", role: "alert" });
+  // A message about one field goes under that field (and is tied to it).
+  const fieldErr = {};
+  for (const [name, input] of [["username", user], ["password", pass], ["phone", phone]]) {
+    fieldErr[name] = el("p", { class: "field-err", id: `login-${name}-error`, testid: `login-${name}-error`, role: "alert" });
+    input.setAttribute("aria-describedby", `login-${name}-error login-error`);
+  }
   const form = el("form", { class: "card", testid: `${mode}-form` },
-    el("label", { for: "login-username" }, t("username")), user,
-    el("label", { for: "login-password" }, t("password")), pass,
-    mode === "register" ? [el("label", { for: "login-phone" }, t("phone")), phone] : null,
+    el("label", { for: "login-username" }, t("username")), user, fieldErr.username,
+    el("label", { for: "login-password" }, t("password")), pass, fieldErr.password,
+    mode === "register" ? [el("label", { for: "login-phone" }, t("phone")), phone, fieldErr.phone] : null,
     el("div", { style: "margin-top:12px" }, el("button", { class: "primary big", type: "submit", testid: "login-submit" }, t(mode))),
     msg);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     msg.textContent = "";
+    Object.values(fieldErr).forEach((p) => { p.textContent = ""; });
     const body = { username: user.value.trim(), password: pass.value };
     if (mode === "register" && phone.value.trim()) body.phone = phone.value.trim();
     try {
@@ -35,13 +42,20 @@ function render() {
     } catch (err) {
       // The server's own words for `invalid` (too short a password, a bad
       // username), mapped to the page's language where known (common.js).
-      msg.textContent = err.code === "unauthorized" ? t("err_login_failed")
+      const text = err.code === "unauthorized" ? t("err_login_failed")
         : err.code === "conflict" ? t("err_username_taken") : errText(err);
-      msg.dataset.code = err.code;
-      const field = /^(username|password|phone)\b/.exec((err && err.message) || "");
+      const field = err.code === "conflict" ? ["", "username"]
+        : /^(username|password|phone)\b/.exec((err && err.message) || "");
       const bad = field ? { username: user, password: pass, phone }[field[1]] : null;
       [user, pass, phone].forEach((f) => f.removeAttribute("aria-invalid"));
-      if (bad) { bad.setAttribute("aria-invalid", "true"); bad.focus(); }
+      if (bad) {
+        fieldErr[field[1]].textContent = text;
+        bad.setAttribute("aria-invalid", "true");
+        bad.focus();
+      } else {
+        msg.textContent = text;
+      }
+      msg.dataset.code = err.code;
     }
   });
   const toggle = el("a", { href: "#", testid: "login-toggle", onclick: (e) => { e.preventDefault(); mode = mode === "login" ? "register" : "login"; render(); } },
