@@ -145,8 +145,12 @@ async def test_wallet_on_a_phone_tops_up_at_the_h5_cashier(stack, hall, wechat_s
         await check_a11y(page, "me phone: h5 top-up")
         await fits_width(page, "me phone")
         await shot(page, "me-topup-h5-phone")
-        # Paid at WeChat's cashier (simulated): the page hears it over its socket.
+        # The page reloaded before paying: the open top-up is still said.
         href = await link.get_attribute("href")
+        await page.reload()
+        await expect(page.get_by_test_id("topup-pending")).to_have_text(
+            re.compile(r"^1 top-up\(s\) not paid yet, credited once paid: ¥500\.00 \("))
+        # Paid at WeChat's cashier (simulated): the page hears it over its socket.
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(None, lambda: requests.post(
             href.split("?")[0], data={"redirect_url": f"{stack.base}/me"}, allow_redirects=False,
@@ -154,6 +158,7 @@ async def test_wallet_on_a_phone_tops_up_at_the_h5_cashier(stack, hall, wechat_s
         assert answer.status_code == 302
         await expect(page.get_by_test_id("balance")).to_have_text("¥500.00")
         await expect(page.get_by_test_id("topup-message")).to_have_text("Top-up received: ¥500.00; balance now ¥500.00")
+        await expect(page.get_by_test_id("topup-pending")).to_be_hidden()
 
         # A session deposit paid from the new balance: its state and what happens to it.
         await api.post(f"/api/lots/{lot['id']}/deposit", {"scope": "session", "method": "balance"})

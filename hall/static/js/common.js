@@ -53,6 +53,10 @@ const INVALID = [
   [/^scene/, "err_invalid_scene"],
   [/^(amount|max_amount) must be an integer/, "err_invalid_amount_int"],
   [/^(amount|max_amount) must be (between|from)/, "err_invalid_amount_range"],
+  // Other money fields (the back office): "{field} must be between 1 and N fen" and the like.
+  [/^(\w+) must be an integer number of fen/, "err_invalid_field_int"],
+  [/^(\w+) must be between 1 and \d+ fen/, "err_invalid_field_positive"],
+  [/^(\w+) must be (between|from|an integer from)/, "err_invalid_field_range"],
 ];
 
 export function errText(err) {
@@ -60,7 +64,14 @@ export function errText(err) {
   const message = (err && err.message) || "";
   if (code === "invalid") {
     const hit = INVALID.find(([re]) => re.test(message));
-    if (hit) return t(hit[1]);
+    if (hit) {
+      const field = (hit[0].exec(message) || [])[1];
+      const name = field && t(`field_${field}`) !== `field_${field}` ? t(`field_${field}`) : null;
+      if (hit[1].startsWith("err_invalid_field_")) {
+        return name ? fill(t(hit[1]), { field: name }) : `${t("err_invalid")}${t("colon")}${message}`;
+      }
+      return t(hit[1]);
+    }
     return message ? `${t("err_invalid")}${t("colon")}${message}` : t("err_invalid");
   }
   const key = `err_${code}`;

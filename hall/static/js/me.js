@@ -219,7 +219,7 @@ async function refresh() {
     api("GET", "/api/me/wallet"), api("GET", "/api/me/orders"), api("GET", "/api/me/deposits"),
     api("GET", "/api/me/coupons")]);
   balanceNow = wal.balance;
-  if (wallet) wallet.setBalance(wal.balance);
+  if (wallet) { wallet.setBalance(wal.balance); wallet.setPending(wal.pending_topups || []); }
   if (!busy) {
     sections.orders.replaceChildren(el("section", { class: "card", "aria-labelledby": "orders-h" },
       el("h2", { id: "orders-h" }, t("my_orders")),

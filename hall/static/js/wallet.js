@@ -76,6 +76,9 @@ export function walletCard({ balance, max }) {
   const hint = el("p", { class: "muted", id: "topup-hint" }, `${t("topup_max")} ${money(max)}`);
   const msg = el("div", { class: "notice", id: "topup-message", testid: "topup-message", role: "status", "aria-live": "polite" });
   const box = el("div", { testid: "topup-box" });
+  // Top-ups opened and not paid yet (the page reloaded meanwhile): said, so a
+  // payment made later is not a surprise; it is credited when it comes.
+  const pendingEl = el("p", { class: "muted", testid: "topup-pending", hidden: true });
   const submit = el("button", { class: "primary", type: "submit", testid: "topup-submit" }, t("topup_submit"));
   const quick = el("div", { class: "row chips", role: "group", "aria-label": t("topup_quick") },
     QUICK.map((fen) => el("button", { type: "button", class: "chip", testid: "topup-quick", "data-amount": fen,
@@ -84,7 +87,7 @@ export function walletCard({ balance, max }) {
   let waitingTask = null;
   const form = el("form", { class: "topup", testid: "topup-form", novalidate: true },
     el("label", { for: "topup-amount" }, t("topup_amount")),
-    el("div", { class: "row nowrap" }, input, submit), quick, hint, msg, box);
+    el("div", { class: "row nowrap" }, input, submit), quick, hint, msg, box, pendingEl);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const fen = yuanToFen(input.value);
@@ -128,6 +131,11 @@ export function walletCard({ balance, max }) {
     balanceEl.textContent = money(fen);
     balanceEl.dataset.amount = String(fen);
   }
+  function setPending(list) {
+    const open = box.childElementCount > 0;
+    pendingEl.hidden = open || !list.length;
+    pendingEl.textContent = list.length ? `${list.length} ${t("topup_pending_n")}${t("colon")}${list.map((p) => `${money(p.amount)} (${fmtTime(p.created_at_ms).slice(5, 16)})`).join(", ")}` : "";
+  }
   function prefill(fen) {
     input.value = String(Math.ceil(fen) / 100);
     input.focus();
@@ -137,7 +145,7 @@ export function walletCard({ balance, max }) {
     el("h2", { id: "wallet-h" }, t("wallet")),
     el("div", { class: "muted" }, t("my_balance")), balanceEl,
     el("h3", {}, t("topup")), form);
-  return { node, setBalance, paid, prefill, onTask, say };
+  return { node, setBalance, paid, prefill, onTask, say, setPending };
 }
 
 // -- deposits, in words --------------------------------------------------------
