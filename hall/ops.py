@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
+import settings
 from auction import keys, tasknames, wire
 from hall.errors import ApiError
 from hall.frames import text_frame
@@ -66,6 +67,7 @@ class Overview:
             "workers": await self.run_blocking(self._ping_workers),
             "recent_failures": failures,
             "task_rate_per_s": rate,
+            "fair_warning_s": settings.FAIR_WARNING_S,  # what the console's confirmation says
             "server_time_ms": int(time.time() * 1000),
         }
 

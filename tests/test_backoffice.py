@@ -390,7 +390,9 @@ async def test_fair_warning_is_a_state_with_its_own_countdown(stack, hall):
     assert msg["deadline_ms"] - msg["server_time_ms"] == 30_000  # the warning's countdown, not the hour
     snap = await hall.anon.get(f"/api/lots/{lid}")
     assert snap["fair_warning_ends_ms"] == snap["deadline_ms"] == msg["deadline_ms"]
-    rooms = {r["lot_id"]: r for r in (await op.get("/api/admin/overview"))["rooms"]}
+    overview = await op.get("/api/admin/overview")
+    assert overview["fair_warning_s"] == 10  # HALL_FAIR_WARNING_S, for the console's question
+    rooms = {r["lot_id"]: r for r in overview["rooms"]}
     assert rooms[lid]["fair_warning_ends_ms"] == msg["deadline_ms"]
     entry = (await audit(hall, target=f"lot:{lid}", action="lot.fair_warning"))[-1]
     assert entry["after"]["deadline_ms"] == msg["deadline_ms"]

@@ -15,7 +15,7 @@ const joined = new Set();
 const charts = new Map();  // lot_id -> {points: [[at_ms, amount]], seq, node}
 let offset = 0;
 const SVG = "http://www.w3.org/2000/svg";
-const FAIR_WARNING_S = 10;  // what the confirmation says; the hall's HALL_FAIR_WARNING_S decides
+let fairWarningS = 10;  // HALL_FAIR_WARNING_S, as the overview says
 
 function $(id) { return app.querySelector(`[data-testid="${id}"]`); }
 
@@ -180,7 +180,7 @@ function renderRoom(r) {
     onclick: () => {
       const what = `#${r.lot_id} ${r.title || ""} · ${money(r.price)}`;
       if (a === "hammer" && !confirm(`${t("hammer_confirm")} ${what} · ${left(r)}`)) return;
-      if (a === "fair-warning" && !confirm(`${fillS("fw_confirm", FAIR_WARNING_S)} ${what}`)) return;
+      if (a === "fair-warning" && !confirm(`${fillS("fw_confirm", fairWarningS)} ${what}`)) return;
       control(r.lot_id, a);
     } }, t(labels[a])));
   const result = ["closed", "settled"].includes(r.status) && r.result ? ` · ${t(r.result)}` : "";
@@ -199,6 +199,7 @@ function renderRoom(r) {
 // One overview (pushed, or fetched while the socket is down) into the page.
 function applyOverview(o) {
   offset = o.server_time_ms - Date.now();
+  if (o.fair_warning_s) fairWarningS = o.fair_warning_s;
   for (const r of o.rooms) {
     const cur = rooms.get(r.lot_id) || {};
     const next = { ...cur, ...r };
