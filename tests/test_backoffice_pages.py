@@ -395,6 +395,9 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await row.locator("input[id^=credit-reason-]").fill("运费补偿")
         await row.get_by_test_id("credit").click()
         await expect(row.get_by_test_id("user-result")).to_contain_text("已充值，余额")
+        await row.get_by_test_id("user-toggle").click()  # closed and opened again: the ledger now has it
+        await row.get_by_test_id("user-toggle").click()
+        await expect(row.get_by_test_id("user-ledger").locator("tbody tr").first).to_contain_text("运营充值 · 运费补偿")
         await check_a11y(op, "bidders")
         await shot(op, "bo-users-desktop")
         await row.locator("input[id^=ban-reason-]").fill("申诉通过")
@@ -449,8 +452,9 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await op.get_by_test_id("jobs-session_id").fill(str(sid))
         await op.get_by_test_id("jobs-apply").click()
         await expect(op.locator('[data-testid="job-row"][data-kind="settle_lot"]')).to_have_count(3)
-        await expect(op.locator('[data-testid="job-row"][data-kind="settle_lot"]').first
-                     .get_by_test_id("job-wait")).to_have_text(re.compile(r"^\d+ ms$"))  # queued -> started
+        settled = op.locator('[data-testid="job-row"][data-kind="settle_lot"]').first
+        await expect(settled.get_by_test_id("job-wait")).to_have_text(re.compile(r"^\d+ ms$"))  # queued -> started
+        await expect(settled.get_by_test_id("job-state")).to_have_text("成功")
         await check_a11y(op, "jobs")
         await shot(op, "bo-jobs-desktop")
 

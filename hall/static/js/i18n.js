@@ -99,6 +99,9 @@ const DICT = {
     nav_ops_jobs: "任务", nav_ops_audit: "审计", bo_controls: "操作", bo_left: "剩余",
     bo_via_balance: "余额", bo_via_wechat: "微信支付", bo_pst_pending: "处理中", bo_pst_paid: "已到账",
     bo_pst_closed: "已关闭", bo_pst_done: "已完成", bo_pst_failed: "失败",
+    bo_dst_pending: "待支付", bo_dst_paid: "已缴纳", bo_dst_refunded: "已退还", bo_dst_credited: "已抵扣货款", bo_dst_forfeited: "已扣除",
+    bo_lk_credit: "运营充值", bo_lk_deposit: "缴纳保证金", bo_lk_refund: "保证金退还", bo_lk_order: "支付货款", bo_lk_forfeit: "保证金扣除", bo_lk_topup: "微信充值",
+    bo_js_SUCCESS: "成功", bo_js_FAILURE: "失败", bo_js_RETRY: "重试中", bo_js_PENDING: "排队中", bo_js_UNKNOWN: "未知",
     // the bidder's side (issue 14): wallet, top-up, statement, lists, 404, errors
     wallet: "我的钱包", topup: "充值", topup_amount: "充值金额（元）", topup_submit: "微信支付充值",
     topup_max: "单笔最多", topup_quick: "常用金额", topup_paid: "充值成功，到账 {amount}", topup_paid_balance: "充值成功，到账 {amount}，当前余额 {balance}",
@@ -237,6 +240,9 @@ const DICT = {
     nav_ops_jobs: "Jobs", nav_ops_audit: "Audit", bo_controls: "Actions", bo_left: "Left",
     bo_via_balance: "Balance", bo_via_wechat: "WeChat Pay", bo_pst_pending: "Pending", bo_pst_paid: "Received",
     bo_pst_closed: "Closed", bo_pst_done: "Done", bo_pst_failed: "Failed",
+    bo_dst_pending: "Awaiting payment", bo_dst_paid: "Paid", bo_dst_refunded: "Refunded", bo_dst_credited: "Credited to the order", bo_dst_forfeited: "Forfeited",
+    bo_lk_credit: "Credit by an operator", bo_lk_deposit: "Deposit paid", bo_lk_refund: "Deposit refunded", bo_lk_order: "Order paid", bo_lk_forfeit: "Deposit kept", bo_lk_topup: "Top-up (WeChat)",
+    bo_js_SUCCESS: "Succeeded", bo_js_FAILURE: "Failed", bo_js_RETRY: "Retrying", bo_js_PENDING: "Queued", bo_js_UNKNOWN: "Unknown",
     // the bidder's side (issue 14): wallet, top-up, statement, lists, 404, errors
     wallet: "My wallet", topup: "Top up", topup_amount: "Amount (yuan)", topup_submit: "Top up with WeChat Pay",
     topup_max: "At most", topup_quick: "Quick amounts", topup_paid: "Top-up received: {amount}", topup_paid_balance: "Top-up received: {amount}; balance now {balance}",

@@ -25,7 +25,7 @@ async function load(body, out) {
       el("td", {}, j.lot_id ? el("a", { href: `/lots/${j.lot_id}` }, `#${j.lot_id}`) : "—"),
       el("td", {}, j.session_id ? el("a", { href: `/ops/sessions/${j.session_id}` }, `#${j.session_id}`) : "—"),
       el("td", {}, j.user_id ? `#${j.user_id}` : "—"),
-      el("td", {}, el("span", { class: `badge ${j.state === "FAILURE" ? "paused" : ""}` }, j.state)),
+      el("td", {}, el("span", { class: `badge ${j.state === "FAILURE" ? "paused" : ""}`, testid: "job-state" }, t(`bo_js_${j.state}`))),
       el("td", {}, String(j.retries)), el("td", { class: "mono" }, j.error || ""),
       el("td", {}, fmtTime(j.started_at_ms).slice(5)),
       el("td", { testid: "job-wait" }, j.wait_ms === null || j.wait_ms === undefined ? "—" : `${j.wait_ms} ms`),
@@ -40,7 +40,7 @@ function main() {
   const inputs = FILTERS.map(([k, key]) => [k, el("div", {}, el("label", { for: `j-${k}` }, t(key)),
     el("input", { id: `j-${k}`, testid: `jobs-${k}`, inputmode: "numeric", value: params.get(k) || "" }))]);
   const state = el("select", { id: "j-state", testid: "jobs-state" }, ["", "FAILURE", "SUCCESS", "RETRY", "PENDING"].map((s) =>
-    el("option", { value: s, selected: params.get("state") === s || null }, s || t("bo_all"))));
+    el("option", { value: s, selected: params.get("state") === s || null }, s ? t(`bo_js_${s}`) : t("bo_all"))));
   const out = el("div", { class: "notice", role: "status", testid: "jobs-message" });
   const body = el("tbody", { testid: "jobs-body" });
   const form = el("form", { class: "filters card", role: "search" }, ...inputs.map(([, n]) => n),

@@ -8,7 +8,7 @@ const params = new URLSearchParams(location.search);
 
 function moneyList(items) {
   return items.length ? el("ul", { class: "plain" }, items.map((x) =>
-    el("li", {}, `${money(x.amount)} · ${x.method} · ${x.status} · ${fmtTime(x.at_ms)}`))) : "—";
+    el("li", {}, `${money(x.amount)} · ${t(`bo_via_${x.method}`)} · ${t(`bo_pst_${x.status}`)} · ${fmtTime(x.at_ms)}`))) : "—";
 }
 
 async function pdf(orderId, out) {

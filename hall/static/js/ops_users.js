@@ -53,14 +53,17 @@ async function detail(u, box) {
     el("h3", {}, t("deposit")),
     table("user-deposits", [t("scope"), t("amount"), t("method"), t("bo_filter_status")], d.deposits.map((x) => el("tr", {},
       el("td", {}, t(`deposit_scope_${x.scope}`), " ", x.lot_id ? `#${x.lot_id}` : `S${x.session_id}`), el("td", {}, money(x.amount)),
-      el("td", {}, t(`method_${x.method}`)), el("td", {}, x.status)))),
+      el("td", {}, t(`method_${x.method}`)), el("td", {}, t(`bo_dst_${x.status}`))))),
     el("h3", {}, t("bo_orders")),
     table("user-orders", ["#", t("order_lot"), t("amount"), t("due"), t("bo_filter_status")], d.orders.map((o) => el("tr", {},
-      el("td", {}, String(o.id)), el("td", {}, el("a", { href: `/lots/${o.lot_id}` }, `#${o.lot_id}`)), el("td", {}, money(o.amount)),
+      el("td", {}, el("a", { href: `/ops/orders/${o.id}`, testid: "user-order-open" }, `#${o.id}`)),
+      el("td", {}, el("a", { href: `/lots/${o.lot_id}` }, `#${o.lot_id}`)), el("td", {}, money(o.amount)),
       el("td", {}, money(o.due)), el("td", {}, t(`order_${o.status}`))))),
     el("h3", {}, t("ledger")),
     table("user-ledger", [t("time"), t("kind"), t("amount"), t("balance")], d.ledger.map((x) => el("tr", {},
-      el("td", {}, fmtTime(x.at_ms)), el("td", {}, x.memo || x.kind), el("td", {}, (x.amount > 0 ? "+" : "") + money(x.amount)),
+      // The kind in words; an operator's credit keeps its reason (the other memos are the system's).
+      el("td", {}, t(`bo_lk_${x.kind}`) === `bo_lk_${x.kind}` ? x.memo || x.kind
+        : `${t(`bo_lk_${x.kind}`)}${x.kind === "credit" && x.memo && !x.memo.startsWith("credited by operator") ? ` · ${x.memo}` : ""}`), el("td", {}, (x.amount > 0 ? "+" : "") + money(x.amount)),
       el("td", {}, money(x.balance_after))))));
 }
 
