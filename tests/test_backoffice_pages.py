@@ -442,6 +442,10 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         assert TITLES[0] in pdf_text(Path(await (await dl.value).path()).read_bytes())
         await check_a11y(op, "order")
         await shot(op, "bo-order-desktop")
+        await op.get_by_test_id("order-lot-audit").click()  # the lot's whole audit log, filtered
+        await expect(op.get_by_test_id("a-target")).to_have_value(f"lot:{lot_ids[0]}")
+        await expect(op.get_by_test_id("audit-row")).to_have_count(2)
+        await op.go_back()
         await op.get_by_test_id("order-winner").click()  # to the bidder, opened
         await expect(op.get_by_test_id("user-row")).to_have_count(1)
         await expect(op.get_by_test_id("user-detail")).to_be_visible()

@@ -55,7 +55,7 @@ async function main() {
     fact("order-deposit", "bo_deposit_credited", money(o.deposit_credited)), fact("order-due", "due", money(o.due)),
     fact("order-status", "bo_filter_status", el("span", { class: `badge ${o.status === "paid" ? "" : "paused"}` }, t(`order_${o.status}`))),
     fact("order-deadline", "bo_pay_deadline", fmtTime(o.pay_deadline_ms)), fact("order-paid-at", "bo_paid_at", fmtTime(o.paid_at_ms))),
-    el("div", { class: "row mt8" }, pdf, el("a", { class: "button", href: `/ops/audit?target=lot:${o.lot.id}` }, t("bo_audit"))), out);
+    el("div", { class: "row mt8" }, pdf, el("a", { class: "button", href: `/ops/audit?target=lot:${o.lot.id}`, testid: "order-lot-audit" }, t("bo_audit"))), out);
   const money3 = (x) => [el("td", {}, money(x.amount)), el("td", {}, t(`bo_via_${x.method}`)), el("td", {}, t(`bo_pst_${x.status}`))];
   const payments = table("order-payments", t("bo_payments"), ["#", t("time"), t("amount"), t("method"), t("bo_filter_status")],
     o.payments.map((p) => el("tr", {}, el("td", {}, String(p.id)), el("td", {}, fmtTime(p.at_ms)), ...money3(p))), "bo_no_payments");
