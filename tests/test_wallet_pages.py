@@ -327,3 +327,80 @@ async def test_room_for_an_anonymous_visitor_and_what_screen_readers_hear(stack,
         await expect(page).to_have_url(re.compile(r"/login\?next=%2Flots%2F"))
         await ctx.close()
         await browser.close()
+
+
+async def test_a_newcomer_registers_tops_up_bids_wins_and_pays(stack, hall, wechat_sim):
+    """The first half of issue 14's walk, as far as the pages go today: register
+    in the page, top up by WeChat (QR code, the simulator pays, the balance
+    rises live), pay the deposit, bid, be outbid by a second browser, bid
+    again, win, pay on /me; the loser's /me shows the deposit refunded."""
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=10_000, deposit=50_000,
+                                     start_price=10_000, increment=1_000, title="明宣德青花缠枝莲纹碗",
+                                     images=[PHOTO])
+    lid = lot["id"]
+    rival_api, _ = await hall.bidder(prefix="rival")
+    name = f"newbie{int(time.time() * 1000) % 10**9}"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = await browser.new_context(**DESKTOP)
+        await ctx.add_init_script("localStorage.setItem('lang', 'zh');")
+        page = await ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{stack.base}/login?mode=register&next=/me")
+        await page.get_by_label("用户名").fill(name)
+        await page.get_by_label("密码").fill("secret123")
+        await page.get_by_test_id("login-submit").click()
+        await expect(page).to_have_url(f"{stack.base}/me")
+        await expect(page.get_by_test_id("balance")).to_have_text("¥0.00")
+        await page.get_by_test_id("topup-amount").fill("300")
+        await page.get_by_test_id("topup-submit").click()
+        qr = page.get_by_test_id("wechat-qr")
+        await expect(qr).to_be_visible()
+        await Api(wechat_sim.url).post("/sim/pay", {"code_url": await qr.get_attribute("data-code-url")})
+        await expect(page.get_by_test_id("balance")).to_have_text("¥300.00")
+
+        await page.goto(f"{stack.base}/lots/{lid}")
+        await expect(page.get_by_test_id("deposit-balance")).to_have_text("¥300.00")
+        await page.get_by_test_id("deposit-scope-lot").check()
+        await page.get_by_test_id("deposit-pay").click()
+        await expect(page.get_by_test_id("deposit-message")).to_have_text("保证金已生效")
+        await page.get_by_test_id("bid-button").click()
+        await expect(page.get_by_test_id("bid-message")).to_have_text("出价成功 #1")
+
+        # The second browser: the rival pays a deposit and outbids.
+        rctx = await browser.new_context(**PHONE)
+        await log_in(rctx, stack.base, rival_api.token, "en")
+        rival = await rctx.new_page()
+        await rival.goto(f"{stack.base}/lots/{lid}")
+        await rival.get_by_test_id("deposit-scope-lot").check()
+        await rival.get_by_test_id("deposit-pay").click()
+        await expect(rival.get_by_test_id("deposit-message")).to_have_text("Deposit in force")
+        await rival.get_by_test_id("bid-button").click()
+        await expect(rival.get_by_test_id("bid-message")).to_have_text("Bid accepted #2")
+        await expect(page.get_by_test_id("outbid-notice")).to_have_text("您的出价已被超越，当前价 ¥110.00")
+        await page.get_by_test_id("bid-button").click()
+        await expect(page.get_by_test_id("bid-message")).to_have_text("出价成功 #3")
+        await expect(rival.get_by_test_id("price")).to_have_text("¥120.00")
+
+        await hall.operator.post(f"/api/admin/lots/{lid}/hammer")
+        await expect(page.get_by_test_id("won-notice")).to_be_visible(timeout=60_000)
+        await page.goto(f"{stack.base}/me")
+        row = page.get_by_test_id("order-row")
+        await expect(row.get_by_test_id("order-lot")).to_have_text("明宣德青花缠枝莲纹碗")
+        await expect(row.get_by_test_id("order-due")).to_have_text("¥20.00")  # ¥120 less the ¥100 deposit
+        await row.get_by_test_id("order-pay").click()
+        await expect(row.get_by_test_id("order-status")).to_have_text("已付款")
+        await expect(page.get_by_test_id("balance")).to_have_text("¥180.00")
+
+        # The loser's deposit goes back to the balance; their /me says so.
+        await rival.goto(f"{stack.base}/me")
+        dep = rival.get_by_test_id("deposit-row")
+        await expect(dep.get_by_test_id("deposit-state")).to_have_text("Refunded", timeout=60_000)
+        await expect(dep.get_by_test_id("deposit-why")).to_have_text("Refunded to your balance")
+        await expect(rival.get_by_test_id("ledger-row").first.get_by_test_id("ledger-what")).to_have_text(
+            "Deposit refund · 明宣德青花缠枝莲纹碗")
+        await check_a11y(rival, "loser's me")
+        await shot(rival, "me-loser-refunded-phone")
+        assert not errors, errors
+        await browser.close()

@@ -176,7 +176,7 @@ export function depositsCard(deposits, orders) {
       : el("a", { href: `/sessions/${d.session_id}` }, d.session_title || `${t("session_word")} ${d.session_id}`);
     return el("li", { class: "entry", testid: "deposit-row", "data-id": d.id, "data-status": d.status },
       el("div", { class: "entry-main" },
-        el("div", {}, el("b", {}, t(`deposit_scope_${d.scope}`)), " · ", what),
+        el("div", {}, el("b", {}, t(`dep_kind_${d.scope}`)), " · ", what),
         el("div", { class: "muted", testid: "deposit-why" }, depositWhy(d, titleOfOrder.get(d.credited_to)))),
       el("div", { class: "entry-amount" },
         el("div", { class: "amount" }, money(d.amount)),
