@@ -229,3 +229,37 @@ async def test_second_chance_offers_are_for_bidders_only(stack, hall):
         code, data = await api.call("POST", f"/api/offers/987654321/{action}")
         assert (code, data["code"]) == (404, "not_found")
     assert (await api.get("/api/me/offers"))["offers"] == []
+
+
+async def test_top_ups_and_wallets_are_private(stack, hall, wechat_sim):
+    """充值 (issue 14): only a logged-in user tops up, for themselves; one's
+    top-ups, wallet and top-up task are nobody else's business."""
+    for method, path in (("POST", "/api/me/topups"), ("GET", "/api/me/topups"),
+                         ("GET", "/api/me/wallet")):
+        code, data = await hall.anon.call(method, path, {"amount": 100, "scene": "native"}
+                                          if method == "POST" else None)
+        assert (code, data["code"]) == (401, "unauthorized"), path
+    alice, a_user = await hall.bidder(balance=0, prefix="alice")
+    bob, _ = await hall.bidder(balance=0, prefix="bob")
+    a = await Socket.connect(stack.ws_url, alice.token)
+    b = await Socket.connect(stack.ws_url, bob.token)
+    # A user id in the body changes nothing: the top-up is the caller's own.
+    task = await alice.post("/api/me/topups", {"amount": 4_400, "scene": "native",
+                                               "user_id": 987654321})
+    done = await a.wait_for(lambda m: m.get("type") == "task" and m.get("task_id") == task["task_id"],
+                            timeout=30)
+    assert done["state"] == "SUCCESS"
+    code, data = await bob.call("GET", f"/api/tasks/{task['task_id']}")
+    assert (code, data["code"]) == (404, "not_found")
+    assert [t["amount"] for t in (await alice.get("/api/me/topups"))["topups"]] == [4_400]
+    assert (await bob.get("/api/me/topups"))["topups"] == []
+    mark = len(a.messages)
+    await Api(wechat_sim.url).post("/sim/pay", {"code_url": done["result"]["code_url"]})
+    await a.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=30)
+    assert (await alice.get("/api/me"))["balance"] == 4_400
+    assert (await bob.get("/api/me/wallet"))["entries"] == []
+    assert (await bob.get("/api/me"))["balance"] == 0
+    assert not [m for m in b.messages if m.get("type") == "topup"]
+    assert a_user["id"] != (await bob.get("/api/me"))["id"]
+    for s in (a, b):
+        await s.close()
