@@ -103,7 +103,7 @@ const DICT = {
     bo_lk_credit: "运营充值", bo_lk_deposit: "缴纳保证金", bo_lk_refund: "保证金退还", bo_lk_order: "支付货款", bo_lk_forfeit: "保证金扣除", bo_lk_topup: "微信充值",
     bo_js_SUCCESS: "成功", bo_js_FAILURE: "失败", bo_js_RETRY: "重试中", bo_js_PENDING: "排队中", bo_js_UNKNOWN: "未知",
     // the bidder's side (issue 14): wallet, top-up, statement, lists, 404, errors
-    wallet: "我的钱包", topup: "充值", topup_amount: "充值金额（元）", topup_submit: "微信支付充值",
+    wallet: "我的钱包", lots_count_one: "件拍品", topup: "充值", topup_amount: "充值金额（元）", topup_submit: "微信支付充值",
     topup_max: "单笔最多", topup_quick: "常用金额", topup_paid: "充值成功，到账 {amount}", topup_paid_balance: "充值成功，到账 {amount}，当前余额 {balance}",
     topup_bad_amount: "请输入大于 0 的金额，最多两位小数", topup_too_big: "单笔充值不能超过",
     topup_open: "充值订单已创建，请完成微信支付", topup_pending_n: "笔充值尚未支付，支付后自动到账", topup_cancel: "关闭",
@@ -244,7 +244,7 @@ const DICT = {
     bo_lk_credit: "Credit by an operator", bo_lk_deposit: "Deposit paid", bo_lk_refund: "Deposit refunded", bo_lk_order: "Order paid", bo_lk_forfeit: "Deposit kept", bo_lk_topup: "Top-up (WeChat)",
     bo_js_SUCCESS: "Succeeded", bo_js_FAILURE: "Failed", bo_js_RETRY: "Retrying", bo_js_PENDING: "Queued", bo_js_UNKNOWN: "Unknown",
     // the bidder's side (issue 14): wallet, top-up, statement, lists, 404, errors
-    wallet: "My wallet", topup: "Top up", topup_amount: "Amount (yuan)", topup_submit: "Top up with WeChat Pay",
+    wallet: "My wallet", lots_count_one: "lot", topup: "Top up", topup_amount: "Amount (yuan)", topup_submit: "Top up with WeChat Pay",
     topup_max: "At most", topup_quick: "Quick amounts", topup_paid: "Top-up received: {amount}", topup_paid_balance: "Top-up received: {amount}; balance now {balance}",
     topup_bad_amount: "Enter an amount above 0 with at most two decimals", topup_too_big: "A single top-up cannot exceed",
     topup_open: "Top-up created: complete the WeChat payment", topup_pending_n: "top-up(s) not paid yet, credited once paid", topup_cancel: "Close",

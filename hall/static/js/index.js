@@ -29,7 +29,7 @@ async function main() {
             lotPhoto(s.cover, s.title),
             el("span", { class: "grow" }, el("b", {}, s.title),
               el("span", { class: "muted meta" },
-                el("span", {}, `${s.lot_count ?? 0} ${t("lots_count")}`),
+                el("span", {}, `${s.lot_count ?? 0} ${t(s.lot_count === 1 ? "lots_count_one" : "lots_count")}`),
                 el("span", {}, `${t("deposit")} ${money(s.deposit_amount)}`),
                 when(s, now))),
             el("span", { class: `badge ${s.status}`, testid: "session-status" }, statusText(s.status))))));
