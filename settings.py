@@ -121,8 +121,6 @@ RETRY_ALERT_AFTER = _int("HALL_RETRY_ALERT_AFTER", 6)
 STRIKES_TO_BAN = _int("HALL_STRIKES_TO_BAN", 3)
 # Trust: how long a second-chance offer of a forfeited lot stays open (seconds).
 OFFER_WINDOW_S = _int("HALL_OFFER_WINDOW_S", 86400)
-# Trust: how long a second-chance offer of a forfeited lot stays open (seconds).
-OFFER_WINDOW_S = _int("HALL_OFFER_WINDOW_S", 86400)
 # A WeChat payment still pending this long after it opened (no notification)
 # is asked about at the gateway, then again every as long (workers/payments.py).
 PAYMENT_CHECK_AFTER_S = float(os.environ.get("HALL_PAYMENT_CHECK_AFTER_S", "60"))

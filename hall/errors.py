@@ -16,6 +16,7 @@ STATUS = {
     "insufficient_balance": 409,
     "already_paid": 409,
     "conflict": 409,
+    "offer_expired": 409,
     "payload_too_large": 413,
     "unsupported_media": 415,
     "rate_limited": 429,

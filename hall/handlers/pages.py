@@ -34,6 +34,7 @@ class PageHandler(tornado.web.RequestHandler):
         set_security_headers(self)  # CSP, nosniff, Referrer-Policy, no framing
         self.finish(render(self.page))
 
+
 class NotFoundPage(tornado.web.RequestHandler):
     """Any other path: a page in the product's style, in both languages, with
     a way back (404), for a browser asking for a page; a JSON error in the
