@@ -52,12 +52,12 @@ class HallApplication(tornado.web.Application):
         self.overview = Overview(redis, self.lots, celery_app, self.run_blocking)
         self.ops = OpsFeed(self.overview.compute, self.spawn)
         self.audience.on_closed.append(self.ops.unsubscribe)
-        self.bids = BidBatcher(redis, self.scripts.bid)
         # The receipt key (auction/receipts.py); production without one stopped
         # at settings.check_production already.
         self.receipts = Receipts(load_signer(settings.SIGNING_KEY, settings.SIGNING_KEYS_RETIRED,
                                              settings.DATA_DIR, settings.HALL_ENV == "production"),
                                  settings.HALL_SECRET)
+        self.bids = BidBatcher(redis, self.scripts.bid, self.receipts.seal)
         self.deadlines = Deadlines(redis, database, celery_app, self.run_blocking,
                                    settings.SWEEP_INTERVAL_S)
         self.limiter = RateLimiter(redis)
