@@ -285,6 +285,7 @@ async def test_operator_prepares_runs_and_closes_out_a_sale(stack, hall, tmp_pat
         await expect(warn).not_to_have_text(first)  # it counts down
         await expect(warn).to_have_text(re.compile(r"^最后警告 · [0-9] 秒$"))
         await expect(watcher.get_by_test_id("status-notice")).to_have_text("Fair warning! Going, going…")
+        await expect(watcher.get_by_test_id("lot-status")).to_have_text("Fair warning")  # its own state
         await view_shot(op, "ops-fair-warning")
         # The hammer asks first, with the lot, price and time left: cancelled, nothing happens.
         row1 = op.locator(f'[data-testid="room-row"][data-lot-id="{lot_ids[0]}"]')

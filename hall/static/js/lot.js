@@ -131,9 +131,12 @@ function render() {
   $("lot-description").textContent = S.lot.description || "";
   $("back-session").href = `/sessions/${S.lot.session_id}`;
   const st = $("lot-status");
-  st.textContent = statusText(S.status);
-  st.className = `badge ${S.status}`;
+  // A fair warning is its own state while it lasts (the lot is still live).
+  const warned = S.status === "live" && $("status-notice").dataset.status === "fair_warning";
+  st.textContent = statusText(warned ? "fair_warning" : S.status);
+  st.className = `badge ${warned ? "fair_warning" : S.status}`;
   st.dataset.status = S.status;
+  st.dataset.warning = warned ? "true" : "false";
   $("price").textContent = S.price === null ? t("no_bids") : money(S.price);
   $("price").dataset.amount = S.price === null ? "" : String(S.price);
   $("leader").textContent = S.leaderMine ? t("you") : (S.leader || "—");
