@@ -18,6 +18,16 @@ from test_money import db_exec, db_rows, hammer, user_with_socket
 from workerctl import consumers, until
 
 
+async def lot_with_two_bidders(stack, hall) -> tuple[int, list]:
+    """A live lot and two bidders with its deposit paid, in its room."""
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=100, start_price=1000)
+    people = [await user_with_socket(stack, hall) for _ in range(2)]
+    for api, _user, sock in people:
+        assert (await hall.pay_deposit(api, sock, lot["id"], scope="lot"))["state"] == "SUCCESS"
+        await sock.join(lot["id"])
+    return lot["id"], people
+
+
 def verify(stack, lot_id: int, *extra: str) -> tuple[int, str]:
     done = subprocess.run([sys.executable, "run.py", "verify", str(lot_id), "--base", stack.base,
                            *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -25,12 +35,7 @@ def verify(stack, lot_id: int, *extra: str) -> tuple[int, str]:
 
 
 async def test_a_settled_lots_history_checks_against_its_chain_and_tampering_is_caught(stack, hall):
-    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=100, start_price=1000)
-    lot_id = lot["id"]
-    people = [await user_with_socket(stack, hall) for _ in range(2)]
-    for api, _user, sock in people:
-        assert (await hall.pay_deposit(api, sock, lot_id, scope="lot"))["state"] == "SUCCESS"
-        await sock.join(lot_id)
+    lot_id, people = await lot_with_two_bidders(stack, hall)
     sa, sb = people[0][2], people[1][2]
     price = 1000
     for i in range(5):
@@ -93,12 +98,7 @@ async def test_bids_held_by_a_dead_consumer_leave_a_gap_that_their_claim_closes(
     killed mid-flush); 5 and 6 reach the database first and cannot be linked.
     Once 3 and 4 are claimed, the chain runs through all six, as the verifier
     sees it."""
-    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=100, start_price=1000)
-    lot_id = lot["id"]
-    people = [await user_with_socket(stack, hall) for _ in range(2)]
-    for api, _user, sock in people:
-        assert (await hall.pay_deposit(api, sock, lot_id, scope="lot"))["state"] == "SUCCESS"
-        await sock.join(lot_id)
+    lot_id, people = await lot_with_two_bidders(stack, hall)
     socks = [p[2] for p in people]
     r = stack.sync_redis()
 
@@ -142,12 +142,7 @@ async def test_receipts_are_signed_and_catch_a_rewritten_history(stack, hall, tm
     """The chain alone proves nothing against the hall itself: it could rewrite
     a bid and recompute every hash after it. A bidder's signed receipt cannot
     be recomputed: the verifier, given it, finds the bid altered."""
-    _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=100, start_price=1000)
-    lot_id = lot["id"]
-    people = [await user_with_socket(stack, hall) for _ in range(2)]
-    for api, _user, sock in people:
-        assert (await hall.pay_deposit(api, sock, lot_id, scope="lot"))["state"] == "SUCCESS"
-        await sock.join(lot_id)
+    lot_id, people = await lot_with_two_bidders(stack, hall)
     published = (await hall.anon.get("/api/keys"))["keys"]
     assert [k["alg"] for k in published] == ["Ed25519"]
     public = {k["kid"]: base64.b64decode(k["public_key"]) for k in published}
