@@ -70,6 +70,13 @@ def start_session(session_id: int) -> dict:
     session = AuctionSession.get_or_none(AuctionSession.id == session_id)
     if session is None or session.status not in ("published", "live"):
         return {"error": "not_startable"}
+    # The session is live before its first lot opens, so whoever hears a lot
+    # go live and looks at the session sees it live too. Should this run stop
+    # before the lots open, the session stays in START_AT and the sweep runs
+    # it again (opening an open lot changes nothing).
+    with write_transaction():
+        AuctionSession.update(status="live").where(
+            (AuctionSession.id == session_id) & (AuctionSession.status == "published")).execute()
     opened, expired = [], []
     for lot in Lot.select().where(Lot.auction_session == session_id).order_by(Lot.position):
         result = lotstate.control(lot.id, "open")
@@ -77,11 +84,9 @@ def start_session(session_id: int) -> dict:
             opened.append(lot.id)
         elif result.get("reason") == "deadline passed":
             expired.append(lot.id)
-    with write_transaction():
-        if opened:
+    if opened:
+        with write_transaction():
             Lot.update(status="live").where(Lot.id.in_(opened)).execute()
-        AuctionSession.update(status="live").where(
-            (AuctionSession.id == session_id) & (AuctionSession.status == "published")).execute()
     client().zrem(keys.START_AT, session_id)
     return {"session_id": session_id, "opened": opened, "expired": expired}
 
