@@ -88,7 +88,12 @@ def create_session(st: BenchStack, n_lots: int, ends_at_ms: int) -> tuple[int, l
                          "extend_window_s": 0, "extend_by_s": 0}, op)
         lots.append(lot["id"])
     _ok_retry(st, "POST", f"/api/admin/sessions/{sid}/publish", {}, op)
-    st.wait_live(lots)
+    try:
+        # Not live by their deadline: they never will be (a lot whose deadline
+        # passed before it opened stays unopened), so the round starts over.
+        st.wait_live(lots, timeout=max(5.0, (ends_at_ms - wall_ms()) / 1000))
+    except (TimeoutError, RuntimeError) as exc:
+        raise TooLate(f"lots not live before their deadline ({exc})") from exc
     return sid, lots
 
 
@@ -285,10 +290,10 @@ def run_round(st: BenchStack, users: list[dict], n_lots: int, bid_lots: int, mar
               settle_timeout: float) -> dict:
     for attempt in range(3):
         ends = int(wall_ms() + margin_s * 1000)
-        sid, lots = create_session(st, n_lots, ends)
-        plan = [(u, lid, "lot") for lid in lots[:bid_lots] for u in users[:2]]
-        plan += [(users[2], lots[0], "session"), (users[3], lots[0], "session")]
         try:
+            sid, lots = create_session(st, n_lots, ends)
+            plan = [(u, lid, "lot") for lid in lots[:bid_lots] for u in users[:2]]
+            plan += [(users[2], lots[0], "session"), (users[3], lots[0], "session")]
             if wall_ms() > ends - 1000:
                 raise TooLate("lots created too late")
             pay_deposits(st, plan)
