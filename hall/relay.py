@@ -152,11 +152,18 @@ class Relay:
             if room is None:
                 continue
             seq, sub = room.resync_from
-            try:
-                entries = await self.redis.xrange(keys.lot_stream(lot_id),
-                                                  min=f"{seq}-{sub}", max="+")
-            except (RedisError, OSError) as exc:
-                logger.warning("could not re-read lot %s: %s", lot_id, exc)
+            # Just after a failover the pool may still hold connections to the
+            # old master: try a few times before leaving a gap in the room.
+            for attempt in range(5):
+                try:
+                    entries = await self.redis.xrange(keys.lot_stream(lot_id),
+                                                      min=f"{seq}-{sub}", max="+")
+                    break
+                except (RedisError, OSError) as exc:
+                    logger.warning("could not re-read lot %s (try %d): %s", lot_id,
+                                   attempt + 1, exc)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            else:
                 continue
             for event_id, fields in entries:
                 room.broadcast(wire.parse_event_id(event_id.decode()),
