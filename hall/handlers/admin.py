@@ -35,14 +35,8 @@ class AdminHandler(BaseHandler):
 
     async def audited(self, change: Callable[[], Any]) -> Any:
         """Run `change()` (which writes and calls audit.record) in one write
-        transaction off the IOLoop; a Refused inside becomes its API error."""
-        def run() -> Any:
-            with write_transaction():
-                return change()
-        try:
-            return await self.db.run(run)
-        except Refused as exc:
-            raise ApiError(exc.code, exc.message)
+        transaction off the IOLoop (BaseHandler.in_transaction)."""
+        return await self.in_transaction(change)
 
 
 def lot_fields(lot: Lot) -> dict:

@@ -99,6 +99,20 @@ class BaseHandler(tornado.web.RequestHandler):
     def json_body(self) -> dict:
         return parse_json_object(self.request.body)
 
+    async def in_transaction(self, fn: Any) -> Any:
+        """`fn()` in one write transaction off the IOLoop (it writes and calls
+        audit.record); a Refused inside becomes its API error."""
+        from auction.errors import Refused
+        from models import write_transaction
+
+        def run() -> Any:
+            with write_transaction():
+                return fn()
+        try:
+            return await self.db.run(run)
+        except Refused as exc:
+            raise ApiError(exc.code, exc.message)
+
     def send(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(data, ensure_ascii=False, separators=(",", ":")))

@@ -8,17 +8,15 @@ too should the queueing fail)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
 
 from auction import offers, tasknames
-from auction.errors import Refused
 from hall.auth import Identity
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
 from hall.handlers.orders import order_public
 from hall.tasks import submit
 from hall.validate import positive_id
-from models import Lot, Offer, now_ms, write_transaction
+from models import Lot, Offer, now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +27,6 @@ class BidderHandler(BaseHandler):
         if user.is_operator:
             raise ApiError("forbidden", "offers are for bidders")
         return user
-
-    async def in_transaction(self, fn: Callable[[], Any]) -> Any:
-        """`fn()` in one write transaction off the IOLoop; Refused → its API error."""
-        def run() -> Any:
-            with write_transaction():
-                return fn()
-        try:
-            return await self.db.run(run)
-        except Refused as exc:
-            raise ApiError(exc.code, exc.message)
 
     async def pass_on(self, lot_id: int, user_id: int) -> None:
         try:
