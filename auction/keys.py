@@ -180,7 +180,7 @@ def sms_sent(out_id: str) -> str:
 
 # -- the hall's own limits ---------------------------------------------------------------------------
 def rate_window(name: str, window: int) -> str:
-    """A fixed-window counter of the hall's rate limiter (hall/ratelimit.py)."""
+    """One window's counter of the hall's sliding-window rate limiter (hall/ratelimit.py)."""
     return f"rl:{name}:{window}"
 
 

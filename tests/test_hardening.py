@@ -354,8 +354,44 @@ def limits(stack, tmp_path_factory) -> Iterator[LimitHalls]:
 
 
 def enough(limit: int) -> int:
-    """Attempts that must meet a per-minute limit even if a minute ends among them."""
-    return 2 * limit + 2
+    """Attempts that must meet a per-minute limit, a minute's edge among them or not
+    (the windows slide: test_a_burst_across_a_minute_edge_is_limited_like_any_other)."""
+    return limit + 1
+
+
+async def test_a_burst_across_a_minute_edge_is_limited_like_any_other(stack, monkeypatch):
+    """Five tries a minute: three in the last 0.1 s of one minute and more at
+    the start of the next are still one burst; a fixed window let ten through
+    (the last landing's CI met exactly that in test_security)."""
+    import redis.asyncio as aioredis
+
+    from hall import ratelimit
+    from hall.errors import ApiError
+    r = aioredis.from_url(stack.redis.url, decode_responses=True)
+    limiter = ratelimit.RateLimiter(r)
+    name = f"edge:{uuid.uuid4().hex}"
+    minute = (int(time.time()) // 60 + 10) * 60  # a minute edge of its own, in the future
+    clock = [minute - 0.1]
+    monkeypatch.setattr(ratelimit.time, "time", lambda: clock[0])
+
+    async def tries(n: int) -> list[str]:
+        out = []
+        for _ in range(n):
+            try:
+                await limiter.hit(name, 5, 60)
+                out.append("ok")
+            except ApiError as e:
+                out.append(e.code)
+        return out
+    try:
+        assert await tries(3) == ["ok"] * 3
+        clock[0] = minute + 0.05
+        assert await tries(4) == ["ok", "ok", "rate_limited", "rate_limited"]
+        # A full quiet minute later the client may try again.
+        clock[0] = minute + 121
+        assert await tries(1) == ["ok"]
+    finally:
+        await r.aclose()
 
 
 async def login_codes(base: str, attempts: list[tuple[str, str, dict]]) -> list[int]:
