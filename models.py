@@ -385,20 +385,26 @@ class TopUp(BaseModel):
     (`out_trade_no`, also a `Payment` row with neither deposit nor order).
     `pending` until the trade's verified notification (or the gateway's
     query) says it was paid; then `paid`, in the transaction that credits the
-    balance through the ledger once (ref `topup:{id}`)."""
+    balance through the ledger once (ref `topup:{id}`). Unpaid at
+    `expires_at_ms` (the trade's time_expire; null: made before expiries,
+    created_at_ms + HALL_TOPUP_EXPIRE_S), the trade is closed at the gateway
+    and the top-up `closed` (workers/topups.py `sweep`)."""
     user = ForeignKeyField(User, backref="topups")
     amount = BigIntegerField()
-    status = CharField(max_length=12, default="pending")  # pending paid
+    status = CharField(max_length=12, default="pending")  # pending paid closed
     task_id = CharField(max_length=64, unique=True)
     out_trade_no = CharField(max_length=64, unique=True)
     scene = CharField(max_length=8, null=True)
     created_at_ms = BigIntegerField(default=now_ms)
     paid_at_ms = BigIntegerField(null=True)
+    expires_at_ms = BigIntegerField(null=True)
+    closed_at_ms = BigIntegerField(null=True)
 
     def public(self) -> dict:
         return {"id": self.id, "amount": self.amount, "status": self.status,
                 "scene": self.scene, "out_trade_no": self.out_trade_no,
-                "created_at_ms": self.created_at_ms, "paid_at_ms": self.paid_at_ms}
+                "created_at_ms": self.created_at_ms, "paid_at_ms": self.paid_at_ms,
+                "expires_at_ms": self.expires_at_ms, "closed_at_ms": self.closed_at_ms}
 
 
 ALL_MODELS.append(TopUp)

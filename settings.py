@@ -126,6 +126,9 @@ OFFER_WINDOW_S = _int("HALL_OFFER_WINDOW_S", 86400)
 PAYMENT_CHECK_AFTER_S = float(os.environ.get("HALL_PAYMENT_CHECK_AFTER_S", "60"))
 # The largest top-up (充值) by WeChat Pay in one payment, in fen (default ¥50,000).
 TOPUP_MAX_FEN = _int("HALL_TOPUP_MAX_FEN", 5_000_000)
+# A top-up's WeChat trade can be paid this long (seconds; its time_expire);
+# after it, an unpaid top-up is closed at the gateway and in the wallet.
+TOPUP_EXPIRE_S = _int("HALL_TOPUP_EXPIRE_S", 1800)
 # How often beat sweeps for due lots / flushes bids into the database.
 SWEEP_INTERVAL_S = float(os.environ.get("HALL_SWEEP_INTERVAL_S", "1.0"))
 # A lot closed this long ago and not yet settled has its settlement queued

@@ -146,6 +146,11 @@ def payment_check(payment_id: Id) -> str:
     return f"paycheck:{payment_id}"
 
 
+def topup_close(topup_id: Id) -> str:
+    """Set while an expired top-up's close (query, then close) is not due again."""
+    return f"topupclose:{topup_id}"
+
+
 def wechat_notification(notification_id: str) -> str:
     """A WeChat Pay notification id handled once (replays change nothing)."""
     return f"wxnotify:{notification_id}"

@@ -17,6 +17,7 @@ SEND_PAYMENT_REFUND = "workers.tasks.deposits.send_payment_refund"  # money noth
 RECONCILE_PAYMENT = "workers.tasks.deposits.reconcile_payment"  # a notification lost?
 PAY_ORDER = "workers.tasks.orders.pay_order"
 TOPUP = "workers.tasks.topups.start_topup"  # 充值 by WeChat Pay
+TOPUP_SWEEP = "workers.tasks.topups.sweep"  # unpaid top-ups past their expiry: closed
 SETTLE_LOT = "workers.tasks.settlement.settle_lot"
 SEND_REFUND = "workers.tasks.settlement.send_refund"
 MONEY_SWEEP = "workers.tasks.settlement.money_sweep"

@@ -343,6 +343,11 @@ def build_authorization(
     )
 
 
+def rfc3339(ms: int) -> str:
+    """Epoch milliseconds as WeChat Pay writes times: ``2026-12-01T20:15:00+08:00``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(ms // 1000 + 8 * 3600))
+
+
 class WeChatPayClient:
     """Blocking WeChat Pay v3 client (JSAPI prepay, refund, order query)."""
 
@@ -354,7 +359,7 @@ class WeChatPayClient:
 
     def jsapi_prepay(
         self, out_trade_no: str, description: str, amount_fen: int, openid: str,
-        appid: str | None = None,
+        appid: str | None = None, expires_ms: int | None = None,
     ) -> dict[str, str]:
         """Create a JSAPI order; return the mini-program's ``wx.requestPayment`` params.
 
@@ -367,7 +372,7 @@ class WeChatPayClient:
         if not openid:
             raise ValueError("openid is required for a JSAPI payment")
         appid = appid or self.config.appid
-        payload = self._order(out_trade_no, description, amount_fen, appid)
+        payload = self._order(out_trade_no, description, amount_fen, appid, expires_ms)
         payload["payer"] = {"openid": openid}
         answer = self._request("POST", "/v3/pay/transactions/jsapi", payload)
         prepay_id = answer.get("prepay_id")
@@ -377,12 +382,14 @@ class WeChatPayClient:
         params["prepay_id"] = prepay_id
         return params
 
-    def native_prepay(self, out_trade_no: str, description: str, amount_fen: int) -> str:
+    def native_prepay(self, out_trade_no: str, description: str, amount_fen: int,
+                      expires_ms: int | None = None) -> str:
         """Create a Native order (a desktop page shows it as a QR code): its ``code_url``.
 
         The same ``out_trade_no`` and parameters again answer the same code_url.
         """
-        payload = self._order(out_trade_no, description, amount_fen, self.config.appid)
+        payload = self._order(out_trade_no, description, amount_fen, self.config.appid,
+                              expires_ms)
         answer = self._request("POST", "/v3/pay/transactions/native", payload)
         code_url = answer.get("code_url")
         if not isinstance(code_url, str) or not code_url.startswith("weixin://"):
@@ -390,14 +397,15 @@ class WeChatPayClient:
         return code_url
 
     def h5_prepay(self, out_trade_no: str, description: str, amount_fen: int,
-                  payer_client_ip: str) -> str:
+                  payer_client_ip: str, expires_ms: int | None = None) -> str:
         """Create an H5 order (a phone browser outside WeChat): its ``h5_url``.
 
         The gateway wants the payer's address (scene_info), as the hall saw it.
         """
         if not payer_client_ip:
             raise ValueError("payer_client_ip is required for an H5 payment")
-        payload = self._order(out_trade_no, description, amount_fen, self.config.appid)
+        payload = self._order(out_trade_no, description, amount_fen, self.config.appid,
+                              expires_ms)
         payload["scene_info"] = {"payer_client_ip": payer_client_ip,
                                  "h5_info": {"type": "Wap"}}
         answer = self._request("POST", "/v3/pay/transactions/h5", payload)
@@ -407,13 +415,15 @@ class WeChatPayClient:
         return h5_url
 
     def _order(self, out_trade_no: str, description: str, amount_fen: int,
-               appid: str) -> dict[str, Any]:
-        """The fields every scene's prepay sends."""
+               appid: str, expires_ms: int | None = None) -> dict[str, Any]:
+        """The fields every scene's prepay sends; ``expires_ms`` (epoch ms) is
+        the order's ``time_expire``: after it the payer can no longer pay
+        (unset: the gateway's own default, two hours)."""
         _check_out_trade_no(out_trade_no)
         _check_fen("amount_fen", amount_fen)
         if not self.config.notify_url:
             raise WeChatPayConfigError("NOT_CONFIGURED", "WECHAT_NOTIFY_URL is not set")
-        return {
+        order: dict[str, Any] = {
             "appid": appid,
             "mchid": self.config.mchid,
             # The gateway caps description at 127 characters; a long lot title
@@ -423,6 +433,9 @@ class WeChatPayClient:
             "notify_url": self.config.notify_url,
             "amount": {"total": amount_fen, "currency": "CNY"},
         }
+        if expires_ms is not None:
+            order["time_expire"] = rfc3339(expires_ms)
+        return order
 
     def client_pay_params(self, prepay_id: str, appid: str | None = None) -> dict[str, str]:
         """Sign the parameters the mini-program passes to ``wx.requestPayment``."""

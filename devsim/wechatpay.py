@@ -36,7 +36,8 @@ Test controls (no auth):
   POST /sim/pay {code_url}                        scanning a Native QR code and paying it
   GET|POST /sim/h5/{prepay_id}                    the H5 cashier page; POST pays, then
                                                    redirects to `redirect_url`
-  POST /sim/pay {out_trade_no, deliver?=true,     mark paid (a closed order: 400 ORDER_CLOSED),
+  POST /sim/pay {out_trade_no, deliver?=true,     mark paid (a closed order: 400 ORDER_CLOSED,
+                                                   one past its time_expire: 400 ORDER_EXPIRED),
                  after_close?=false}               POST the notification,
                                                    answer {status, body, notification_id}
                                                    (paying again re-delivers, same id);
@@ -338,6 +339,7 @@ class PrepayHandler(V3Handler):
             "scene_info.payer_client_ip" if self.trade_type == "H5" and (
                 not isinstance(b.get("scene_info"), dict)
                 or not b["scene_info"].get("payer_client_ip")) else
+            "time_expire" if "time_expire" in b and _expiry(b["time_expire"]) is None else
             None
         )
         if problem:
@@ -351,6 +353,7 @@ class PrepayHandler(V3Handler):
             "description": b["description"], "notify_url": b["notify_url"],
             "total": amount["total"], "trade_type": self.trade_type,
             "openid": payer["openid"] if self.trade_type == "JSAPI" else None,
+            "time_expire": b.get("time_expire"),
         }
         old = self.gw.orders.get(no)
         if old is not None:
@@ -467,6 +470,24 @@ class RefundHandler(V3Handler):
         self.reply(200, refund)
 
 
+def _expiry(text: object) -> datetime | None:
+    """A prepay's time_expire (RFC 3339 with its offset), or None if it is not one."""
+    if not isinstance(text, str) or not re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d", text):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def expired(order: dict) -> bool:
+    """Past the order's time_expire: as on WeChat, the payer can no longer pay
+    it (it stays NOTPAY until the merchant closes it)."""
+    until = _expiry(order.get("time_expire"))
+    return until is not None and datetime.now(timezone.utc) >= until
+
+
 class SimPayHandler(ControlHandler):
     async def post(self) -> None:
         b = self.body_json()
@@ -475,6 +496,8 @@ class SimPayHandler(ControlHandler):
             return self.send(404, {"code": "ORDER_NOT_EXIST", "message": "no such order"})
         if order["trade_state"] == "CLOSED" and not b.get("after_close"):
             return self.send(400, {"code": "ORDER_CLOSED", "message": "the order was closed"})
+        if expired(order) and not b.get("after_close"):
+            return self.send(400, {"code": "ORDER_EXPIRED", "message": "the order has expired"})
         self.send(200, await self.gw.pay(order, b.get("deliver", True)))
 
 
@@ -507,6 +530,8 @@ class SimH5Handler(ControlHandler):
         order = self.order(prepay_id)
         if order["trade_state"] == "CLOSED":
             return self.send(400, {"code": "ORDER_CLOSED", "message": "the order was closed"})
+        if expired(order):
+            return self.send(400, {"code": "ORDER_EXPIRED", "message": "the order has expired"})
         await self.gw.pay(order)
         back = self.get_body_argument("redirect_url", "")
         if back.startswith(("http://", "https://")):

@@ -11,6 +11,7 @@ notification and the query at the same moment.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import requests
 
@@ -19,13 +20,14 @@ from test_money import (
     balance,
     bind_wechat,
     check_money,
+    db_exec,
     db_rows,
     forged_copy,
     post_notification,
     task_result,
     user_with_socket,
 )
-from workerctl import RECOVERY_S
+from workerctl import RECOVERY_S, until
 
 MAX = 5_000_000  # HALL_TOPUP_MAX_FEN's default
 
@@ -254,3 +256,106 @@ async def test_the_wallet_statement_names_wechat_money_too(stack, hall, wechat_s
     check_money(stack, [user["id"]])
     for s in (sock, wsock):
         await s.close()
+
+
+def sim_order(wechat_sim, no: str) -> dict:
+    return dict(wechat_sim.gateway.orders[no])
+
+
+def expire_now(stack, topup_id: int) -> None:
+    """The top-up's expiry is now past (as if HALL_TOPUP_EXPIRE_S went by)."""
+    assert db_exec(stack, "UPDATE topup SET expires_at_ms = ? WHERE id = ?",
+                   (int(time.time() * 1000) - 1, topup_id)) == 1
+
+
+async def test_a_topup_left_unpaid_past_its_expiry_is_closed(stack, hall, wechat_sim):
+    from auction.wechatpay import rfc3339
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=300)
+    result = await start(api, sock, 6_600)
+    no, topup_id = result["out_trade_no"], result["topup_id"]
+    # The trade is opened with its expiry (time_expire) at the gateway.
+    assert result["expires_at_ms"] > time.time() * 1000
+    assert sim_order(wechat_sim, no)["time_expire"] == rfc3339(result["expires_at_ms"])
+    assert [t["status"] for t in (await api.get("/api/me/topups"))["topups"]] == ["pending"]
+
+    mark = len(sock.messages)
+    expire_now(stack, topup_id)
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=RECOVERY_S)
+    assert msg["topup"]["id"] == topup_id and msg["topup"]["status"] == "closed", msg
+    assert msg["balance"] == 300
+    # Closed at the gateway: the QR code the payer still holds can no longer be paid.
+    assert sim_order(wechat_sim, no)["trade_state"] == "CLOSED"
+    code, answer = await Api(wechat_sim.url).call("POST", "/sim/pay",
+                                                  {"code_url": result["code_url"]})
+    assert code == 400 and answer["code"] == "ORDER_CLOSED"
+    topups = (await api.get("/api/me/topups"))["topups"]
+    assert [(t["id"], t["status"]) for t in topups] == [(topup_id, "closed")]
+    assert topups[0]["closed_at_ms"] >= topups[0]["expires_at_ms"]
+    wallet = await api.get("/api/me/wallet")
+    assert wallet["pending_topups"] == []
+    assert [t["id"] for t in wallet["closed_topups"]] == [topup_id]
+    assert wallet["balance"] == 300
+    assert [e["kind"] for e in wallet["entries"]] == ["credit"]  # the 300 it started with
+    assert db_rows(stack, "SELECT status FROM payment WHERE out_trade_no=?", (no,)) == [("closed",)]
+    assert credits(stack, user["id"]) == []
+    check_money(stack, [user["id"]])
+
+    # A payment already under way when the trade closed goes through anyway
+    # (the race closing cannot rule out): it is not credited to the closed
+    # top-up but refunded to the payer, as for a deposit's closed trade.
+    mark = len(sock.messages)
+    paid = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "after_close": True})
+    assert paid["status"] == 200, paid
+    back = await sock.wait_for(lambda m: m.get("type") == "payment_refund"
+                               and m.get("status") == "done", start=mark, timeout=60)
+    assert back["amount"] == 6_600 and back["reason"] == "trade_closed"
+    assert back["topup_id"] == topup_id
+    refunds = (await Api(wechat_sim.url).get("/sim/refunds"))["refunds"]
+    assert [(r["out_trade_no"], r["amount"]["refund"]) for r in refunds
+            if r["out_trade_no"] == no] == [(no, 6_600)]
+    assert await balance(api) == 300
+    assert credits(stack, user["id"]) == []
+    wallet = await api.get("/api/me/wallet")
+    assert [(e["kind"], e["amount"], e["via"], e.get("topup_id")) for e in wallet["entries"]
+            if e["kind"] != "credit"] == [
+        ("payment_refund", 6_600, "wechat", topup_id),
+        ("topup_closed", -6_600, "wechat", topup_id)], wallet["entries"]
+    assert [t["status"] for t in (await api.get("/api/me/topups"))["topups"]] == ["closed"]
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_a_topup_paid_at_the_last_second_is_credited_not_closed(stack, hall, wechat_sim):
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=100)
+    result = await start(api, sock, 5_500)
+    no, topup_id = result["out_trade_no"], result["topup_id"]
+    # Paid just before the expiry; the notification is still on its way when
+    # the sweep comes (here: it never comes).
+    paid = await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "deliver": False})
+    assert paid["order"]["trade_state"] == "SUCCESS"
+    mark = len(sock.messages)
+    expire_now(stack, topup_id)
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=RECOVERY_S)
+    assert msg["topup"]["status"] == "paid" and msg["balance"] == 5_600, msg
+    # Credited, never closed: later sweeps leave it alone.
+    await until(lambda: db_rows(stack, "SELECT status FROM topup WHERE id=?", (topup_id,))
+                == [("paid",)], "the top-up paid")
+    assert sim_order(wechat_sim, no)["trade_state"] == "SUCCESS"
+    assert await balance(api) == 5_600
+    assert [c[:2] for c in credits(stack, user["id"])] == [("topup", 5_500)]
+    wallet = await api.get("/api/me/wallet")
+    assert wallet["pending_topups"] == [] and wallet["closed_topups"] == []
+    # Its notification arrives at last: nothing more.
+    late = len(sock.messages)
+    body, headers = wechat_sim.gateway.notification(sim_order(wechat_sim, no))
+    code, _ = await post_notification(stack, body, headers)
+    assert code == 200
+    done = await sock.wait_for(lambda m: m.get("type") == "task" and m.get("kind") == "wechat_payment",
+                               start=late, timeout=30)
+    assert done["result"]["status"] == "already_paid"
+    assert not [m for m in sock.messages[mark:] if m.get("type") == "topup"
+                and m["topup"]["status"] == "closed"]
+    assert await balance(api) == 5_600
+    assert [c[:2] for c in credits(stack, user["id"])] == [("topup", 5_500)]
+    check_money(stack, [user["id"]])
+    await sock.close()

@@ -81,6 +81,8 @@ app.conf.update(
         "money-sweep": _every(tasknames.MONEY_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
         # Second-chance offers past their deadline pass to the next bidder (queue: money).
         "offer-sweep": _every(tasknames.OFFER_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
+        # Top-ups left unpaid past their expiry: closed at WeChat Pay (queue: money).
+        "topup-sweep": _every(tasknames.TOPUP_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
         "notify-drain-events": _every(tasknames.DRAIN_EVENTS, settings.SWEEP_INTERVAL_S),
         "notify-closing-soon": _every(tasknames.CLOSING_SOON, settings.SWEEP_INTERVAL_S),
     },

@@ -27,6 +27,7 @@ JSAPI, NATIVE, H5 = "jsapi", "native", "h5"
 SCENES = (JSAPI, NATIVE, H5)
 
 DEPOSIT, ORDER, TOPUP = "D", "O", "T"  # out_trade_no prefixes
+PAID_STATES = ("SUCCESS", "REFUND")  # trade_state of a paid trade (REFUND: refunded since)
 
 
 def trade_no(prefix: str, task_id: str) -> str:
@@ -105,18 +106,20 @@ def payer(user_id: int, scene: str | None, client_ip: str | None = None,
 
 
 def prepay(client: WeChatPayClient, who: Payer, out_trade_no: str, description: str,
-           amount: int) -> dict[str, Any]:
+           amount: int, expires_ms: int | None = None) -> dict[str, Any]:
     """The scene's prepay at the gateway, as the task's result shows it:
     ``prepay`` always (jsapi: the signed ``wx.requestPayment`` parameters),
     plus ``code_url`` and its QR code (``qr``, an SVG data URI) for native,
-    ``h5_url`` for h5. The same trade again answers the same."""
+    ``h5_url`` for h5. The same trade again answers the same. ``expires_ms``:
+    the trade's time_expire (unset: the gateway's default)."""
     if who.scene == NATIVE:
-        code_url = client.native_prepay(out_trade_no, description, amount)
+        code_url = client.native_prepay(out_trade_no, description, amount, expires_ms)
         return {"scene": NATIVE, "code_url": code_url, "qr": qr.svg_data_uri(code_url),
                 "prepay": {"code_url": code_url}}
     if who.scene == H5:
-        h5_url = client.h5_prepay(out_trade_no, description, amount, who.client_ip or "")
+        h5_url = client.h5_prepay(out_trade_no, description, amount, who.client_ip or "",
+                                  expires_ms)
         return {"scene": H5, "h5_url": h5_url, "prepay": {"h5_url": h5_url}}
     params = client.jsapi_prepay(out_trade_no, description, amount, who.openid or "",
-                                 appid=who.appid)
+                                 appid=who.appid, expires_ms=expires_ms)
     return {"scene": JSAPI, "prepay": params}

@@ -10,9 +10,10 @@ idempotently: a replayed or redelivered notification changes nothing.
 Money nothing wants is refunded where it came from, once (workers/refunds.py):
 a second payment of something already paid, a payment of something over, and
 a payment of a trade we had closed (`closed`: the bidder moved on to the
-balance or a fresh trade). The last is a race the gateway's close cannot rule
-out, so it is believed only when the gateway's own query says the trade was
-paid, with this transaction id.
+balance or a fresh trade, or a top-up expired unpaid, workers/topups.py).
+The last is a race the gateway's close cannot rule out, so it is believed
+only when the gateway's own query says the trade was paid, with this
+transaction id.
 
 A notification can also never arrive (the hall was down through all of the
 gateway's retries, a network between them dropped them): `reconcile_due` asks
@@ -33,7 +34,7 @@ from workers import deposits, dispatch, gateway, orders, publish, refunds, topup
 
 logger = logging.getLogger(__name__)
 
-PAID_STATES = ("SUCCESS", "REFUND")  # REFUND: paid, and (part of it) refunded since
+PAID_STATES = gateway.PAID_STATES
 
 
 def wechat_paid(out_trade_no: str, transaction_id: str, trade_state: str,
@@ -86,7 +87,8 @@ def _paid_after_close(payment: Payment, transaction_id: str) -> dict:
         changed = bool(Payment.update(status="paid", transaction_id=transaction_id).where(
             (Payment.id == payment.id) & (Payment.status == "closed")).execute())
         if changed:
-            audit.gateway_money("deposit" if payment.deposit_id else "order", payment.user_id,
+            audit.gateway_money("deposit" if payment.deposit_id else
+                                "order" if payment.order_id else "topup", payment.user_id,
                                 payment.amount, method="wechat", out_trade_no=payment.out_trade_no,
                                 transaction_id=transaction_id, trade="closed")
             duplicate = refunds.refund_payment_in_transaction(payment, "trade_closed")

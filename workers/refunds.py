@@ -48,6 +48,7 @@ from models import (
     Payment,
     PaymentRefund,
     Refund,
+    TopUp,
     now_ms,
     on_commit,
     write_transaction,
@@ -180,7 +181,8 @@ def refund_payment_in_transaction(payment: Payment, reason: str,
     recorded the payment as paid (that is what makes it happen once; the
     unique payment and out_refund_no are the backstop). `reason`: `duplicate`
     (what it paid for was paid already), `too_late` (that is over: forfeited,
-    refunded) or `trade_closed` (we had closed the trade). No balance moves."""
+    refunded) or `trade_closed` (we had closed the trade: a deposit's, or a
+    top-up's after its expiry). No balance moves."""
     row = PaymentRefund.create(user=payment.user_id, payment=payment.id, amount=payment.amount,
                                method=payment.method, reason=reason,
                                out_refund_no=gateway.payment_refund_no(payment.out_trade_no))
@@ -189,7 +191,7 @@ def refund_payment_in_transaction(payment: Payment, reason: str,
     if payment.deposit_id is not None:
         Deposit.update(duplicate_refunded=Deposit.duplicate_refunded + payment.amount).where(
             Deposit.id == payment.deposit_id).execute()
-    else:
+    elif payment.order_id is not None:  # neither: a top-up's (closed) trade
         Order.update(duplicate_refunded=Order.duplicate_refunded + payment.amount).where(
             Order.id == payment.order_id).execute()
     on_commit(lambda: _announce_payment_refund(row, payment, dispatcher))
@@ -206,9 +208,16 @@ def _payment_message(row: PaymentRefund, payment: Payment, status: str) -> dict:
         msg.update(deposit_id=deposit.id, scope=deposit.scope, session_id=deposit.session_id)
         if deposit.lot_id is not None:
             msg["lot_id"] = deposit.lot_id
-    else:
+    elif payment.order_id is not None:
         msg.update(order_id=payment.order_id, lot_id=Order.get_by_id(payment.order_id).lot_id)
+    else:  # a top-up's trade, paid after it was closed
+        msg["topup_id"] = _topup_id(payment)
     return msg
+
+
+def _topup_id(payment: Payment) -> int | None:
+    topup = TopUp.get_or_none(TopUp.out_trade_no == payment.out_trade_no)
+    return topup.id if topup is not None else None
 
 
 def _target_state(payment: Payment) -> dict:
@@ -216,6 +225,10 @@ def _target_state(payment: Payment) -> dict:
     if payment.deposit_id is not None:
         return {"deposit_id": payment.deposit_id,
                 "deposit_status": Deposit.get_by_id(payment.deposit_id).status}
+    if payment.order_id is None:
+        topup = TopUp.get_or_none(TopUp.out_trade_no == payment.out_trade_no)
+        return {"topup_id": topup.id if topup else None,
+                "topup_status": topup.status if topup else None}
     return {"order_id": payment.order_id, "order_status": Order.get_by_id(payment.order_id).status}
 
 

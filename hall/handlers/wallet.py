@@ -32,6 +32,7 @@ from models import (
     Refund,
     TopUp,
     User,
+    now_ms,
 )
 
 STATEMENT_LIMIT = 200
@@ -154,8 +155,18 @@ def statement(user_id: int) -> dict[str, Any]:
         elif kind == "topup":
             item.update(topup_id=ident, via="wechat")
         entries.append(item)
+    closed_trades = {t.out_trade_no: t.id for t in TopUp.select(TopUp.id, TopUp.out_trade_no).where(
+        (TopUp.user == user_id) & (TopUp.status == "closed")
+        & TopUp.out_trade_no.in_([p.out_trade_no for p in payments]
+                                 + [p.out_trade_no for p in paid_for.values()]))}
     for p in payments:
         if not (p.deposit_id or p.order_id):
+            if p.out_trade_no in closed_trades:
+                # Paid after its top-up had closed: never credited, going back
+                # (its payment_refund entry).
+                entries.append({"at_ms": p.created_at_ms, "kind": "topup_closed",
+                                "amount": -p.amount, "balance_after": None, "via": "wechat",
+                                "status": "done", "topup_id": closed_trades[p.out_trade_no]})
             continue  # a top-up: its ledger entry says it
         entries.append({"at_ms": p.created_at_ms, "kind": "deposit" if p.deposit_id else "order",
                         "amount": -p.amount, "balance_after": None, "via": "wechat",
@@ -169,12 +180,20 @@ def statement(user_id: int) -> dict[str, Any]:
         entries.append({"at_ms": r.created_at_ms, "kind": "payment_refund", "amount": r.amount,
                         "balance_after": None, "via": "wechat", "status": r.status,
                         "reason": r.reason,
-                        **(about(p.deposit_id, p.order_id) if p is not None else {})})
+                        **(about(p.deposit_id, p.order_id) if p is not None else {}),
+                        **({"topup_id": closed_trades[p.out_trade_no]}
+                           if p is not None and p.out_trade_no in closed_trades else {})})
     entries.sort(key=lambda x: x["at_ms"] or 0, reverse=True)
     pending = [t.public() for t in TopUp.select().where(
         (TopUp.user == user_id) & (TopUp.status == "pending")).order_by(TopUp.id.desc()).limit(5)]
+    # Closed unpaid at their expiry in the last day: said, so the user knows
+    # nothing was taken and the QR code they may still hold is void.
+    closed = [t.public() for t in TopUp.select().where(
+        (TopUp.user == user_id) & (TopUp.status == "closed")
+        & (TopUp.closed_at_ms > now_ms() - 86_400_000)).order_by(TopUp.id.desc()).limit(3)]
     return {"balance": user.balance, "topup_max": settings.TOPUP_MAX_FEN,
-            "entries": entries[:STATEMENT_LIMIT], "pending_topups": pending}
+            "entries": entries[:STATEMENT_LIMIT], "pending_topups": pending,
+            "closed_topups": closed}
 
 
 class MyWalletHandler(BaseHandler):

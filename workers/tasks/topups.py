@@ -1,11 +1,12 @@
-"""充值 tasks (queue: money): opening a top-up's WeChat trade. Its payment
-arrives as a WeChat notification (workers/tasks/deposits.py wechat_paid)."""
+"""充值 tasks (queue: money): opening a top-up's WeChat trade, and the beat's
+sweep that closes those left unpaid past their expiry. A payment arrives as a
+WeChat notification (workers/tasks/deposits.py wechat_paid)."""
 from __future__ import annotations
 
 from auction import tasknames
 from workers import topups
 from workers.celery import app
-from workers.tasks import OwnedTask
+from workers.tasks import OwnedTask, PeriodicTask
 
 
 class TopUpTask(OwnedTask):
@@ -17,3 +18,9 @@ class TopUpTask(OwnedTask):
 def start_topup(self, user_id: int, amount: int, scene: str | None = None,
                 client_ip: str | None = None, app: str | None = None) -> dict:
     return topups.start_topup(user_id, amount, self.request.id, scene, client_ip, app)
+
+
+@app.task(name=tasknames.TOPUP_SWEEP, base=PeriodicTask)
+def sweep() -> dict:
+    """Beat, every second or so: unpaid top-ups past their expiry, closed."""
+    return topups.sweep()
