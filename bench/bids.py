@@ -4,10 +4,13 @@
 
 N connections, each with its own bidder token, spread over --lots lots, each in
 a closed loop: bid next_min_bid, wait for accepted/rejected, repeat (see
-bench/load.py). The reference is bench/refserver.py (echo) driven by the same
-client with the same N and duration (run first, before the hall stack starts,
-so the worker's bid ingestion does not steal its CPU).
-Targets (issue): accepted bids/s >= 0.35 x echo replies/s; p99 <= 2 x echo p99.
+bench/load.py). The references, driven by the same client with the same N, lots and duration,
+each run before the hall stack starts (so the worker's bid ingestion does not
+steal their CPU): bench/refserver.py echo, and bench/peer.py (the same room
+protocol on the stock websockets server + redis.asyncio, one Lua call per bid;
+--no-peer skips it).
+Targets: accepted bids/s >= 0.35 x echo replies/s; p99 <= 2 x echo p99 (issue 7);
+answers/s >= 2 x the peer's, p99 <= 0.7 x the peer's (issue 17).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RefServer, cpu_seconds, emit_result, pct  # noqa: E402
+from common import PeerServer, RefServer, cpu_seconds, emit_result, pct  # noqa: E402
 from load import run_load  # noqa: E402
 from stack import BenchStack, raise_nofile  # noqa: E402
 
@@ -41,6 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--fsync", default="everysec", choices=["everysec", "always", "no"],
                     help="Redis appendfsync (run.py's embedded Redis uses everysec)")
+    ap.add_argument("--no-peer", action="store_true", help="skip the peer reference (bench/peer.py)")
+    ap.add_argument("--peer-loop", default="uvloop", choices=["uvloop", "asyncio"],
+                    help="the peer's event loop (the hall runs on uvloop)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
     a = ap.parse_args(argv)
     if a.quick:
@@ -57,6 +63,21 @@ def main(argv: list[str] | None = None) -> dict:
                                     / max(1, echo["counts"].get("answers", 0)) * 1e6)
         echo["clients_cpu_us_per_reply"] = (res["clients_cpu_s"]
                                             / max(1, echo["counts"].get("answers", 0)) * 1e6)
+
+    peer = None
+    if not a.no_peer:
+        with PeerServer(a.peer_loop) as ps:
+            # Same lots layout as the hall run; the token is the peer's user name.
+            pconns = [(f"peer{i}", 1 + i % lots) for i in range(a.clients)]
+            ppids = (ps.proc.pid, ps.redis_proc.pid)
+            res = run_load(ps.url, pconns, "hall", a.duration, a.procs, a.warmup,
+                           probe=lambda: tuple(cpu_seconds(pid) for pid in ppids))
+            peer = summarize(res)
+            (s0, r0), (s1, r1) = res["probe"]
+            n = max(1, peer["counts"].get("answers", 0))
+            peer["cpu_us_per_bid"] = (s1 - s0) / n * 1e6
+            peer["redis_cpu_us_per_bid"] = (r1 - r0) / n * 1e6
+            peer["clients_cpu_us_per_bid"] = res["clients_cpu_s"] / n * 1e6
 
     with BenchStack(fsync=a.fsync) as st:
         users = st.bidders(a.clients)
@@ -89,7 +110,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"{hall['p50_ms']:8.2f} {hall['p99_ms']:8.2f}")
     print(f"  {'websockets echo (ref)':22} {echo['answers_per_s']:10.0f} {'':>11} "
           f"{echo['p50_ms']:8.2f} {echo['p99_ms']:8.2f}")
-    print(f"  hall answer codes: {hall['counts']}")
+    if peer:
+        print(f"  {'peer (bench/peer.py)':22} {peer['answers_per_s']:10.0f} {peer['accepted_per_s']:11.0f} "
+              f"{peer['p50_ms']:8.2f} {peer['p99_ms']:8.2f}")
+    if peer:
+        print(f"  peer: bench/peer.py on {a.peer_loop}, its own redis-server (no persistence)")
+    print(f"  hall answer codes: {hall['counts']}" + (f"; peer: {peer['counts']}" if peer else ""))
     print(f"  CPU per answered bid: hall process {hall['cpu_us_per_bid']:.0f} us "
           f"({hall['cpu_util']:.0%} of a core), redis-server {hall['redis_cpu_us_per_bid']:.0f} us; "
           f"echo server {echo['cpu_us_per_reply']:.0f} us per reply")
@@ -102,9 +128,22 @@ def main(argv: list[str] | None = None) -> dict:
           f"{'MET' if ratio_tput >= 0.35 else 'MISSED'})")
     print(f"  p99 hall / p99 echo = {ratio_p99:.2f} (target <= 2: "
           f"{'MET' if ratio_p99 <= 2 else 'MISSED'})")
-    print(f"  wall time {time.time() - t0:.1f}s")
     out = {"clients": a.clients, "lots": lots, "duration": a.duration, "hall": hall, "echo": echo,
            "ratio_accepted_vs_echo": ratio_tput, "ratio_p99": ratio_p99}
+    if peer:
+        out["peer"] = peer
+        out["ratio_answers_vs_peer"] = r_ans = (hall["answers_per_s"] / peer["answers_per_s"]
+                                                if peer["answers_per_s"] else 0.0)
+        out["ratio_p99_vs_peer"] = r_p99 = (hall["p99_ms"] / peer["p99_ms"]
+                                            if peer["p99_ms"] else float("inf"))
+        out["ratio_cpu_vs_peer"] = r_cpu = (hall["cpu_us_per_bid"] / peer["cpu_us_per_bid"]
+                                            if peer["cpu_us_per_bid"] else float("inf"))
+        print(f"  CPU per accepted bid: hall process {hall['cpu_us_per_bid']:.0f} us, peer process "
+              f"{peer['cpu_us_per_bid']:.0f} us (peer's redis {peer['redis_cpu_us_per_bid']:.0f}, "
+              f"clients {peer['clients_cpu_us_per_bid']:.0f}); hall/peer {r_cpu:.2f}x")
+        print(f"  hall/peer answers/s = {r_ans:.2f} (target >= 2: {'MET' if r_ans >= 2 else 'MISSED'})")
+        print(f"  hall/peer p99 = {r_p99:.2f} (target <= 0.7: {'MET' if r_p99 <= 0.7 else 'MISSED'})")
+    print(f"  wall time {time.time() - t0:.1f}s")
     emit_result("bids", out)
     return out
 

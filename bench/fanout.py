@@ -37,7 +37,7 @@ WARMUP_BIDS = 3
 
 
 # -- receivers (child processes) -----------------------------------------------
-async def _recv_main(url, lot_id, n, mode, ready_q, stop, out_q) -> None:
+async def _recv_main(url, lot_id, n, mode, ready_q, stop, out_q, src=None) -> None:
     arrivals: dict[int, list[float]] = {}
     joined = 0
     errors: list = []
@@ -45,7 +45,8 @@ async def _recv_main(url, lot_id, n, mode, ready_q, stop, out_q) -> None:
 
     async def one() -> object:
         nonlocal joined
-        ws = await connect(url, compression=None, max_size=2**22, ping_interval=None, open_timeout=120)
+        ws = await connect(url, compression=None, max_size=2**22, ping_interval=None, open_timeout=120,
+                           local_addr=(src, 0) if src else None)
         if mode == "hall":
             # Join and wait for the snapshot before the next join of this chunk;
             # retry on `unavailable` (the hall's Redis pool refuses bursts > 256).
@@ -102,13 +103,16 @@ async def _drain(ws) -> None:
         pass
 
 
-async def trigger_hall(url: str, tokens: list[str], lot_id: int, bids: int, gap: float) -> dict[int, float]:
+async def trigger_hall(url: str, tokens: list[str], lot_id: int, bids: int, gap: float,
+                       k0: int = 0) -> dict[int, float]:
+    """`bids` bids on the lot, one every `gap` s; k0 = bids this lot already had
+    from this trigger (bench/curve.py calls it once per size)."""
     socks = []
     for tok in tokens:
         ws = await connect(f"{url}?token={tok}", compression=None, ping_interval=None)
         socks.append(ws)
     sent: dict[int, float] = {}
-    amount = START_PRICE
+    amount = START_PRICE + k0 * INCREMENT
     queues = []
     for ws in socks:
         q: asyncio.Queue = asyncio.Queue()
@@ -123,7 +127,7 @@ async def trigger_hall(url: str, tokens: list[str], lot_id: int, bids: int, gap:
             except websockets.ConnectionClosed:
                 pass
         asyncio.ensure_future(reader())
-    for k in range(bids):
+    for k in range(k0, k0 + bids):
         i = k % len(socks)
         ref = f"fan-{k}-{time.time_ns()}"
         t0 = now()
@@ -139,11 +143,11 @@ async def trigger_hall(url: str, tokens: list[str], lot_id: int, bids: int, gap:
     return sent
 
 
-async def trigger_ref(url: str, bids: int, gap: float) -> dict[int, float]:
+async def trigger_ref(url: str, bids: int, gap: float, k0: int = 0) -> dict[int, float]:
     ws = await connect(url, compression=None, ping_interval=None)
     asyncio.ensure_future(_drain(ws))
     sent = {}
-    for k in range(1, bids + 1):
+    for k in range(k0 + 1, k0 + bids + 1):
         t0 = now()
         await ws.send(json.dumps({"op": "fire", "seq": k}))
         sent[k] = t0
@@ -152,42 +156,58 @@ async def trigger_ref(url: str, bids: int, gap: float) -> dict[int, float]:
     return sent
 
 
-def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger,
-            server_pids: Sequence[int] = ()) -> dict:
-    """`clients` receivers in `procs` processes; with a list of URLs, process i
-    uses url[i % len] (bench/scaling.py: one hall each). CPU per delivery is
-    summed over `server_pids`."""
-    urls = [url] if isinstance(url, str) else url
-    ctx = mp.get_context("fork")
-    ready_q, out_q = ctx.Queue(), ctx.Queue()
-    stop = ctx.Event()
-    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-    mode = "ref" if trigger.__name__ == "ref" else "hall"
-    ps = [ctx.Process(target=_recv, args=(urls[i % len(urls)], lot_id, n, mode, ready_q, stop,
-                                          out_q), daemon=True)
-          for i, n in enumerate(shares) if n]
-    for p in ps:
-        p.start()
-    for _ in ps:
-        ready_q.get(timeout=300)
-    cpu0 = sum(cpu_seconds(pid) for pid in server_pids)
-    sent = asyncio.run(trigger())
-    cpu1 = sum(cpu_seconds(pid) for pid in server_pids)
-    time.sleep(1.0)
-    stop.set()
-    merged: dict[int, list[float]] = {}
-    join_errors = 0
-    for _ in ps:
-        arrivals, errs = out_q.get(timeout=120)
-        join_errors += errs
-        for seq, ts in arrivals.items():
-            merged.setdefault(seq, []).extend(ts)
-    for p in ps:
-        p.join(30)
-        if p.is_alive():
-            p.kill()
+class Receivers:
+    """Receiver processes on one lot (or the reference's one room), each stamping
+    every `bid` event it gets. `add()` opens more while the earlier ones stay
+    connected (bench/curve.py grows one room step by step); `collect()` stops
+    them all and merges their arrivals by seq."""
+
+    def __init__(self, urls: list[str], lot_id: int, mode: str) -> None:
+        self.urls, self.lot_id, self.mode = urls, lot_id, mode
+        self.ctx = mp.get_context("fork")
+        self.ready_q, self.out_q = self.ctx.Queue(), self.ctx.Queue()
+        self.stop = self.ctx.Event()
+        self.procs: list = []
+        self.count = 0
+
+    def add(self, clients: int, procs: int, sources: Sequence[str] = ()) -> None:
+        """`clients` more receivers in `procs` new processes; process i binds its
+        sockets to sources[i % len] when given (ephemeral ports per address)."""
+        shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+        new = [self.ctx.Process(target=_recv, daemon=True,
+                                args=(self.urls[i % len(self.urls)], self.lot_id, n, self.mode,
+                                      self.ready_q, self.stop, self.out_q,
+                                      sources[(len(self.procs) + i) % len(sources)] if sources else None))
+               for i, n in enumerate(shares) if n]
+        for p in new:
+            p.start()
+        self.procs += new
+        for _ in new:
+            self.ready_q.get(timeout=600)
+        self.count += clients
+
+    def collect(self) -> tuple[dict[int, list[float]], int]:
+        self.stop.set()
+        merged: dict[int, list[float]] = {}
+        join_errors = 0
+        for _ in self.procs:
+            arrivals, errs = self.out_q.get(timeout=300)
+            join_errors += errs
+            for seq, ts in arrivals.items():
+                merged.setdefault(seq, []).extend(ts)
+        for p in self.procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+        return merged, join_errors
+
+
+def summarize(sent: dict[int, float], merged: dict[int, list[float]], clients: int,
+              warmup: int = WARMUP_BIDS) -> dict:
+    """Last-receiver and per-client latency of the bids in `sent` (seq -> send
+    time), leaving out the first `warmup`; `clients` receivers were expected."""
     last, per_client, missing = [], [], 0
-    for seq, t0 in sorted(sent.items())[WARMUP_BIDS:]:
+    for seq, t0 in sorted(sent.items())[warmup:]:
         ts = merged.get(seq, [])
         missing += clients - len(ts)
         if ts:
@@ -195,9 +215,28 @@ def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger
             per_client.extend(t - t0 for t in ts)
     return {"bids": len(last), "last_p50_ms": pct(last, 50) * 1000, "last_p99_ms": pct(last, 99) * 1000,
             "client_p50_ms": pct(per_client, 50) * 1000, "client_p99_ms": pct(per_client, 99) * 1000,
-            "missing": missing, "join_retries": join_errors,
-            # server CPU per event delivered to one socket (all bids incl. warm-up)
-            "cpu_us_per_delivery": (cpu1 - cpu0) / max(1, len(sent) * clients) * 1e6}
+            "missing": missing, "last_ms": [x * 1000 for x in last]}
+
+
+def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger,
+            server_pids: Sequence[int] = ()) -> dict:
+    """`clients` receivers in `procs` processes; with a list of URLs, process i
+    uses url[i % len] (bench/scaling.py: one hall each). CPU per delivery is
+    summed over `server_pids`."""
+    urls = [url] if isinstance(url, str) else url
+    recv = Receivers(urls, lot_id, "ref" if trigger.__name__ == "ref" else "hall")
+    recv.add(clients, procs)
+    cpu0 = sum(cpu_seconds(pid) for pid in server_pids)
+    sent = asyncio.run(trigger())
+    cpu1 = sum(cpu_seconds(pid) for pid in server_pids)
+    time.sleep(1.0)
+    merged, join_errors = recv.collect()
+    out = summarize(sent, merged, clients)
+    del out["last_ms"]
+    # server CPU per event delivered to one socket (all bids incl. warm-up)
+    out.update(join_retries=join_errors,
+               cpu_us_per_delivery=(cpu1 - cpu0) / max(1, len(sent) * clients) * 1e6)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:

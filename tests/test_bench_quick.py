@@ -20,11 +20,14 @@ BENCH = ROOT / "bench"
 
 # script -> lines (substrings) its figures are printed on
 EXPECT = {
-    "bids.py": ["accepted/s / echo replies/s", "p99 hall / p99 echo"],
+    "bids.py": ["accepted/s / echo replies/s", "p99 hall / p99 echo", "peer (bench/peer.py)",
+                "hall/peer answers/s", "hall/peer p99"],
     "fanout.py": ["hall/ref: last-receiver p50", "server CPU per delivered event"],
     "money.py": ["ratio deposit / bare"],
     "closing.py": ["closed-after-deadline p99", "close_lot outcomes"],
     "idle.py": ["hall/ref KB per connection", "hall (one process)", "websockets server (ref)"],
+    "curve.py": ["| 200 | KB per connection |", "| 500 | last receiver p99 ms |",
+                 "| 500 | server CPU us per delivered event |"],
     "scaling.py": ["2 halls / 1 hall: accepted/s", "2 halls / 1 hall: last-receiver",
                    "2 workers / 1 worker: all settled"],
 }
@@ -79,3 +82,27 @@ def test_quick(runs: dict, script: str) -> None:
     results = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     if results:  # the machine-readable summary, where the script emits one
         json.loads(results[-1][len("RESULT "):])
+
+
+def _result(runs: dict, script: str) -> dict:
+    if script not in runs or runs[script][0] != 0:
+        pytest.skip(f"bench/{script} did not run (see test_quick)")
+    line = [l for l in runs[script][1].splitlines() if l.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def test_quick_peer_answers_bids(runs: dict) -> None:
+    """The peer reference took the same client's bids and answered them."""
+    peer = _result(runs, "bids.py")["peer"]
+    assert peer["counts"]["answers"] > 0
+    assert peer["counts"].get("timeout", 0) == 0
+
+
+def test_quick_curve_every_receiver_gets_every_bid(runs: dict) -> None:
+    """Both servers were measured at each size, and no viewer missed a bid event."""
+    curve = _result(runs, "curve.py")
+    assert curve["sizes"] == [200, 500]
+    for who in ("hall", "ref"):
+        rows = curve["runs"][0][who]
+        assert [r["size"] for r in rows] == [200, 500]
+        assert all(r["bids"] == 5 and r["missing"] == 0 for r in rows), rows
