@@ -11,6 +11,7 @@ notification and the query at the same moment.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import requests
@@ -359,3 +360,57 @@ async def test_a_topup_paid_at_the_last_second_is_credited_not_closed(stack, hal
     assert [c[:2] for c in credits(stack, user["id"])] == [("topup", 5_500)]
     check_money(stack, [user["id"]])
     await sock.close()
+
+
+async def test_the_wallet_says_a_closed_topup_and_no_longer_offers_to_pay_it(stack, hall, wechat_sim):
+    """/me in Chromium: the QR code of a top-up that expires while it is shown
+    goes away, the page says in words that it closed and nothing was charged
+    (zh-CN, then English after a reload), and no button or code pays it."""
+    from playwright.async_api import async_playwright, expect
+    from test_backoffice_pages import DESKTOP, PHONE, check_a11y
+    from test_pages import ARGS, CHROMIUM, log_in, shot
+    api, user = await hall.bidder(balance=0, prefix="exp")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = await browser.new_context(**DESKTOP)
+        await log_in(ctx, stack.base, api.token, "zh")
+        page = await ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{stack.base}/me")
+        await expect(page.get_by_test_id("balance")).to_have_text("¥0.00")
+        await page.get_by_test_id("topup-amount").fill("88")
+        await page.get_by_test_id("topup-submit").click()
+        qr = page.get_by_test_id("topup-box").get_by_test_id("wechat-qr")
+        await expect(qr).to_be_visible()
+        message = page.get_by_test_id("topup-message")
+        await expect(message).to_contain_text("前完成微信支付")  # with the time it is valid until
+        (topup_id,), = db_rows(stack, "SELECT id FROM topup WHERE user_id=?", (user["id"],))
+
+        expire_now(stack, topup_id)
+        await expect(message).to_have_text("该充值订单已超时关闭，未扣款。如需充值，请重新发起。")
+        await expect(page.get_by_test_id("topup-box").get_by_test_id("wechat-pay")).to_have_count(0)
+        await expect(page.get_by_test_id("topup-closed")).to_have_text(
+            re.compile(r"^1 笔充值已超时关闭（未支付，未扣款）：¥88\.00 \("))
+        await expect(page.get_by_test_id("topup-pending")).to_be_hidden()
+        await expect(page.get_by_test_id("balance")).to_have_text("¥0.00")
+        await check_a11y(page, "me: top-up closed")
+        await shot(page, "me-topup-closed-desktop", full_page=False)
+        await ctx.close()
+
+        ctx = await browser.new_context(**PHONE)
+        await log_in(ctx, stack.base, api.token, "en")
+        page = await ctx.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{stack.base}/me")
+        await expect(page.get_by_test_id("topup-closed")).to_have_text(re.compile(
+            r"^1 top-up\(s\) closed unpaid at their expiry \(nothing was charged\): ¥88\.00 \("))
+        await expect(page.get_by_test_id("topup-pending")).to_be_hidden()
+        await expect(page.get_by_test_id("wechat-pay")).to_have_count(0)
+        await check_a11y(page, "me phone: top-up closed")
+        await shot(page, "me-topup-closed-phone", full_page=False)
+        assert not errors, errors
+        await ctx.close()
+        await browser.close()
+    assert await balance(api) == 0
+    check_money(stack, [user["id"]])

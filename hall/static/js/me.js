@@ -73,6 +73,7 @@ function onSocket(m) {
     if (wallet) wallet.onTask(m);
   } else if (m.type === "topup") {
     if (wallet && m.topup && m.topup.status === "paid") wallet.paid(m);
+    if (wallet && m.topup && m.topup.status === "closed") wallet.closed(m);
     if (typeof m.balance === "number") balanceNow = m.balance;
     refreshSoon();
   } else if (["order", "deposit", "refund", "payment_refund", "won"].includes(m.type)) {
@@ -219,7 +220,7 @@ async function refresh() {
     api("GET", "/api/me/wallet"), api("GET", "/api/me/orders"), api("GET", "/api/me/deposits"),
     api("GET", "/api/me/coupons")]);
   balanceNow = wal.balance;
-  if (wallet) { wallet.setBalance(wal.balance); wallet.setPending(wal.pending_topups || []); }
+  if (wallet) { wallet.setBalance(wal.balance); wallet.setPending(wal.pending_topups || [], wal.closed_topups || []); }
   if (!busy) {
     sections.orders.replaceChildren(el("section", { class: "card", "aria-labelledby": "orders-h" },
       el("h2", { id: "orders-h" }, t("my_orders")),

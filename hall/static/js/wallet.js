@@ -79,15 +79,19 @@ export function walletCard({ balance, max }) {
   // Top-ups opened and not paid yet (the page reloaded meanwhile): said, so a
   // payment made later is not a surprise; it is credited when it comes.
   const pendingEl = el("p", { class: "muted", testid: "topup-pending", hidden: true });
+  // Closed unpaid at their expiry (the last day's): nothing was charged, and a
+  // QR code still on the payer's phone can no longer be paid.
+  const closedEl = el("p", { class: "muted", testid: "topup-closed", hidden: true });
   const submit = el("button", { class: "primary", type: "submit", testid: "topup-submit" }, t("topup_submit"));
   const quick = el("div", { class: "row chips", role: "group", "aria-label": t("topup_quick") },
     QUICK.map((fen) => el("button", { type: "button", class: "chip", testid: "topup-quick", "data-amount": fen,
       onclick: () => { input.value = String(fen / 100); input.focus(); } }, money(fen))));
   const say = (text, kind = "") => { msg.textContent = text || ""; msg.className = `notice ${kind}`; msg.dataset.kind = kind; };
   let waitingTask = null;
+  let shownTopup = null;  // the top-up whose payment box is open
   const form = el("form", { class: "topup", testid: "topup-form", novalidate: true },
     el("label", { for: "topup-amount" }, t("topup_amount")),
-    el("div", { class: "row nowrap" }, input, submit), quick, hint, msg, box, pendingEl);
+    el("div", { class: "row nowrap" }, input, submit), quick, hint, msg, box, pendingEl, closedEl);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const fen = yuanToFen(input.value);
@@ -116,12 +120,25 @@ export function walletCard({ balance, max }) {
     waitingTask = null;
     submit.disabled = false;
     if (task.state === "FAILURE") { say(errText(task.error || {}), "err"); return; }
-    say(t("topup_open"));
-    box.replaceChildren(wechatPayBox(task.result));
+    const r = task.result || {};
+    if (r.status === "closed") { say(t("topup_closed_now"), "warn"); return; }  // expired meanwhile
+    if (r.status !== "awaiting_payment") return;
+    shownTopup = r.topup_id;
+    say(r.expires_at_ms ? fill(t("topup_open_until"), { time: fmtTime(r.expires_at_ms).slice(11, 16) }) : t("topup_open"));
+    box.replaceChildren(wechatPayBox(r));
+  }
+  // The sweep closed a top-up unpaid at its expiry: its payment box goes, so
+  // nothing offers to pay it any more.
+  function closed(m) {
+    if (!m.topup || m.topup.id !== shownTopup) return;
+    shownTopup = null;
+    box.replaceChildren();
+    say(t("topup_closed_now"), "warn");
   }
   function paid(m) {
     const fen = m.topup && m.topup.amount;
     if (typeof m.balance === "number") setBalance(m.balance);
+    shownTopup = null;
     box.replaceChildren();
     input.value = "";
     say(typeof m.balance === "number" ? fill(t("topup_paid_balance"), { amount: money(fen), balance: money(m.balance) })
@@ -131,10 +148,15 @@ export function walletCard({ balance, max }) {
     balanceEl.textContent = money(fen);
     balanceEl.dataset.amount = String(fen);
   }
-  function setPending(list) {
+  const when = (p) => (p.expires_at_ms
+    ? `${fmtTime(p.created_at_ms).slice(5, 16)}, ${fill(t("topup_valid_until"), { time: fmtTime(p.expires_at_ms).slice(11, 16) })}`
+    : fmtTime(p.created_at_ms).slice(5, 16));
+  function setPending(list, closedList = []) {
     const open = box.childElementCount > 0;
     pendingEl.hidden = open || !list.length;
-    pendingEl.textContent = list.length ? `${list.length} ${t("topup_pending_n")}${t("colon")}${list.map((p) => `${money(p.amount)} (${fmtTime(p.created_at_ms).slice(5, 16)})`).join(", ")}` : "";
+    pendingEl.textContent = list.length ? `${list.length} ${t("topup_pending_n")}${t("colon")}${list.map((p) => `${money(p.amount)} (${when(p)})`).join(", ")}` : "";
+    closedEl.hidden = !closedList.length;
+    closedEl.textContent = closedList.length ? `${closedList.length} ${t("topup_closed_n")}${t("colon")}${closedList.map((p) => `${money(p.amount)} (${fmtTime(p.created_at_ms).slice(5, 16)})`).join(", ")}` : "";
   }
   function prefill(fen) {
     input.value = String(Math.ceil(fen) / 100);
@@ -145,7 +167,7 @@ export function walletCard({ balance, max }) {
     el("h2", { id: "wallet-h" }, t("wallet")),
     el("div", { class: "muted" }, t("my_balance")), balanceEl,
     el("h3", {}, t("topup")), form);
-  return { node, setBalance, paid, prefill, onTask, say, setPending };
+  return { node, setBalance, paid, closed, prefill, onTask, say, setPending };
 }
 
 // -- deposits, in words --------------------------------------------------------
