@@ -278,6 +278,13 @@ async def test_a_topup_left_unpaid_past_its_expiry_is_closed(stack, hall, wechat
     assert result["expires_at_ms"] > time.time() * 1000
     assert sim_order(wechat_sim, no)["time_expire"] == rfc3339(result["expires_at_ms"])
     assert [t["status"] for t in (await api.get("/api/me/topups"))["topups"]] == ["pending"]
+    # Past its time_expire the payer can no longer pay it at WeChat (the order
+    # stays NOTPAY there until the merchant closes it).
+    wechat_sim.gateway.orders[no]["time_expire"] = rfc3339(int(time.time() * 1000) - 1000)
+    code, answer = await Api(wechat_sim.url).call("POST", "/sim/pay",
+                                                  {"code_url": result["code_url"]})
+    assert code == 400 and answer["code"] == "ORDER_EXPIRED"
+    assert sim_order(wechat_sim, no)["trade_state"] == "NOTPAY"
 
     mark = len(sock.messages)
     expire_now(stack, topup_id)
@@ -323,6 +330,35 @@ async def test_a_topup_left_unpaid_past_its_expiry_is_closed(stack, hall, wechat
         ("topup_closed", -6_600, "wechat", topup_id)], wallet["entries"]
     assert [t["status"] for t in (await api.get("/api/me/topups"))["topups"]] == ["closed"]
     check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_a_redelivered_topup_task_after_its_trade_closed_opens_nothing(stack, hall, wechat_sim):
+    from celery import Celery
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    celery = Celery(broker=stack.redis.url, backend=stack.redis.url)
+    task_id = f"redeliver-{user['id']}"
+    loop = asyncio.get_running_loop()
+
+    async def run() -> dict:
+        sent = celery.send_task("workers.tasks.topups.start_topup", task_id=task_id, queue="money",
+                                kwargs={"user_id": user["id"], "amount": 1_200, "scene": "native"})
+        return await loop.run_in_executor(None, lambda: sent.get(timeout=30, propagate=False))
+
+    first = await run()
+    assert first["status"] == "awaiting_payment", first
+    mark = len(sock.messages)
+    expire_now(stack, first["topup_id"])
+    await sock.wait_for(lambda m: m.get("type") == "topup" and m["topup"]["status"] == "closed",
+                        start=mark, timeout=RECOVERY_S)
+    celery.AsyncResult(task_id).forget()  # so the answer read next is the second run's
+    again = await run()  # the broker hands the same task out again
+    assert again["status"] == "closed" and again["topup"]["id"] == first["topup_id"], again
+    assert "code_url" not in again  # nothing to pay
+    mine = [o for o in wechat_sim.gateway.orders.values() if o["out_trade_no"] == first["out_trade_no"]]
+    assert [o["trade_state"] for o in mine] == ["CLOSED"]
+    assert db_rows(stack, "SELECT COUNT(*) FROM topup WHERE user_id=?", (user["id"],)) == [(1,)]
+    assert await balance(api) == 0
     await sock.close()
 
 
