@@ -450,3 +450,53 @@ async def test_the_wallet_says_a_closed_topup_and_no_longer_offers_to_pay_it(sta
         await browser.close()
     assert await balance(api) == 0
     check_money(stack, [user["id"]])
+
+
+async def test_a_topup_paid_between_the_query_and_the_close_is_credited(stack, hall, wechat_sim,
+                                                                        monkeypatch):
+    """The sweep asks, hears NOTPAY, and closes; the payer's payment lands in
+    between, so WeChat refuses the close (ORDERPAID): the sweep asks again,
+    credits the payment once, and does not close the top-up."""
+    import devsim.wechatpay as sim
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    result = await start(api, sock, 2_300)
+    no = result["out_trade_no"]
+    close, refused = sim.CloseHandler.post, []
+
+    async def paid_just_before(self, trade_no: str) -> None:
+        order = self.gw.orders.get(trade_no)
+        if trade_no == no and order["trade_state"] == "NOTPAY":
+            refused.append(trade_no)
+            await self.gw.pay(order, deliver=False)  # its notification still on its way
+        close(self, trade_no)
+
+    monkeypatch.setattr(sim.CloseHandler, "post", paid_just_before)
+    mark = len(sock.messages)
+    expire_now(stack, result["topup_id"])
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=RECOVERY_S)
+    assert msg["topup"]["status"] == "paid" and msg["balance"] == 2_300, msg
+    assert refused == [no]  # the sweep did try to close it
+    assert sim_order(wechat_sim, no)["trade_state"] == "SUCCESS"
+    assert [t["status"] for t in (await api.get("/api/me/topups"))["topups"]] == ["paid"]
+    assert [c[:2] for c in credits(stack, user["id"])] == [("topup", 2_300)]
+    assert db_rows(stack, "SELECT status FROM payment WHERE out_trade_no=?", (no,)) == [("paid",)]
+    check_money(stack, [user["id"]])
+    await sock.close()
+
+
+async def test_an_expired_topup_is_closed_once_wechat_answers_again(stack, hall, wechat_sim):
+    """WeChat Pay down when the sweep comes: the top-up stays pending (not
+    closed on our side alone) and is closed at the gateway a round later."""
+    api, user, sock = await user_with_socket(stack, hall, balance_fen=0)
+    result = await start(api, sock, 900)
+    no = result["out_trade_no"]
+    down = await Api(wechat_sim.url).post("/sim/fail", {"status": 500, "count": 3})
+    assert down["pending_faults"] == 3
+    mark = len(sock.messages)
+    expire_now(stack, result["topup_id"])
+    msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=RECOVERY_S)
+    assert msg["topup"]["status"] == "closed"
+    assert not wechat_sim.gateway.faults  # the failed answers were all spent first
+    assert sim_order(wechat_sim, no)["trade_state"] == "CLOSED"
+    assert [t["status"] for t in (await api.get("/api/me/topups"))["topups"]] == ["closed"]
+    await sock.close()
