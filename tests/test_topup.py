@@ -401,7 +401,8 @@ async def test_a_topup_paid_at_the_last_second_is_credited_not_closed(stack, hal
 async def test_the_wallet_says_a_closed_topup_and_no_longer_offers_to_pay_it(stack, hall, wechat_sim):
     """/me in Chromium: the QR code of a top-up that expires while it is shown
     goes away, the page says in words that it closed and nothing was charged
-    (zh-CN, then English after a reload), and no button or code pays it."""
+    (zh-CN, then English after a reload), and no button or code pays it; a
+    payment that raced the close shows in the statement as going back."""
     from playwright.async_api import async_playwright, expect
     from test_backoffice_pages import DESKTOP, PHONE, check_a11y
     from test_pages import ARGS, CHROMIUM, log_in, shot
@@ -434,6 +435,12 @@ async def test_the_wallet_says_a_closed_topup_and_no_longer_offers_to_pay_it(sta
         await shot(page, "me-topup-closed-desktop", full_page=False)
         await ctx.close()
 
+        # A payment already under way when it closed goes through: it goes back.
+        (no,), = db_rows(stack, "SELECT out_trade_no FROM topup WHERE id=?", (topup_id,))
+        await Api(wechat_sim.url).post("/sim/pay", {"out_trade_no": no, "after_close": True})
+        await until(lambda: db_rows(stack, "SELECT status FROM paymentrefund WHERE user_id=?",
+                                    (user["id"],)) == [("done",)], "the late payment refunded")
+
         ctx = await browser.new_context(**PHONE)
         await log_in(ctx, stack.base, api.token, "en")
         page = await ctx.new_page()
@@ -443,8 +450,12 @@ async def test_the_wallet_says_a_closed_topup_and_no_longer_offers_to_pay_it(sta
             r"^1 top-up\(s\) closed unpaid at their expiry \(nothing was charged\): ¥88\.00 \("))
         await expect(page.get_by_test_id("topup-pending")).to_be_hidden()
         await expect(page.get_by_test_id("wechat-pay")).to_have_count(0)
+        rows = page.get_by_test_id("ledger-row")
+        await expect(rows.get_by_test_id("ledger-what")).to_have_text(
+            ["Payment of a closed trade returned", "Closed top-up (refunded)"])
+        await expect(rows.get_by_test_id("ledger-amount")).to_have_text(["+¥88.00", "−¥88.00"])
         await check_a11y(page, "me phone: top-up closed")
-        await shot(page, "me-topup-closed-phone", full_page=False)
+        await shot(page, "me-topup-closed-phone")
         assert not errors, errors
         await ctx.close()
         await browser.close()

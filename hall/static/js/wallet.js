@@ -37,7 +37,10 @@ export function userSocket(onMessage, onState = () => {}) {
 // -- the statement ------------------------------------------------------------
 
 function entryWhat(e) {
-  const kind = t(`led_${e.kind}`) !== `led_${e.kind}` ? t(`led_${e.kind}`) : t("statement");
+  // A payment that arrived for a trade already closed (a top-up past its
+  // expiry, a deposit moved on) is no double payment: said as what it is.
+  const key = e.kind === "payment_refund" && e.reason === "trade_closed" ? "led_payment_refund_closed" : `led_${e.kind}`;
+  const kind = t(key) !== key ? t(key) : t("statement");
   let about = null;
   if (e.lot_id && e.lot_title) {
     about = el("a", { href: `/lots/${e.lot_id}` }, e.lot_title);
