@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Iterable
+from typing import Callable, Iterable
 
 ZERO = "0" * 64
 
@@ -35,6 +35,19 @@ def ref_key(secret: str) -> bytes:
 
 def bidder_ref(key: bytes, lot_id: int, user_id: int) -> str:
     return hmac.new(key, f"{lot_id}:{user_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def bidder_refs(key: bytes) -> Callable[[int, int], str]:
+    """`bidder_ref` under one key, with the HMAC's keyed state made once and
+    copied per call: the same digests at about half the cost (the bid log
+    makes one per new bidder in a lot; tests check both give the same)."""
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def ref(lot_id: int, user_id: int) -> str:
+        mac = keyed.copy()
+        mac.update(f"{lot_id}:{user_id}".encode())
+        return mac.hexdigest()[:16]
+    return ref
 
 
 def entry(lot_id: int, seq: int, amount: int, ref: str, at_ms: int) -> dict:

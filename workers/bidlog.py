@@ -84,7 +84,7 @@ class ChainTips:
         if ref is None:
             if len(self.refs) > self.limit:
                 self.refs.clear()
-            ref = self.refs[(lot_id, user_id)] = bidchain.bidder_ref(_ref_key, lot_id, user_id)
+            ref = self.refs[(lot_id, user_id)] = _pseudonym(lot_id, user_id)
         return ref
 
     def previous(self, wanted: dict[int, int]) -> dict[int, str]:
@@ -140,7 +140,7 @@ class ChainTips:
             self.tips.pop(lot_id, None)
 
 
-_ref_key = bidchain.ref_key(settings.HALL_SECRET)
+_pseudonym = bidchain.bidder_refs(bidchain.ref_key(settings.HALL_SECRET))
 _tips = ChainTips()
 
 
