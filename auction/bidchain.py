@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 ZERO = "0" * 64
 

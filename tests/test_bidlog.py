@@ -5,9 +5,10 @@ the test polls the database until the rows are there (with a deadline).
 """
 from __future__ import annotations
 
-from auction import bidchain, keys
 from test_concurrency import sqlite_rows
 from workerctl import until
+
+from auction import bidchain, keys
 
 
 async def test_bids_reach_the_database_and_a_bad_entry_blocks_none(stack, hall):
