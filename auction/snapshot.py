@@ -91,7 +91,15 @@ def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
     }
     if status in ("closed", "settled"):
         snap["result"] = result
-        snap["winner"] = state.get("leader_name") if result == "sold" else None
+        if state.get("closed_at"):
+            snap["closed_at_ms"] = int(state["closed_at"])  # the hammer may fall before the deadline
+        # After a forfeit the lot may be bought on a second-chance offer
+        # (hall/handlers/offers.py sets `buyer_name`): the winner is that buyer.
+        buyer = state.get("buyer_name")
+        snap["winner"] = (buyer or state.get("leader_name")) if result == "sold" else None
+        if buyer and result == "sold":
+            snap["second_chance"] = True  # bought at their own best bid, below the hammer price
+            snap["sale_price"] = int(state.get("buyer_price") or 0) or None
     if state.get("chain_head"):
         snap["chain_head"] = state["chain_head"]
     warn_seq = state.get("warn_seq")

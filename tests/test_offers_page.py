@@ -11,6 +11,7 @@ import time
 
 from playwright.async_api import async_playwright, expect
 
+from auction.snapshot import mask_name
 from test_backoffice_pages import DESKTOP, PHONE, check_a11y
 from test_money import check_money, db_exec
 from test_offers import sale
@@ -101,6 +102,14 @@ async def test_an_offer_appears_in_the_room_and_is_accepted_and_paid_on_me(stack
         await phone.reload()
         await expect(phone.get_by_test_id("conn")).to_have_attribute("data-state", "online")
         await expect(phone.get_by_test_id("offers")).to_be_hidden()
+        # "Sold to" is the buyer now, not the bidder who forfeited, for everyone.
+        snap = await hall.anon.get(f"/api/lots/{lot['id']}")
+        assert (snap["winner"], snap["second_chance"], snap["sale_price"], snap["price"]) == (
+            mask_name(y.user["username"]), True, 180_000, 200_000)
+        await expect(phone.get_by_test_id("result-headline")).to_have_text(
+            "已成交 · 成交价 ¥1,800.00 · 买受人: 我 · 由次高出价者递补购得")
+        await expect(phone.get_by_test_id("result-mine")).to_have_attribute("data-state", "won_paid")
+        await shot(phone, "offer_sold_to_runner_up_phone")
         assert errors == []
         await browser.close()
     assert [o["status"] for o in (await y.api.get("/api/me/orders"))["orders"]

@@ -105,10 +105,15 @@ async def test_pages_two_bidders(stack, hall):
         await expect(a.get_by_test_id("lot-status")).to_have_text("拍卖中")
         await expect(b.get_by_test_id("lot-status")).to_have_text("Live")
 
-        # Bidding before the deposit: a clear message.
-        await a.get_by_test_id("bid-button").click()
-        await expect(a.get_by_test_id("bid-message")).to_have_text("请先缴纳保证金")
-        await expect(a.get_by_test_id("bid-button")).to_be_enabled()
+        # Before the deposit it is the one thing to do: its form stands where
+        # the bid buttons will be, right under the price and the countdown.
+        await expect(a.get_by_test_id("deposit-title")).to_have_text("缴纳保证金后即可出价")
+        await expect(b.get_by_test_id("deposit-title")).to_have_text("Pay the deposit to start bidding")
+        await expect(a.get_by_test_id("bid-button")).to_be_hidden()
+        # Under a minute left: the countdown is red and says so.
+        await expect(a.get_by_test_id("countdown")).to_have_attribute("data-urgent", "true")
+        await expect(a.get_by_test_id("countdown-label")).to_have_text("最后一分钟！")
+        await shot(a, "lot-deposit-first-phone")
 
         # -- deposits, paid through the page; the result arrives on the socket --
         await expect(a.get_by_test_id("deposit-balance")).to_have_text("¥100,000.00")
@@ -127,23 +132,27 @@ async def test_pages_two_bidders(stack, hall):
         # Two clicks in one task: the second is ignored (button disabled until answered).
         await a.evaluate("""() => { const b = document.querySelector('[data-testid="bid-button"]');
                                    b.click(); b.click(); }""")
-        await expect(a.get_by_test_id("bid-message")).to_have_text("出价成功 #1")
+        await expect(a.get_by_test_id("my-position")).to_have_text("您领先")
         await expect(a.get_by_test_id("leader")).to_have_text("我")
         await expect(b.get_by_test_id("price")).to_have_text("¥100.00")
         await expect(b.get_by_test_id("leader")).to_have_text(re.compile(r"^a.*\*"))
         await expect(b.get_by_test_id("bid-row")).to_have_count(1)
-        # The late bid moved the deadline: both see the extension notice.
+        # The late bid moved the deadline: both see it where the deadline is,
+        # and the viewer's one notice line says why.
         for p in (a, b):
-            await expect(p.get_by_test_id("extended-notice")).to_be_visible()
-        await expect(a.get_by_test_id("extended-notice")).to_contain_text("拍卖已延时")
-        await expect(b.get_by_test_id("extended-notice")).to_contain_text("extended")
+            await expect(p.get_by_test_id("deadline")).to_have_attribute("data-extended", "true")
+        await expect(a.get_by_test_id("deadline")).to_contain_text("已延时至")
+        await expect(b.get_by_test_id("deadline")).to_contain_text("Extended to")
+        await expect(b.get_by_test_id("room-notice")).to_contain_text("A late bid extended the auction")
         new_deadline = int(await b.get_by_test_id("deadline").get_attribute("data-deadline-ms"))
         assert new_deadline >= original_deadline + 40_000
         left = int(await b.get_by_test_id("countdown").get_attribute("data-left-ms"))
         assert 60_000 < left <= 90_000, left
+        await expect(b.get_by_test_id("countdown")).to_have_attribute("data-urgent", "false")
 
         await b.get_by_test_id("bid-button").click()
-        await expect(b.get_by_test_id("bid-message")).to_have_text("Bid accepted #2")
+        await expect(b.get_by_test_id("room-notice")).to_have_text("Bid accepted #2")
+        await expect(b.get_by_test_id("room-notice")).to_have_attribute("data-kind", "accepted")
         # The bid's signed receipt is kept in the browser, ready to download.
         await expect(b.get_by_test_id("receipts-download")).to_have_text("Download my bid receipts (1)")
         async with b.expect_download() as download:
@@ -156,21 +165,39 @@ async def test_pages_two_bidders(stack, hall):
         await expect(b.get_by_test_id("leader")).to_have_text("you")
         await expect(a.get_by_test_id("price")).to_have_text("¥105.00")
         await expect(a.get_by_test_id("leader")).to_have_text(re.compile(r"^b.*\*"))
-        await expect(a.get_by_test_id("outbid-notice")).to_have_text("您的出价已被超越，当前价 ¥105.00")
+        await expect(a.get_by_test_id("room-notice")).to_have_text("您的出价已被超越，当前价 ¥105.00")
+        await expect(a.get_by_test_id("my-position")).to_have_text("您已被超越")
+        # Quick bids: the next minimum, +1 and +5 steps of the increment.
+        await expect(a.get_by_test_id("bid-button")).to_have_text("出价 ¥110.00")
+        await expect(a.get_by_test_id("quick-bid-1")).to_have_text("+1 档 ¥115.00")
+        await expect(a.get_by_test_id("quick-bid-5")).to_have_text("+5 档 ¥135.00")
         await expect(a.get_by_test_id("next-min-bid")).to_have_text("¥110.00")
 
         # Rejections, each with its own message.
-        await b.get_by_test_id("bid-button").click()
-        await expect(b.get_by_test_id("bid-message")).to_have_text("You are already the highest bidder")
+        # The leader has nothing to press: no "already the highest bidder" in vain.
+        await expect(b.get_by_test_id("bid-button")).to_be_disabled()
+        await expect(b.get_by_test_id("bid-button")).to_have_text("You are leading: no need to bid")
+        await expect(b.get_by_test_id("quick-bid-1")).to_be_disabled()
         await a.get_by_test_id("bid-amount").fill("112")
-        await a.get_by_test_id("bid-amount-button").click()
-        await expect(a.get_by_test_id("bid-message")).to_have_text("金额无效（须为加价幅度的整数倍）")
+        await a.get_by_test_id("bid-amount").press("Enter")  # Enter bids the amount typed
+        await expect(a.get_by_test_id("room-notice")).to_have_text("金额无效（须为加价幅度的整数倍）")
         await a.get_by_test_id("bid-amount").fill("100")
         await a.get_by_test_id("bid-amount-button").click()
-        await expect(a.get_by_test_id("bid-message")).to_have_text("出价低于最低加价")
+        await expect(a.get_by_test_id("room-notice")).to_have_text("出价低于最低加价")
+        # Far above the minimum (here 1,000 increments): asked to confirm; cancel places nothing.
+        await a.get_by_test_id("bid-amount").fill("5110")
+        await a.get_by_test_id("bid-amount").press("Enter")
+        confirm = a.get_by_test_id("bid-confirm")
+        await expect(confirm).to_be_visible()
+        await expect(a.get_by_test_id("bid-confirm-text")).to_contain_text("¥5,110.00")
+        await expect(a.get_by_test_id("bid-confirm-text")).to_contain_text("1000")
+        await shot(a, "lot-confirm-phone")
+        await a.get_by_test_id("bid-confirm-no").click()
+        await expect(confirm).to_be_hidden()
         await a.get_by_test_id("bid-amount").fill("120")
         await a.get_by_test_id("bid-amount-button").click()
-        await expect(a.get_by_test_id("bid-message")).to_have_text("出价成功 #3")
+        await expect(a.get_by_test_id("room-notice")).to_have_text("出价成功 #3")
+        assert (await hall.anon.get(f"/api/lots/{lot_id}"))["price"] == 12_000  # the 5,110 was never placed
         await expect(b.get_by_test_id("price")).to_have_text("¥120.00")
         for p in (a, b):
             await expect(p.get_by_test_id("bid-row")).to_have_count(3)
@@ -181,18 +208,23 @@ async def test_pages_two_bidders(stack, hall):
         await hall.operator.post(f"/api/admin/lots/{lot_id}/pause")
         await expect(a.get_by_test_id("lot-status")).to_have_text("已暂停")
         await expect(b.get_by_test_id("lot-status")).to_have_text("Paused")
-        await expect(a.get_by_test_id("status-notice")).to_have_text("拍卖已暂停")
-        await expect(b.get_by_test_id("status-notice")).to_have_text("The auction is paused")
+        await expect(a.get_by_test_id("room-notice")).to_have_text("拍卖已暂停")
+        await expect(b.get_by_test_id("room-notice")).to_have_text("The auction is paused")
+        # Paused: no bid button to press in vain, and the countdown says it is stopped.
+        await expect(b.get_by_test_id("bid-button")).to_be_disabled()
+        await expect(b.get_by_test_id("bid-button")).to_have_text("Paused: bidding resumes with the lot")
+        await expect(b.get_by_test_id("countdown-label")).to_have_text("Time left (paused)")
         frozen = await b.get_by_test_id("countdown").text_content()
-        await b.get_by_test_id("bid-button").click()
-        await expect(b.get_by_test_id("bid-message")).to_have_text("The lot is not open for bids")
+        await expect(b.get_by_test_id("countdown")).to_have_attribute("data-urgent", "false")
         assert await b.get_by_test_id("countdown").text_content() == frozen  # stopped
         await shot(b, "lot-paused")
         await hall.operator.post(f"/api/admin/lots/{lot_id}/resume")
         await expect(a.get_by_test_id("lot-status")).to_have_text("拍卖中")
-        await expect(b.get_by_test_id("status-notice")).to_have_text("The auction has resumed")
+        await expect(b.get_by_test_id("room-notice")).to_have_text("The auction has resumed")
+        await expect(b.get_by_test_id("bid-button")).to_be_enabled()
         await hall.operator.post(f"/api/admin/lots/{lot_id}/fair-warning")
-        await expect(a.get_by_test_id("status-notice")).to_have_text("最后警告！即将落槌")
+        await expect(a.get_by_test_id("room-notice")).to_have_text("最后警告！即将落槌")
+        await expect(a.get_by_test_id("lot-status")).to_have_text("最后警告")
 
         # -- alice loses the network; bob and carol keep bidding --------------------
         await ctx_a.set_offline(True)
@@ -220,7 +252,8 @@ async def test_pages_two_bidders(stack, hall):
 
         # alice takes the lead again after reconnecting.
         await a.get_by_test_id("bid-button").click()
-        await expect(a.get_by_test_id("bid-message")).to_have_text("出价成功 #8")
+        await expect(a.get_by_test_id("room-notice")).to_have_text("出价成功 #8")
+        await expect(a.get_by_test_id("my-position")).to_have_text("您领先")
         await expect(b.get_by_test_id("price")).to_have_text("¥145.00")
         await expect(b.get_by_test_id("bid-row")).to_have_count(8)
 
@@ -228,17 +261,38 @@ async def test_pages_two_bidders(stack, hall):
         await hall.operator.post(f"/api/admin/lots/{lot_id}/hammer")
         await expect(a.get_by_test_id("lot-status")).to_have_text(re.compile("^(已结束|已结算)$"))
         await expect(b.get_by_test_id("lot-status")).to_have_text(re.compile("^(Closed|Settled)$"))
-        await expect(a.get_by_test_id("closed-notice")).to_have_text(
-            "已成交 · 成交价 ¥145.00 · 买受人: 我 · 恭喜，您已拍得此拍品！")
-        await expect(b.get_by_test_id("closed-notice")).to_have_text(
-            re.compile(r"^Sold · Hammer price ¥145\.00 · Winner: a\S*\*"))
-        await expect(b.get_by_test_id("bid-button")).to_be_disabled()
+        await expect(a.get_by_test_id("result-headline")).to_have_text(
+            "已成交 · 成交价 ¥145.00 · 买受人: 我")
+        await expect(b.get_by_test_id("result-headline")).to_have_text(
+            re.compile(r"^Sold · Hammer price ¥145\.00 · Winner: a\*{3}\S+$"))
+        # The bid controls are gone (not a disabled button left behind); the
+        # result says what it means for each: alice pays, bob's deposit goes back.
+        for p in (a, b):
+            await expect(p.get_by_test_id("bid-button")).to_be_hidden()
+            await expect(p.get_by_test_id("room-notice")).to_be_hidden()  # no stale "accepted" or "extended"
+            await expect(p.get_by_test_id("my-position")).to_be_hidden()
+        await expect(b.get_by_test_id("result-mine")).to_have_attribute("data-state", "lost")
+        await expect(b.get_by_test_id("result-mine")).to_contain_text("You did not win this lot.")
+        await expect(b.get_by_test_id("refund-state")).to_contain_text("¥50.00")
+        # settlement pushes `won` once the order exists: pay now, with the amount due
+        await expect(a.get_by_test_id("result-mine")).to_have_attribute("data-state", "won_unpaid",
+                                                                         timeout=60_000)
+        await expect(a.get_by_test_id("result-mine")).to_contain_text("应付 ¥45.00")  # ¥145 less the ¥100 session deposit
         await shot(a, "lot-closed-phone")
         await shot(b, "lot-closed-desktop-en")
+        # A reload says the same: the result is read back from /api/me.
+        for p in (a, b):
+            await p.reload()
+        await expect(a.get_by_test_id("result-mine")).to_have_attribute("data-state", "won_unpaid")
+        await expect(a.get_by_test_id("won-pay-link")).to_be_visible()
+        await expect(b.get_by_test_id("result-mine")).to_have_attribute("data-state", "lost")
+        await expect(b.get_by_test_id("refund-state")).to_have_attribute(
+            "data-status", re.compile("^(soon|pending|done)$"))
+        await expect(b.get_by_test_id("bid-button")).to_be_hidden()
 
-        # -- me: settlement pushes `won` once the order exists; pay it -------------------
-        await expect(a.get_by_test_id("won-notice")).to_be_visible(timeout=60_000)
-        await a.goto(base + "/me")
+        # -- me: pay the order the room links to ------------------------------------------
+        await a.get_by_test_id("won-pay-link").click()
+        await expect(a).to_have_url(re.compile(r"/me#order-\d+$"))
         await expect(a.get_by_test_id("order-row")).to_have_count(1)
         row = a.get_by_test_id("order-row")
         await expect(row).to_have_attribute("data-status", "unpaid")
@@ -265,7 +319,7 @@ async def test_pages_two_bidders(stack, hall):
         await log_in(ops_ctx, stack.base, hall.operator.token, "zh")
         op = await ops_ctx.new_page()
         # A second live lot so the dashboard has something to control.
-        _, (lot2,) = await hall.live_lots(1, ends_in_s=120, title="紫砂壶")
+        _, (lot2,) = await hall.live_lots(1, ends_in_s=120, title="紫砂壶", reserve_price=50_000)
         await op.goto(base + "/ops")
         row2 = op.locator(f'[data-testid="room-row"][data-lot-id="{lot2["id"]}"]')
         await expect(row2.get_by_test_id("room-status")).to_have_text("拍卖中")
@@ -273,7 +327,16 @@ async def test_pages_two_bidders(stack, hall):
         await expect(row2.get_by_test_id("room-status")).to_have_text("已暂停")
         await row2.get_by_test_id("ctl-resume").click()
         await expect(row2.get_by_test_id("room-status")).to_have_text("拍卖中")
-        await bob_api.post(f"/api/lots/{lot2['id']}/deposit", {"scope": "session", "method": "balance"})
+        await wait_task(bob_api, (await bob_api.post(
+            f"/api/lots/{lot2['id']}/deposit", {"scope": "session", "method": "balance"}))["task_id"])
+        # Below the hidden reserve the room says so, beside the price (never the reserve itself).
+        first = (await hall.anon.get(f"/api/lots/{lot2['id']}"))["next_min_bid"]
+        ans = await bob_api.post(f"/api/lots/{lot2['id']}/bids", {"amount": first, "ref": uuid.uuid4().hex})
+        assert ans["accepted"] is True
+        await b.goto(f"{base}/lots/{lot2['id']}")
+        await expect(b.get_by_test_id("reserve-state")).to_have_text("Reserve not met")
+        await expect(b.get_by_test_id("my-position")).to_have_text("You are leading")
+        await shot(b, "lot-reserve-not-met-desktop-en")
         await shot(op, "ops", full_page=False)  # the screen, not every room of the stack
 
         assert not errors, errors
@@ -409,14 +472,14 @@ async def test_pages_coupon_on_a_won_order(stack, hall):
         await expect(toggle).to_contain_text("已关注")
         assert [w["lot_id"] for w in (await fay_api.get("/api/me/watches"))["watches"]] == [lid]
         await hall.operator.post(f"/api/admin/lots/{lid}/hammer")
-        won = page.get_by_test_id("won-notice")
+        won = page.get_by_test_id("result-mine")
         await expect(won).to_contain_text("恭喜，您已拍得此拍品")
         await expect(won).to_contain_text("¥450.00")
         order_id = await won.get_attribute("data-order-id")
 
         # /me: the coupon is listed, picking it shows the discounted amount, pay.
         await won.get_by_test_id("won-pay-link").click()
-        await expect(page).to_have_url(f"{base}/me")
+        await expect(page).to_have_url(f"{base}/me#order-{order_id}")
         await expect(page.get_by_test_id("coupon-row")).to_have_count(1)
         await expect(page.get_by_test_id("coupon-row")).to_contain_text("立减 ¥30.00")
         row = page.locator(f'[data-testid="order-row"][data-id="{order_id}"]')

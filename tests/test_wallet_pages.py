@@ -353,6 +353,16 @@ async def test_a_newcomer_registers_tops_up_bids_wins_and_pays(stack, hall, wech
         await page.get_by_test_id("login-submit").click()
         await expect(page).to_have_url(f"{stack.base}/me")
         await expect(page.get_by_test_id("balance")).to_have_text("¥0.00")
+        # The room with ¥0: the deposit says how much is missing and offers a top-up,
+        # which comes back filled in, with the way back to the lot.
+        await page.goto(f"{stack.base}/lots/{lid}")
+        await page.get_by_test_id("deposit-scope-lot").check()
+        await expect(page.get_by_test_id("deposit-short")).to_contain_text("余额不足，还差 ¥100.00。")
+        await expect(page.get_by_test_id("deposit-pay")).to_be_disabled()
+        await page.get_by_test_id("deposit-topup").click()
+        await expect(page).to_have_url(f"{stack.base}/me?topup=10000&back=%2Flots%2F{lid}")
+        await expect(page.get_by_test_id("topup-amount")).to_have_value("100")
+        await expect(page.get_by_test_id("back-to-lot")).to_have_attribute("href", f"/lots/{lid}")
         await page.get_by_test_id("topup-amount").fill("300")
         await page.get_by_test_id("topup-submit").click()
         qr = page.get_by_test_id("wechat-qr")
@@ -360,13 +370,13 @@ async def test_a_newcomer_registers_tops_up_bids_wins_and_pays(stack, hall, wech
         await Api(wechat_sim.url).post("/sim/pay", {"code_url": await qr.get_attribute("data-code-url")})
         await expect(page.get_by_test_id("balance")).to_have_text("¥300.00")
 
-        await page.goto(f"{stack.base}/lots/{lid}")
+        await page.get_by_test_id("back-to-lot").click()
         await expect(page.get_by_test_id("deposit-balance")).to_have_text("¥300.00")
         await page.get_by_test_id("deposit-scope-lot").check()
         await page.get_by_test_id("deposit-pay").click()
         await expect(page.get_by_test_id("deposit-message")).to_have_text("保证金已生效")
         await page.get_by_test_id("bid-button").click()
-        await expect(page.get_by_test_id("bid-message")).to_have_text("出价成功 #1")
+        await expect(page.get_by_test_id("room-notice")).to_have_text("出价成功 #1")
 
         # The second browser: the rival pays a deposit and outbids.
         rctx = await browser.new_context(**PHONE)
@@ -377,14 +387,15 @@ async def test_a_newcomer_registers_tops_up_bids_wins_and_pays(stack, hall, wech
         await rival.get_by_test_id("deposit-pay").click()
         await expect(rival.get_by_test_id("deposit-message")).to_have_text("Deposit in force")
         await rival.get_by_test_id("bid-button").click()
-        await expect(rival.get_by_test_id("bid-message")).to_have_text("Bid accepted #2")
-        await expect(page.get_by_test_id("outbid-notice")).to_have_text("您的出价已被超越，当前价 ¥110.00")
+        await expect(rival.get_by_test_id("room-notice")).to_have_text("Bid accepted #2")
+        await expect(page.get_by_test_id("room-notice")).to_have_text("您的出价已被超越，当前价 ¥110.00")
         await page.get_by_test_id("bid-button").click()
-        await expect(page.get_by_test_id("bid-message")).to_have_text("出价成功 #3")
+        await expect(page.get_by_test_id("room-notice")).to_have_text("出价成功 #3")
         await expect(rival.get_by_test_id("price")).to_have_text("¥120.00")
 
         await hall.operator.post(f"/api/admin/lots/{lid}/hammer")
-        await expect(page.get_by_test_id("won-notice")).to_be_visible(timeout=60_000)
+        await expect(page.get_by_test_id("result-mine")).to_have_attribute("data-state", "won_unpaid",
+                                                                          timeout=60_000)
         await page.goto(f"{stack.base}/me")
         row = page.get_by_test_id("order-row")
         await expect(row.get_by_test_id("order-lot")).to_have_text("明宣德青花缠枝莲纹碗")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from auction import offers, tasknames
+from auction import keys, offers, snapshot, tasknames
 from hall.auth import Identity
 from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
@@ -67,6 +67,10 @@ class OfferAcceptHandler(BidderHandler):
             offer = await Offer.aget(Offer.id == oid)
             await self.pass_on(offer.lot_id, user.id)
             raise ApiError("offer_expired", "this offer has expired")
+        # The room's "sold to" names the buyer now, not the bidder who forfeited
+        # (auction/snapshot.py reads `buyer_name` over the engine's leader).
+        await self.redis.hset(keys.lot(result.order.lot_id), mapping={
+            "buyer_name": snapshot.mask_name(user.name), "buyer_price": result.order.amount})
         self.send({**order_public(result.order), "offer_id": oid})
 
 

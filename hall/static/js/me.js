@@ -193,7 +193,7 @@ function orderItem(o, coupons) {
   if (btn) btn.addEventListener("click", () => payOrder(o, ui, "balance"));
   if (wxBtn) wxBtn.addEventListener("click", () => payOrder(o, ui, "wechat"));
   const line = (label, value, testid) => el("div", { class: "kv" }, el("span", { class: "muted" }, label), el("span", { testid }, value));
-  return el("li", { class: "order", testid: "order-row", "data-id": o.id, "data-status": o.status },
+  return el("li", { class: "order", testid: "order-row", id: `order-${o.id}`, "data-id": o.id, "data-status": o.status },
     el("a", { href: `/lots/${o.lot_id}`, class: "order-photo", tabindex: "-1", "aria-hidden": "true" }, lotPhoto(o.lot_image, title, "order-thumb")),
     el("div", { class: "order-body" },
       el("div", { class: "row between nowrap" },
@@ -246,9 +246,27 @@ async function main() {
       sections.orders, sections.coupons, sections.deposits, sections.statement);
     await refresh();
     userSocket(onSocket);
+    fromTheRoom();
   } catch (e) {
     app.replaceChildren(el("p", { class: "notice err", testid: "error", role: "alert" }, errText(e)));
   }
 }
+// Sent here by a room: `?topup=FEN` (a deposit the balance is short of) fills
+// in the top-up, `back=/lots/N` offers the way back; `#order-N` (won: pay now)
+// shows that order.
+function fromTheRoom() {
+  const q = new URLSearchParams(location.search);
+  const back = q.get("back") || "";
+  if (/^\/lots\/\d+$/.test(back)) {
+    wallet.node.append(el("p", { class: "mt8" }, el("a", { href: back, testid: "back-to-lot" }, t("back_to_lot"))));
+  }
+  const gap = Number(q.get("topup"));
+  if (Number.isInteger(gap) && gap > 0) wallet.prefill(gap);
+  else if (/^#order-\d+$/.test(location.hash)) {
+    const row = document.getElementById(location.hash.slice(1));
+    if (row) row.scrollIntoView({ block: "center" });
+  }
+}
+
 main();
 mountOffers();  // second-chance offers, above the page (offers.js)
