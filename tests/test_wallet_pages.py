@@ -330,10 +330,12 @@ async def test_room_for_an_anonymous_visitor_and_what_screen_readers_hear(stack,
 
 
 async def test_a_newcomer_registers_tops_up_bids_wins_and_pays(stack, hall, wechat_sim):
-    """The first half of issue 14's walk, as far as the pages go today: register
-    in the page, top up by WeChat (QR code, the simulator pays, the balance
-    rises live), pay the deposit, bid, be outbid by a second browser, bid
-    again, win, pay on /me; the loser's /me shows the deposit refunded."""
+    """Issue 14's walk: register in the page; the room's deposit is short, so
+    top up by WeChat (QR code, the simulator pays, the balance rises live) and
+    come back; pay the deposit; bid with the quick buttons; be outbid by a
+    second browser (a phone); pause and fair warning shown; win, reload, pay;
+    the loser's room says they lost and their deposit's refund, and their /me
+    shows it refunded. axe-core on the open and the closed room."""
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=10_000, deposit=50_000,
                                      start_price=10_000, increment=1_000, title="明宣德青花缠枝莲纹碗",
                                      images=[PHOTO])
@@ -375,8 +377,11 @@ async def test_a_newcomer_registers_tops_up_bids_wins_and_pays(stack, hall, wech
         await page.get_by_test_id("deposit-scope-lot").check()
         await page.get_by_test_id("deposit-pay").click()
         await expect(page.get_by_test_id("deposit-message")).to_have_text("保证金已生效")
-        await page.get_by_test_id("bid-button").click()
+        await page.get_by_test_id("quick-bid-1").click()  # ¥100 + one step: ¥110
         await expect(page.get_by_test_id("room-notice")).to_have_text("出价成功 #1")
+        await expect(page.get_by_test_id("price")).to_have_text("¥110.00")
+        await expect(page.get_by_test_id("my-position")).to_have_text("您领先")
+        await check_a11y(page, "room, open, leading")
 
         # The second browser: the rival pays a deposit and outbids.
         rctx = await browser.new_context(**PHONE)
@@ -388,21 +393,46 @@ async def test_a_newcomer_registers_tops_up_bids_wins_and_pays(stack, hall, wech
         await expect(rival.get_by_test_id("deposit-message")).to_have_text("Deposit in force")
         await rival.get_by_test_id("bid-button").click()
         await expect(rival.get_by_test_id("room-notice")).to_have_text("Bid accepted #2")
-        await expect(page.get_by_test_id("room-notice")).to_have_text("您的出价已被超越，当前价 ¥110.00")
-        await page.get_by_test_id("bid-button").click()
+        await expect(page.get_by_test_id("room-notice")).to_have_text("您的出价已被超越，当前价 ¥120.00")
+        await expect(page.get_by_test_id("my-position")).to_have_text("您已被超越")
+        await page.get_by_test_id("quick-bid-5").click()  # ¥130 + five steps: ¥180
         await expect(page.get_by_test_id("room-notice")).to_have_text("出价成功 #3")
-        await expect(rival.get_by_test_id("price")).to_have_text("¥120.00")
+        await expect(rival.get_by_test_id("price")).to_have_text("¥180.00")
+        await expect(rival.get_by_test_id("my-position")).to_have_text("You have been outbid")
+
+        # The operator pauses, resumes and gives fair warning: both rooms show each.
+        await hall.operator.post(f"/api/admin/lots/{lid}/pause")
+        await expect(rival.get_by_test_id("lot-status")).to_have_text("Paused")
+        await expect(rival.get_by_test_id("room-notice")).to_have_text("The auction is paused")
+        await expect(rival.get_by_test_id("bid-button")).to_be_disabled()
+        await expect(page.get_by_test_id("lot-status")).to_have_text("已暂停")
+        await hall.operator.post(f"/api/admin/lots/{lid}/resume")
+        await expect(rival.get_by_test_id("bid-button")).to_be_enabled()
+        await hall.operator.post(f"/api/admin/lots/{lid}/fair-warning")
+        await expect(page.get_by_test_id("lot-status")).to_have_text("最后警告")
+        await expect(rival.get_by_test_id("room-notice")).to_have_text("Fair warning! Going, going…")
 
         await hall.operator.post(f"/api/admin/lots/{lid}/hammer")
         await expect(page.get_by_test_id("result-mine")).to_have_attribute("data-state", "won_unpaid",
                                                                           timeout=60_000)
-        await page.goto(f"{stack.base}/me")
+        # The loser's room: they lost, and what becomes of their deposit.
+        await expect(rival.get_by_test_id("result-mine")).to_have_attribute("data-state", "lost")
+        await expect(rival.get_by_test_id("result-mine")).to_contain_text("You did not win this lot.")
+        await expect(rival.get_by_test_id("refund-state")).to_contain_text("¥100.00")
+        await check_a11y(rival, "room, closed, lost (phone)")
+        # Reloaded, the winner's room still says pay now, and links to the order.
+        await page.reload()
+        await expect(page.get_by_test_id("result-mine")).to_have_attribute("data-state", "won_unpaid")
+        await expect(page.get_by_test_id("result-mine")).to_contain_text("应付 ¥80.00")
+        await check_a11y(page, "room, closed, won")
+        await page.get_by_test_id("won-pay-link").click()
+        await expect(page).to_have_url(re.compile(r"/me#order-\d+$"))
         row = page.get_by_test_id("order-row")
         await expect(row.get_by_test_id("order-lot")).to_have_text("明宣德青花缠枝莲纹碗")
-        await expect(row.get_by_test_id("order-due")).to_have_text("¥20.00")  # ¥120 less the ¥100 deposit
+        await expect(row.get_by_test_id("order-due")).to_have_text("¥80.00")  # ¥180 less the ¥100 deposit
         await row.get_by_test_id("order-pay").click()
         await expect(row.get_by_test_id("order-status")).to_have_text("已付款")
-        await expect(page.get_by_test_id("balance")).to_have_text("¥180.00")
+        await expect(page.get_by_test_id("balance")).to_have_text("¥120.00")
 
         # The loser's deposit goes back to the balance; their /me says so.
         await rival.goto(f"{stack.base}/me")
