@@ -96,10 +96,16 @@ def from_state(lot_id: int, state: dict[str, str], now: int) -> dict | None:
         # After a forfeit the lot may be bought on a second-chance offer
         # (hall/handlers/offers.py sets `buyer_name`): the winner is that buyer.
         buyer = state.get("buyer_name")
+        resale = state.get("resale")  # the buyer forfeited: workers/offers.py
+        if result == "sold" and not buyer and resale == "none":
+            result = snap["result"] = "unsold"  # offered on to everyone left; nobody took it
+            snap["forfeited"] = True
         snap["winner"] = (buyer or state.get("leader_name")) if result == "sold" else None
         if buyer and result == "sold":
             snap["second_chance"] = True  # bought at their own best bid, below the hammer price
             snap["sale_price"] = int(state.get("buyer_price") or 0) or None
+        elif result == "sold" and resale == "offering":
+            snap["forfeited"] = True  # the winner did not pay; offered to the next bidder
     if state.get("chain_head"):
         snap["chain_head"] = state["chain_head"]
     warn_seq = state.get("warn_seq")

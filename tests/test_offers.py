@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+from auction.snapshot import mask_name
 from conftest import Api, Socket
 from test_money import check_money, db_exec, db_rows, hammer, task_result, user_with_socket
 from test_trust import forfeit
@@ -117,7 +118,13 @@ async def test_declined_expired_and_forfeited_offers_pass_on_until_nobody_is_lef
     await forfeit(stack, w.sock, order)
     z_offer = await offer_for(z, lid, mark)
     assert z_offer["amount"] == 1_200
+    # The room no longer names w the buyer: it says the lot is offered on.
+    snap = await hall.anon.get(f"/api/lots/{lid}")
+    assert (snap["result"], snap.get("forfeited"), snap.get("second_chance")) == ("sold", True, None)
     z_order = await z.api.post(f"/api/offers/{z_offer['offer_id']}/accept")
+    snap = await hall.anon.get(f"/api/lots/{lid}")
+    assert (snap["winner"], snap["second_chance"], snap["sale_price"]) == (
+        mask_name(z.user["username"]), True, 1_200)
     mark = len(y.sock.messages)
     await forfeit(stack, z.sock, z_order)
     assert db_rows(stack, 'SELECT strikes FROM "user" WHERE id=?', (z.id,)) == [(1,)]
@@ -125,6 +132,8 @@ async def test_declined_expired_and_forfeited_offers_pass_on_until_nobody_is_lef
     # y (1,100) is offered it and declines: it passes to x (1,000).
     y_offer = await offer_for(y, lid, mark)
     assert y_offer["amount"] == 1_100
+    snap = await hall.anon.get(f"/api/lots/{lid}")  # z is no buyer either now
+    assert (snap.get("second_chance"), snap.get("forfeited")) == (None, True)
     mark = len(x.sock.messages)
     declined = await y.api.post(f"/api/offers/{y_offer['offer_id']}/decline")
     assert declined["status"] == "declined"
@@ -151,6 +160,8 @@ async def test_declined_expired_and_forfeited_offers_pass_on_until_nobody_is_lef
                 if a.get("kind") == "offer_none_left" and a.get("lot_id") == lid]
     await until(lambda: bool(none_left()), "operators alerted that nobody is left")
     assert sorted(none_left()[0]["forfeited_by"]) == sorted([w.id, z.id])
+    snap = await hall.anon.get(f"/api/lots/{lid}")  # unsold after all, in the room too
+    assert (snap["result"], snap["winner"], snap["forfeited"]) == ("unsold", None, True)
     assert [o["status"] for o in await x.offers()] == ["expired"]
     assert [o["status"] for o in await z.offers()] == ["accepted"]
     assert lot_audit(stack, lid) == ["offer.create", "offer.accept", "offer.create",

@@ -20,7 +20,7 @@ import logging
 
 from peewee import IntegrityError
 
-from auction import offers
+from auction import keys, offers
 from models import Lot, Offer, now_ms, on_commit, write_transaction
 from workers import publish
 from workers.alerts import alert_ops
@@ -29,7 +29,16 @@ logger = logging.getLogger(__name__)
 
 
 def announce(outcome: offers.Next) -> None:
-    """Say what passing a lot on did (after the commit)."""
+    """Say what passing a lot on did (after the commit). The lot's room learns
+    it from the lot's hash (`resale`, auction/snapshot.py): the buyer did not
+    pay and the lot is being offered on, or nobody is left and it is unsold."""
+    if outcome.kind in ("offer", "none_left"):
+        lot_id = outcome.offer.lot_id if outcome.offer is not None else outcome.lot_id
+        pipe = publish.client().pipeline()
+        # Whoever bought it on an earlier offer forfeited too: no buyer now.
+        pipe.hdel(keys.lot(lot_id), "buyer_name", "buyer_price")
+        pipe.hset(keys.lot(lot_id), "resale", "offering" if outcome.kind == "offer" else "none")
+        pipe.execute()
     if outcome.kind == "offer" and outcome.offer is not None:
         offer = outcome.offer
         lot = Lot.get_by_id(offer.lot_id)

@@ -145,6 +145,7 @@ const DICT = {
     err_unavailable: "服务暂不可用，请稍后重试", err_task_failed: "处理失败，请重试",
     // the room, phone first (lot.js)
     bid_leading: "您已领先，暂无需出价", highest_bid: "最高出价", ended_at: "结束于",
+    forfeited_reoffering: "买受人未按时付款，拍品正递补给次高出价者", forfeited_none_left: "买受人未付款，递补报价无人接受",
     back_to_lot: "返回拍品", extended_to: "已延时至", bidding: "出价", deposit_cta: "缴纳保证金后即可出价", lot_details: "拍品详情",
     bid_confirm_title: "确认出价", bid_confirm_text: "您将出价 {amount}，比最低加价 {min} 高出约 {steps} 个加价幅度。确定吗？",
     bid_confirm_yes: "确认出价", cancel: "取消",
@@ -308,6 +309,7 @@ const DICT = {
     err_unavailable: "Service unavailable, please try again shortly", err_task_failed: "Something went wrong, please try again",
     // the room, phone first (lot.js)
     bid_leading: "You are leading: no need to bid", highest_bid: "Highest bid", ended_at: "Ended at",
+    forfeited_reoffering: "the buyer did not pay; the lot is offered to the next bidder", forfeited_none_left: "the buyer did not pay and nobody took a second-chance offer",
     back_to_lot: "Back to the lot", extended_to: "Extended to", bidding: "Bidding", deposit_cta: "Pay the deposit to start bidding", lot_details: "About this lot",
     bid_confirm_title: "Confirm your bid", bid_confirm_text: "You are bidding {amount}, about {steps} increments above the minimum of {min}. Are you sure?",
     bid_confirm_yes: "Yes, bid", cancel: "Cancel",

@@ -303,12 +303,15 @@ function renderClosed() {
   const res = r ? r.result : "";
   h.dataset.result = res || "";
   if (!r) h.textContent = statusText(S.status);
-  else if (res === "sold") {
+  else if (res === "sold" && r.forfeited) {
+    h.textContent = `${t("sold")} · ${t("closed_at")} ${money(r.price)} · ${t("forfeited_reoffering")}`;
+  } else if (res === "sold") {
     const byMe = S.mine ? S.mine.buyer : S.leaderMine;
     h.textContent = `${t("sold")} · ${t("closed_at")} ${money(r.price)} · ${t("winner")}: ${byMe ? t("you") : (r.winner || "—")}`
       + (r.second_chance ? ` · ${t("second_chance_sale")}` : "");
   } else {
-    h.textContent = S.reserveMet ? t("unsold") : `${t("unsold")} · ${t("reserve_not_met_closed")}`;
+    h.textContent = r.forfeited ? `${t("unsold")} · ${t("forfeited_none_left")}`
+      : S.reserveMet ? t("unsold") : `${t("unsold")} · ${t("reserve_not_met_closed")}`;
   }
   renderMine();
 }
@@ -437,7 +440,8 @@ function onSnapshot(m) {
   S.warning = !!m.fair_warning_ends_ms;  // a warning given before we came
   if (isClosed()) {
     // A second-chance sale is at the buyer's own best bid (`sale_price`), below the hammer price.
-    S.result = { result: m.result, price: m.sale_price || m.price, winner: m.winner, second_chance: !!m.second_chance };
+    S.result = { result: m.result, price: m.sale_price || m.price, winner: m.winner,
+      second_chance: !!m.second_chance, forfeited: !!m.forfeited };
     S.closedAt = m.closed_at_ms || null;
     loadMine();
   }
