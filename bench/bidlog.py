@@ -17,6 +17,9 @@ another stream, read with XREADGROUP COUNT 1000, one executemany INSERT per
 batch in one transaction, XACK + XDEL in one pipeline; no chain, no
 redelivery, no settled-lot check.
 
+--idle S measures something else: bench/bids.py's whole stack with no bids
+for S seconds, i.e. the worker's fixed CPU per second.
+
 --history N puts N bids of an earlier, settled lot into the table first: a
 hall's database after some sales (a cost that grows with the table shows).
 
@@ -166,6 +169,25 @@ def ingest(a: argparse.Namespace) -> dict:
     return {k: v / a.bids * 1e6 for k, v in cpu.items()}
 
 
+def idle(seconds: float) -> dict:
+    """The whole stack of bench/bids.py with no bids: what the worker process
+    spends per second anyway (Celery, eventlet, beat's periodic tasks). In
+    bench/bids.py's "worker CPU per bid" this is divided by the bids/s."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import cpu_seconds
+    from stack import BenchStack
+    with BenchStack() as st:
+        time.sleep(5)  # past start-up (imports, the first beat ticks)
+        pids = {"worker": st.worker.proc.pid, "beat": st.beat.proc.pid, "hall": st.hall.proc.pid}
+        before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+        time.sleep(seconds)
+        used = {k: (cpu_seconds(pid) - before[k]) / seconds * 1000 for k, pid in pids.items()}
+    print(f"no bids, {seconds:g} s: CPU ms per second: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in used.items()))
+    print(f"  the worker's share at 1,500 bids/s: {used['worker'] / 1500 * 1000:.0f} us per bid")
+    return used
+
+
 def checkout(rev: str, into: Path) -> str:
     if rev == "WORK":
         return str(ROOT)
@@ -184,11 +206,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--history", type=int, default=0,
                     help="bids already in the table before the run (earlier sales)")
     ap.add_argument("--rev", action="append", help="a git revision, or WORK (default)")
+    ap.add_argument("--idle", type=float, default=0, metavar="S",
+                    help="instead: the bench/bids.py stack for S seconds with no bids")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--root", default=str(ROOT), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
         print("RESULT " + json.dumps(child(a)), flush=True)
+        return
+    if a.idle:
+        print("RESULT " + json.dumps({"bench": "bidlog-idle", **idle(a.idle)}))
         return
     revs = a.rev or ["WORK"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-bidlog-ab-"))
