@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 import peewee
-from peewee import IntegrityError, ValuesList
+from peewee import IntegrityError
 
 import settings
 from auction import bidchain, keys
@@ -52,15 +52,19 @@ def _insert_rows(rows: list[tuple]) -> None:
         Bid.insert_many(rows[i:i + 200], fields=_FIELDS).on_conflict_ignore().execute()
 
 
-def _bids_at(pairs: list[tuple[int, int]], *fields) -> peewee.ModelSelect:
-    """Bid rows at these (lot, seq) pairs: a join on a VALUES list, which
-    SQLite answers through the (lot, seq) index. `(lot, seq) IN (...)` made it
-    scan the whole bids table on every flush (py-spy under bench/bidlog.py:
-    16 % of the flush at 60,000 rows, twice the flush's cost at 200,000).
-    VALUES columns are column1, column2 in SQLite and PostgreSQL alike."""
-    at = ValuesList(pairs).alias("at")
-    return (Bid.select(*fields).from_(at)
-            .join(Bid, on=(Bid.lot == at.c.column1) & (Bid.seq == at.c.column2)))
+def _bids_at(pairs: list[tuple[int, int]], columns: str) -> list[tuple]:
+    """`columns` of the bids at these (lot, seq) pairs: a join on a VALUES
+    list, which SQLite answers through the (lot, seq) index. `(lot, seq) IN
+    (...)` made it scan the whole bids table on every flush (py-spy under
+    bench/bidlog.py: 16 % of the flush at 60,000 rows, twice the flush's cost
+    at 200,000). Written out, not built by peewee: peewee took 1.2 ms to
+    generate it for 50 lots, six times the query's own time. VALUES columns
+    are column1, column2 in SQLite and PostgreSQL alike."""
+    param = Bid._meta.database.obj.param  # ? or %s
+    values = ", ".join([f"({param}, {param})"] * len(pairs))
+    sql = (f"SELECT {columns} FROM (VALUES {values}) AS at JOIN bid "
+           "ON bid.lot_id = at.column1 AND bid.seq = at.column2")
+    return Bid._meta.database.execute_sql(sql, [v for pair in pairs for v in pair]).fetchall()
 
 
 class ChainTips:
@@ -99,9 +103,9 @@ class ChainTips:
             else:
                 missing.append((lot_id, seq))
         if missing:
-            for lot_id, digest in (_bids_at(missing, Bid.lot, Bid.hash)
-                                   .where(Bid.hash.is_null(False)).tuples()):
-                known[lot_id] = digest
+            for lot_id, digest in _bids_at(missing, "bid.lot_id, bid.hash"):
+                if digest is not None:
+                    known[lot_id] = digest
         return known
 
     def link(self, rows: list[tuple]) -> list[tuple]:
@@ -182,7 +186,7 @@ def _store(entries: list, redelivered: bool = False) -> int:
     slow = {lot_id for lot_id in lots if tips.get(lot_id, (0,))[0] != last[lot_id]}
     fast = [(lot_id, last[lot_id] + 1) for lot_id in lots if lot_id not in slow]
     if fast:
-        slow.update(lot_id for (lot_id,) in _bids_at(fast, Bid.lot).tuples())
+        slow.update(lot_id for (lot_id,) in _bids_at(fast, "bid.lot_id"))
     for lot_id in sorted(slow):
         extend_chain(lot_id)
     settled = (Lot.select(Lot.id, Lot.bid_count).where(
