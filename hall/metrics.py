@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hall.audience import Audience
+    from hall.gcpause import GcWatch
 
 
 class Metrics:
@@ -13,6 +14,7 @@ class Metrics:
         self.bids = Counter()  # outcome code -> count ("accepted" for accepted)
         self.laggards = 0
         self.sockets_opened = 0
+        self.gc: "GcWatch | None" = None  # set once the process has started (hall/gcpause.py)
 
     def count_bid(self, answer: dict) -> None:
         self.bids[answer.get("code", "accepted")] += 1
@@ -44,4 +46,6 @@ class Metrics:
             "# TYPE hall_pubsub_reconnects_total counter",
             f"hall_pubsub_reconnects_total {audience.relay.reconnects}",
         ]
+        if self.gc is not None:
+            lines += self.gc.lines()
         return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ import signal
 import models
 import settings
 from auction import redisconn
-from hall import logs
+from hall import gcpause, logs
 from hall.app import HallApplication
 from hall.clientaddr import trusted_networks
 from hall.httpguard import GuardedHTTPServer
@@ -43,6 +43,8 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
                 backlog=4096)
     server.start()
     await app.start()
+    # Start-up's objects out of every later full collection (hall/gcpause.py).
+    app.metrics.gc = gcpause.settle(freeze=settings.HALL_GC_FREEZE)
     logger.info("hall listening on http://%s:%s", host or settings.HALL_HOST, port)
     print(f"hall ready on http://{host or settings.HALL_HOST}:{port}", flush=True)
 

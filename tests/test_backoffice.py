@@ -558,6 +558,9 @@ async def test_jobs_record_money_tasks_and_rerun_a_failed_one(stack, hall):
         f"/api/admin/jobs?lot_id={lot['id']}&state=FAILURE"))["jobs"]] == [job["task_id"]]
     metrics = (await hall.anon.http.fetch(stack.base + "/metrics")).body.decode()
     assert 'hall_queue_depth{queue="money"}' in metrics
+    # The hall froze its start-up objects out of collections and times each one (hall/gcpause.py).
+    assert int(re.search(r"^hall_gc_frozen_objects (\d+)$", metrics, re.M).group(1)) > 10_000
+    assert re.search(r'^hall_gc_pause_seconds_max\{generation="2"\} \d', metrics, re.M)
     assert re.search(r'hall_task_failures_total\{task="workers.tasks.deposits.pay_deposit"\} [1-9]',
                      metrics), metrics[-600:]
     # A bidder may not re-run anything; an operator re-runs it once the balance is there.

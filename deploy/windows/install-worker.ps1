@@ -94,7 +94,7 @@ $ErrorActionPreference = 'Stop'
 # Every name settings.py reads (tests/test_deploy.py keeps this list in step).
 $KnownSettings = @(
     'HALL_ENV', 'HALL_HOST', 'HALL_PORT', 'HALL_DATA_DIR',
-    'HALL_LOG_LEVEL', 'HALL_UVLOOP', 'HALL_REDIS_PORT',
+    'HALL_LOG_LEVEL', 'HALL_UVLOOP', 'HALL_GC_FREEZE', 'HALL_REDIS_PORT',
     'REDIS_URL', 'DATABASE_URL', 'CELERY_BROKER_URL', 'CELERY_RESULT_BACKEND',
     'REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_PASSWORD',
     'HALL_SECRET', 'HALL_TOKEN_TTL_S', 'HALL_ALLOWED_ORIGINS',
