@@ -239,6 +239,25 @@ def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger
     return out
 
 
+def gc_figures(base: str) -> dict:
+    """The hall's garbage collections so far, from its /metrics (hall/gcpause.py):
+    full ones and the longest, the time in all of them, the frozen objects."""
+    import re
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    except OSError:
+        return {}
+
+    def value(pattern: str) -> float:
+        m = re.search(pattern, text, re.M)
+        return float(m.group(1)) if m else 0.0
+    total = sum(value(rf'^hall_gc_pause_seconds_total\{{generation="{g}"\}} (\S+)$') for g in range(3))
+    return {"gen2": int(value(r'^hall_gc_collections_total\{generation="2"\} (\S+)$')),
+            "gen2_max_ms": value(r'^hall_gc_pause_seconds_max\{generation="2"\} (\S+)$') * 1000,
+            "total_ms": total * 1000, "frozen": int(value(r"^hall_gc_frozen_objects (\S+)$"))}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=1000)
@@ -268,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
             return trigger_hall(st.ws_url, tokens, lot_id, a.bids + WARMUP_BIDS, gap)
         hall_trigger.__name__ = "hall"
         hallres = measure(st.ws_url, lot_id, a.clients, a.procs, hall_trigger, [st.hall.proc.pid])
+        hallres["gc"] = gc_figures(st.base)
         notes = list(st.notes)
 
     r_last = hallres["last_p99_ms"] / refres["last_p99_ms"]
@@ -288,6 +308,10 @@ def main(argv: list[str] | None = None) -> dict:
               "(the hall's Redis pool, max_connections=256, refuses bursts)")
     print(f"  hall/ref: last-receiver p50 {r_last50:.2f}x, p99 {r_last:.2f}x; per-client p99 {r_client:.2f}x "
           f"(target <= 1.0: {'MET' if r_last <= 1.0 else 'MISSED'})")
+    g = hallres["gc"]
+    if g:
+        print(f"  hall garbage collections over the run: {g['gen2']} full, longest {g['gen2_max_ms']:.1f} ms, "
+              f"all generations {g['total_ms']:.0f} ms ({g['frozen']} start-up objects frozen)")
     print(f"  wall time {time.time() - t0:.1f}s")
     out = {"clients": a.clients, "bids": a.bids, "hall": hallres, "ref": refres,
            "ratio_last_p99": r_last, "ratio_last_p50": r_last50, "ratio_client_p99": r_client}
