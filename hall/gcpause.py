@@ -56,12 +56,15 @@ class GcWatch:
         return out
 
 
-def settle(freeze: bool = True) -> GcWatch:
+def settle(freeze: bool = True, threshold: tuple[int, ...] = ()) -> GcWatch:
     """Once the process has started: collect what start-up left over, freeze
-    the rest (unless `freeze` is off, for A/B runs), and watch collections."""
+    the rest (unless `freeze` is off, for A/B runs), set the collector's
+    thresholds if given, and watch collections."""
     gc.collect()
     if freeze:
         gc.freeze()
+    if threshold:
+        gc.set_threshold(*threshold)
     watch = GcWatch()
     gc.callbacks.append(watch)
     return watch

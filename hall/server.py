@@ -44,7 +44,7 @@ async def serve(port: int, host: str | None = None, reuse_port: bool = False) ->
     server.start()
     await app.start()
     # Start-up's objects out of every later full collection (hall/gcpause.py).
-    app.metrics.gc = gcpause.settle(freeze=settings.HALL_GC_FREEZE)
+    app.metrics.gc = gcpause.settle(freeze=settings.HALL_GC_FREEZE, threshold=settings.HALL_GC_THRESHOLD)
     logger.info("hall listening on http://%s:%s", host or settings.HALL_HOST, port)
     print(f"hall ready on http://{host or settings.HALL_HOST}:{port}", flush=True)
 
