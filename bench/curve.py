@@ -152,6 +152,8 @@ def plot(runs: list[dict], sizes: list[int], path: Path) -> None:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("connections in one room")
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{s / 1000:g}k" for s in sizes])
+        ax.minorticks_off()
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
