@@ -15,6 +15,19 @@ export function requireLogin() {
   return true;
 }
 
+// A list's loads answered out of order (a slow first load arriving after a quick
+// filter's) must not overwrite the newer answer: each list wraps its request in
+// its own `latest()`, which resolves STALE for any but the last one asked.
+export const STALE = Symbol("stale");
+export function latest() {
+  let asked = 0;
+  return async (request) => {
+    const mine = ++asked;
+    const answer = await request;
+    return mine === asked ? answer : STALE;
+  };
+}
+
 export const toFen = (v) => Math.round(Number(v) * 100);
 export const toYuan = (fen) => (fen === null || fen === undefined ? "" : (fen / 100).toFixed(2));
 

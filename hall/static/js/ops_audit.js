@@ -1,7 +1,9 @@
 // 审计日志: the append-only audit log, filtered by target, action and operator,
 // oldest first, paged by id ("more" loads the next page). Read only.
 import { t, api, fmtTime, el, header, errText } from "./common.js";
-import { boNav, requireLogin } from "./bo.js";
+import { boNav, requireLogin, latest, STALE } from "./bo.js";
+
+const newest = latest();
 
 const app = document.getElementById("app");
 header(() => main());
@@ -23,7 +25,9 @@ async function load(body, more, reset) {
   p.set("since_id", String(lastId));
   p.set("limit", "100");
   try {
-    const { entries } = await api("GET", `/api/admin/audit?${p}`);
+    const answer = await newest(api("GET", `/api/admin/audit?${p}`));
+    if (answer === STALE) return;
+    const { entries } = answer;
     for (const e of entries) {
       lastId = e.id;
       body.append(el("tr", { testid: "audit-row", "data-action": e.action, "data-target": e.target },

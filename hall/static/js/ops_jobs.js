@@ -1,7 +1,9 @@
 // 任务: money and lot tasks found by lot, session, user, state or kind; a failed
 // idempotent money task can be run again.
 import { t, api, fmtTime, el, header, errText } from "./common.js";
-import { boNav, requireLogin } from "./bo.js";
+import { boNav, requireLogin, latest, STALE } from "./bo.js";
+
+const newest = latest();
 
 const app = document.getElementById("app");
 header(() => main());
@@ -18,7 +20,9 @@ async function rerun(job, out, reload) {
 
 async function load(body, out) {
   try {
-    const { jobs } = await api("GET", `/api/admin/jobs?${params}`);
+    const answer = await newest(api("GET", `/api/admin/jobs?${params}`));
+    if (answer === STALE) return;
+    const { jobs } = answer;
     const reload = () => load(body, out);
     body.replaceChildren(...jobs.map((j) => el("tr", { testid: "job-row", "data-state": j.state, "data-kind": j.kind },
       el("td", { class: "mono id" }, j.task_id.slice(0, 8)), el("td", {}, j.kind),

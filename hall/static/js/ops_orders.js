@@ -1,6 +1,8 @@
 // 订单: every order with its payments and refunds, filtered by status and session.
 import { t, api, money, fmtTime, el, header, errText, downloadWithToken } from "./common.js";
-import { boNav, requireLogin } from "./bo.js";
+import { boNav, requireLogin, latest, STALE } from "./bo.js";
+
+const newest = latest();
 
 const app = document.getElementById("app");
 header(() => main());
@@ -21,7 +23,9 @@ async function load(body, out) {
   const p = new URLSearchParams();
   for (const k of ["status", "session_id"]) if (params.get(k)) p.set(k, params.get(k));
   try {
-    const { orders } = await api("GET", `/api/admin/orders?${p}`);
+    const answer = await newest(api("GET", `/api/admin/orders?${p}`));
+    if (answer === STALE) return;
+    const { orders } = answer;
     body.replaceChildren(...orders.map((o) => el("tr", { testid: "order-row", "data-id": o.id, "data-status": o.status },
       el("td", {}, el("a", { href: `/ops/orders/${o.id}`, testid: "order-open", "aria-label": `${t("bo_order_n")} #${o.id}` }, `#${o.id}`)),
       el("td", {}, el("a", { href: `/lots/${o.lot_id}` }, `#${o.lot_id} ${o.lot_title}`), el("br"),

@@ -1,6 +1,8 @@
 // 专场管理: every session (drafts too), filtered by status and title -> the editor.
 import { t, api, money, fmtTime, statusText, el, header, errText } from "./common.js";
-import { boNav, requireLogin } from "./bo.js";
+import { boNav, requireLogin, latest, STALE } from "./bo.js";
+
+const newest = latest();
 
 const app = document.getElementById("app");
 header(() => main());
@@ -38,7 +40,9 @@ async function load(list) {
   if (params.get("status")) p.set("status", params.get("status"));
   if (params.get("q")) p.set("q", params.get("q"));
   try {
-    const { sessions } = await api("GET", `/api/admin/sessions?${p}`);
+    const answer = await newest(api("GET", `/api/admin/sessions?${p}`));
+    if (answer === STALE) return;
+    const { sessions } = answer;
     list.replaceChildren(sessions.length ? el("ul", { class: "list", testid: "session-rows" }, sessions.map((s) => el("li", {},
       el("a", { href: `/ops/sessions/${s.id}`, testid: "session-row", "data-id": s.id, "data-status": s.status },
         el("span", {}, el("b", {}, `#${s.id} ${s.title}`), el("br"),

@@ -1,7 +1,9 @@
 // 竞买人: search bidders; a bidder's balance, deposits, orders and ledger; ban
 // and unban with a reason; credit with a reason (each in the audit log).
 import { t, api, money, fmtTime, el, header, errText } from "./common.js";
-import { boNav, requireLogin, field, setErr, toFen } from "./bo.js";
+import { boNav, requireLogin, field, setErr, toFen, latest, STALE } from "./bo.js";
+
+const newest = latest();
 
 const app = document.getElementById("app");
 header(() => main());
@@ -73,7 +75,9 @@ async function load(list, q, status) {
   if (q) p.set("q", q);
   if (status) p.set("status", status);
   try {
-    const { users } = await api("GET", `/api/admin/users?${p}`);
+    const answer = await newest(api("GET", `/api/admin/users?${p}`));
+    if (answer === STALE) return;
+    const { users } = answer;
     list.replaceChildren(users.length ? el("ul", { class: "list" }, users.map((u) => {
       const box = el("div", { class: "user-detail", testid: "user-detail", hidden: true });
       const toggle = el("button", { type: "button", testid: "user-toggle", "aria-expanded": "false", onclick: async () => {
