@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import subprocess
 import sys
 import time
@@ -39,9 +40,8 @@ def main() -> None:
                          text=True, check=True).stdout.split()
     bare_objects, bare_s = int(out[0]), float(out[1])
     # What a hall process imports (run.py hall): the server, its routes, the Celery client.
-    import hall.server
-    import hall.urls
-    import workers.celery
+    for name in ("hall.server", "hall.urls", "workers.celery"):
+        importlib.import_module(name)
     objects = len(gc.get_objects())
     before = best_collect(a.rounds)
     gc.freeze()
