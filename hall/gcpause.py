@@ -11,6 +11,14 @@ CPython's docs advise before forking and Instagram does for the same pauses):
 full collections then walk only what came since: connections, rooms, pending
 work. Nothing made later is frozen, so garbage cycles among connections are
 still collected. A callback times every collection for /metrics.
+
+The thresholds (HALL_GC_THRESHOLD, 50000,20,100 by default): with Python's
+own (700,10,10) a room of 3,000 sockets had six full collections in one
+40-bid benchmark run, each walking every connection's objects (200-300 ms
+here), and the broadcasts behind them made the last receiver's p99 1.9-3.1 x
+websockets.broadcast's; with these, none, and 0.95-1.16 x. The price: cyclic
+garbage that reached the oldest generation (closed connections, mostly) waits
+longer to be freed; reference counting still frees everything else at once.
 """
 from __future__ import annotations
 
@@ -35,8 +43,7 @@ class GcWatch:
         took = time.perf_counter() - self._started
         self.count[gen] += 1
         self.total_s[gen] += took
-        if took > self.max_s[gen]:
-            self.max_s[gen] = took
+        self.max_s[gen] = max(self.max_s[gen], took)
 
     def lines(self) -> list[str]:
         out = [
