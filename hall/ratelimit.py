@@ -33,9 +33,9 @@ class RateLimiter:
     tries at 12:00:59.9 and five more at 12:01:00.0). Each name keeps this
     window's count and the last one's, and the count that decides is the
     last window's share that still overlaps the trailing `window_s` seconds
-    plus this window's (the approximation Cloudflare and nginx's limit_req
-    community use): O(1) per request, two keys per name, and a burst across
-    an edge is limited like any other.
+    plus this window's (the sliding-window approximation Cloudflare describes
+    for its rate limiting): O(1) per request, two keys per name, and a burst
+    across an edge is limited like any other.
     """
 
     def __init__(self, redis: Any) -> None:
