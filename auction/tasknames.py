@@ -17,24 +17,22 @@ SEND_PAYMENT_REFUND = "workers.tasks.deposits.send_payment_refund"  # money noth
 RECONCILE_PAYMENT = "workers.tasks.deposits.reconcile_payment"  # a notification lost?
 PAY_ORDER = "workers.tasks.orders.pay_order"
 TOPUP = "workers.tasks.topups.start_topup"  # 充值 by WeChat Pay
-TOPUP_SWEEP = "workers.tasks.topups.sweep"  # unpaid top-ups past their expiry: closed
 SETTLE_LOT = "workers.tasks.settlement.settle_lot"
 SEND_REFUND = "workers.tasks.settlement.send_refund"
+# Beat's money tick: overdue orders, stuck refunds and payments, expired
+# second-chance offers, unpaid top-ups past their expiry.
 MONEY_SWEEP = "workers.tasks.settlement.money_sweep"
 NOOP = "workers.tasks.settlement.noop"  # a bare round trip (bench/money.py)
 OFFER_PASS_ON = "workers.tasks.offers.pass_on"  # a second-chance offer goes to the next bidder
-OFFER_SWEEP = "workers.tasks.offers.sweep"  # expired second-chance offers
 
 # -- lot lifecycle (queue "lots") ---------------------------------------------------------
-SWEEP = "workers.tasks.lots.sweep"
 CLOSE_AT = "workers.tasks.lots.close_at"
 PUBLISH_SESSION = "workers.tasks.lots.publish_session"
 START_SESSION = "workers.tasks.lots.start_session"
-FLUSH_BIDS = "workers.tasks.lots.flush_bids"
+LOTS_TICK = "workers.tasks.lots.tick"  # beat's lots tick: the sweep, then the bid log's flush
 
 # -- notifications (queue "notify") -------------------------------------------------------
-DRAIN_EVENTS = "workers.tasks.notify.drain_events"
-CLOSING_SOON = "workers.tasks.notify.closing_soon"
+NOTIFY_TICK = "workers.tasks.notify.tick"  # beat's notify tick: event notices, closing soon
 SEND_SMS = "workers.tasks.notify.send_sms"
 SEND_USER_SMS = "workers.tasks.notify.send_user_sms"
 

@@ -212,7 +212,7 @@ async def watch_round(url: str, lots: list[int], users: list[dict], bid_lots: in
 
 # -- analysis -----------------------------------------------------------------------
 CLOSE_RE = re.compile(r"workers\.tasks\.lots\.close_at\[[^\]]+\] succeeded in [0-9.e-]+s: (\[.*\])")
-SWEEP_RE = re.compile(r"workers\.tasks\.lots\.sweep\[[^\]]+\] succeeded in [0-9.e-]+s: (\{.*\})")
+SWEEP_RE = re.compile(r"workers\.tasks\.lots\.tick\[[^\]]+\] succeeded in [0-9.e-]+s: (\{.*\})")
 
 
 def how_closed(log_text: str) -> dict:

@@ -74,17 +74,16 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_send_task_events=True,
     task_send_sent_event=False,
+    # One tick per queue: each Celery round trip costs the worker far more
+    # than an idle sweep's own work (docs/benchmarks.md, "the worker's fixed cost").
     beat_schedule={
-        "sweep-lots": _every(tasknames.SWEEP, settings.SWEEP_INTERVAL_S),
-        "flush-bids": _every(tasknames.FLUSH_BIDS, settings.SWEEP_INTERVAL_S),
-        # 悔拍 for orders past pay_by_ms; re-queue stuck WeChat refunds (queue: money).
-        "money-sweep": _every(tasknames.MONEY_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
-        # Second-chance offers past their deadline pass to the next bidder (queue: money).
-        "offer-sweep": _every(tasknames.OFFER_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
-        # Top-ups left unpaid past their expiry: closed at WeChat Pay (queue: money).
-        "topup-sweep": _every(tasknames.TOPUP_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
-        "notify-drain-events": _every(tasknames.DRAIN_EVENTS, settings.SWEEP_INTERVAL_S),
-        "notify-closing-soon": _every(tasknames.CLOSING_SOON, settings.SWEEP_INTERVAL_S),
+        # Deadlines past due closed (backstop of the close_at timers); the bid log flushed.
+        "lots-tick": _every(tasknames.LOTS_TICK, settings.SWEEP_INTERVAL_S),
+        # 悔拍 for orders past pay_by_ms, stuck WeChat refunds and payments, expired
+        # second-chance offers, top-ups left unpaid past their expiry (queue: money).
+        "money-tick": _every(tasknames.MONEY_SWEEP, max(settings.SWEEP_INTERVAL_S, 1.0)),
+        # Outbid and other event notices; closing-soon reminders (queue: notify).
+        "notify-tick": _every(tasknames.NOTIFY_TICK, settings.SWEEP_INTERVAL_S),
     },
 )
 

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -101,9 +102,16 @@ class HallTask(Task):
 class PeriodicTask(HallTask):
     """Beat's periodic work (sweeps, flushes): a transient failure is not
     retried, the next beat does the same work anyway. Retrying would pile up
-    copies of it, one per beat, for as long as the database stays locked."""
+    copies of it, one per beat, for as long as the database stays locked.
+
+    Nobody waits for a tick's result, so none is stored (and no STARTED state
+    before it) and no monitoring events are sent: on an idle worker those
+    round trips were most of its CPU (docs/benchmarks.md, "the worker's fixed
+    cost"). The worker's log still shows each run and what it returned."""
     abstract = True
     autoretry_for = ()
+    ignore_result = True
+    send_events = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -133,3 +141,18 @@ class OwnedTask(HallTask):
         else:
             error = {"code": "task_failed", "message": "the task failed"}
         self._tell(task_id, kwargs, {"state": "FAILURE", "error": error})
+
+
+def each(parts: dict[str, Callable[[], Any]]) -> dict:
+    """Run a tick's independent parts in turn, each result under its name.
+
+    One part's transient failure (a locked database, a Redis blip) skips only
+    that part this round, as when each was a task of its own."""
+    done: dict[str, Any] = {}
+    for name, part in parts.items():
+        try:
+            done[name] = part()
+        except TRANSIENT as exc:
+            logger.warning("%s skipped this round: %r", name, exc)
+            done[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+    return done

@@ -1,6 +1,7 @@
 """Notification tasks (queue: notify): outbid drain, closing soon, SMS sends.
 
-`drain_events` and `closing_soon` run from beat every SWEEP_INTERVAL_S;
+`tick` runs from beat every SWEEP_INTERVAL_S: the event drain, then the
+closing-soon reminders;
 `send_sms` / `send_user_sms` are queued by workers/notify.py. Provider
 trouble (sms.SmsUnavailable: network, timeouts, 429/5xx, throttling) is
 retried with exponential backoff and full jitter; SMS sends live on their own
@@ -16,7 +17,7 @@ from auction import tasknames
 from workers import notify
 from workers.celery import app
 from workers.sms import SmsUnavailable
-from workers.tasks import CONSUMER, TRANSIENT, HallTask, PeriodicTask
+from workers.tasks import CONSUMER, TRANSIENT, HallTask, PeriodicTask, each
 
 
 class SmsTask(HallTask):
@@ -37,14 +38,12 @@ class SmsTask(HallTask):
         return super().retry(*args, countdown=countdown, **kwargs)
 
 
-@app.task(name=tasknames.DRAIN_EVENTS, base=PeriodicTask)
-def drain_events() -> dict:
-    return notify.drain_events(CONSUMER)
-
-
-@app.task(name=tasknames.CLOSING_SOON, base=PeriodicTask)
-def closing_soon() -> dict:
-    return notify.closing_soon()
+@app.task(name=tasknames.NOTIFY_TICK, base=PeriodicTask)
+def tick() -> dict:
+    """Beat, every HALL_SWEEP_INTERVAL_S: the event stream drained into
+    notices, then the closing-soon reminders."""
+    return each({"events": lambda: notify.drain_events(CONSUMER),
+                 "closing_soon": notify.closing_soon})
 
 
 @app.task(name=tasknames.SEND_SMS, base=SmsTask)

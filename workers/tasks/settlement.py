@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from auction import tasknames
 from auction.wechatpay import WeChatPayUnavailable
-from workers import orders, payments, refunds, settlement
+from workers import offers, orders, payments, refunds, settlement, topups
 from workers.celery import app
-from workers.tasks import TRANSIENT, HallTask, PeriodicTask
+from workers.tasks import TRANSIENT, HallTask, PeriodicTask, each
 
 
 @app.task(name=tasknames.SETTLE_LOT, base=HallTask)
@@ -22,9 +22,12 @@ def send_refund(refund_id: int) -> dict:
 
 @app.task(name=tasknames.MONEY_SWEEP, base=PeriodicTask)
 def money_sweep() -> dict:
-    """Beat, every few seconds: 悔拍 for overdue orders; stuck WeChat refunds."""
-    return {"forfeited": orders.forfeit_overdue(), "refunds_requeued": refunds.retry_pending(),
-            "payments_checked": payments.reconcile_due()}
+    """Beat's money tick, every second or so: 悔拍 for overdue orders, stuck
+    WeChat refunds and payments, expired second-chance offers and unpaid
+    top-ups, in one run (one Celery round trip instead of three)."""
+    return each({"forfeited": orders.forfeit_overdue, "refunds_requeued": refunds.retry_pending,
+                 "payments_checked": payments.reconcile_due, "offers": offers.sweep,
+                 "topups": topups.sweep})
 
 
 @app.task(name=tasknames.NOOP, base=HallTask)

@@ -1,12 +1,12 @@
-"""充值 tasks (queue: money): opening a top-up's WeChat trade, and the beat's
-sweep that closes those left unpaid past their expiry. A payment arrives as a
-WeChat notification (workers/tasks/deposits.py wechat_paid)."""
+"""充值 tasks (queue: money): opening a top-up's WeChat trade. Those left unpaid
+past their expiry are closed by the money tick (workers/tasks/settlement.py);
+a payment arrives as a WeChat notification (workers/tasks/deposits.py wechat_paid)."""
 from __future__ import annotations
 
 from auction import tasknames
 from workers import topups
 from workers.celery import app
-from workers.tasks import OwnedTask, PeriodicTask
+from workers.tasks import OwnedTask
 
 
 class TopUpTask(OwnedTask):
@@ -18,9 +18,3 @@ class TopUpTask(OwnedTask):
 def start_topup(self, user_id: int, amount: int, scene: str | None = None,
                 client_ip: str | None = None, app: str | None = None) -> dict:
     return topups.start_topup(user_id, amount, self.request.id, scene, client_ip, app)
-
-
-@app.task(name=tasknames.TOPUP_SWEEP, base=PeriodicTask)
-def sweep() -> dict:
-    """Beat, every second or so: unpaid top-ups past their expiry, closed."""
-    return topups.sweep()
