@@ -45,3 +45,30 @@ def test_the_bid_logs_prepared_pseudonyms_are_the_published_ones():
     fast = bidchain.bidder_refs(key)
     for lot_id, user_id in ((1, 1), (7, 123456), (2**31 - 1, 42)):
         assert fast(lot_id, user_id) == bidchain.bidder_ref(key, lot_id, user_id)
+
+
+def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(stack):
+    """The bid log's and the notices' streams are kept short by trimming what
+    the group has acknowledged, never an entry a consumer still holds: a
+    worker that died holding the oldest entries keeps them, and everything
+    behind them, until they are claimed and acknowledged."""
+    from workers.publish import ack_and_trim
+    r = stack.sync_redis()
+    stream, group = "test:trim:stream", "g"
+    r.delete(stream)
+    r.xgroup_create(stream, group, id="0", mkstream=True)
+    ids = [r.xadd(stream, {"n": n}) for n in range(10)]
+    held = [i for i, _ in r.xreadgroup(group, "dead", {stream: ">"}, count=3)[0][1]]
+    read = [i for i, _ in r.xreadgroup(group, "live", {stream: ">"}, count=5)[0][1]]
+    assert held == ids[:3] and read == ids[3:8]
+
+    ack_and_trim(stream, group, read, r)
+    assert [i for i, _ in r.xrange(stream)] == ids, "nothing trimmed past a held entry"
+
+    claimed = r.xautoclaim(stream, group, "live", 0, "0-0")[1]
+    assert [i for i, _ in claimed] == held
+    ack_and_trim(stream, group, held, r)
+    # Everything delivered is acknowledged: gone; the two never read are kept.
+    assert [i for i, _ in r.xrange(stream)] == ids[8:]
+    assert r.xpending(stream, group)["pending"] == 0
+    r.delete(stream)

@@ -22,7 +22,7 @@ from peewee import IntegrityError
 import settings
 from auction import bidchain, keys
 from models import Bid, Lot, write_transaction
-from workers.publish import client, ensure_group
+from workers.publish import ack_and_trim, client, ensure_group
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +196,7 @@ def _store(entries: list, redelivered: bool = False) -> int:
         if lot_id in tips and tips[lot_id][0] >= bid_count:
             _publish_head(lot_id, tips[lot_id][1])
     ids = [entry_id for entry_id, _ in entries]
-    pipe = client().pipeline(transaction=False)
-    pipe.xack(keys.INGEST, keys.INGEST_GROUP, *ids)
-    pipe.xdel(keys.INGEST, *ids)
-    pipe.execute()
+    ack_and_trim(keys.INGEST, keys.INGEST_GROUP, ids)
     return len(rows)
 
 

@@ -162,10 +162,7 @@ def _handle(entries: list, stats: dict) -> None:
                       f"outbid:{lot_id}:{uid}:{eid}")
             stats["queued"] += 1
     ids = [eid for eid, _f in entries]
-    pipe = r.pipeline(transaction=False)
-    pipe.xack(keys.NOTIFY, keys.NOTIFY_GROUP, *ids)
-    pipe.xdel(keys.NOTIFY, *ids)
-    pipe.execute()
+    publish.ack_and_trim(keys.NOTIFY, keys.NOTIFY_GROUP, ids)
 
 
 def drain_events(consumer: str, batch: int = 500, max_rounds: int = 20) -> dict:
