@@ -1,6 +1,7 @@
 """Bid throughput and latency: the hall vs a bare `websockets` echo server.
 
     python bench/bids.py [--clients 100] [--lots 50] [--duration 10] [--procs 2] [--quick]
+                         [--profile FILE]
 
 N connections, each with its own bidder token, spread over --lots lots, each in
 a closed loop: bid next_min_bid, wait for accepted/rejected, repeat (see
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +28,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PeerServer, RefServer, cpu_seconds, emit_result, pct  # noqa: E402
 from load import run_load  # noqa: E402
 from stack import BenchStack, raise_nofile  # noqa: E402
+
+
+def by_command(before: dict, after: dict, n: int) -> dict:
+    """Redis' own time per bid in each command over the window, largest first
+    (`usec` of INFO commandstats; a script's inner commands count under them
+    and under EVALSHA both, so the figures overlap)."""
+    per = {}
+    for key, st in after.items():
+        used = st["usec"] - before.get(key, {}).get("usec", 0)
+        if used > 0:
+            per[key.removeprefix("cmdstat_")] = used / max(1, n)
+    return dict(sorted(per.items(), key=lambda kv: -kv[1]))
 
 
 def summarize(res: dict) -> dict:
@@ -48,6 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--peer-loop", default="uvloop", choices=["uvloop", "asyncio"],
                     help="the peer's event loop (the hall runs on uvloop)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="py-spy the hall process over the measured window into FILE (raw "
+                         "collapsed stacks; py-spy's own CPU shares the machine)")
     a = ap.parse_args(argv)
     if a.quick:
         a.clients, a.duration, a.warmup, a.procs = 4, 1.0, 0.2, 2
@@ -85,7 +103,21 @@ def main(argv: list[str] | None = None) -> dict:
         conns = [(u["token"], lot_ids[i % lots]) for i, u in enumerate(users)]
         pids = (st.hall.proc.pid, st.redis.proc.pid, st.worker.proc.pid)
 
+        spy: list[subprocess.Popen] = []
+        rdb = st.sync_redis()
+        stats: list[dict] = []
+
         def probe() -> tuple[float, float]:
+            # Called at the start and at the end of the measured window.
+            stats.append(rdb.info("commandstats"))
+            if a.profile and not spy:
+                spy.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "100", "--nonblocking",
+                     "-f", "raw", "-o", a.profile, "-p", str(st.hall.proc.pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            elif spy:
+                spy[0].send_signal(signal.SIGINT)  # py-spy writes its file on ^C
+                spy[0].wait(timeout=60)
             return tuple(cpu_seconds(pid) for pid in pids)
         res = run_load(st.ws_url, conns, "hall", a.duration, a.procs, a.warmup, probe=probe)
         hall = summarize(res)
@@ -95,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         hall["redis_cpu_us_per_bid"] = (r1 - r0) / n * 1e6
         hall["worker_cpu_us_per_bid"] = (w1 - w0) / n * 1e6  # bids -> database (bidlog)
         hall["clients_cpu_us_per_bid"] = res["clients_cpu_s"] / n * 1e6
+        hall["redis_us_per_bid_by_command"] = by_command(stats[0], stats[-1], n)
         hall["cores_busy"] = (h1 - h0 + r1 - r0 + w1 - w0 + res["clients_cpu_s"]) / a.duration
         hall["cpu_util"] = (h1 - h0) / a.duration
         notes = list(st.notes)
@@ -119,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  CPU per answered bid: hall process {hall['cpu_us_per_bid']:.0f} us "
           f"({hall['cpu_util']:.0%} of a core), redis-server {hall['redis_cpu_us_per_bid']:.0f} us; "
           f"echo server {echo['cpu_us_per_reply']:.0f} us per reply")
+    print("  Redis time per bid by command (INFO commandstats, us): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in list(hall["redis_us_per_bid_by_command"].items())[:8]))
     print(f"  CPU per bid, all processes: hall {hall['cpu_us_per_bid']:.0f} + redis "
           f"{hall['redis_cpu_us_per_bid']:.0f} + worker {hall['worker_cpu_us_per_bid']:.0f} + "
           f"clients {hall['clients_cpu_us_per_bid']:.0f} us; {hall['cores_busy']:.2f} of "
