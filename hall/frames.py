@@ -88,6 +88,20 @@ class FrameWriter:
         else:
             out.append(frame)
 
+    def send_frame_now(self, frame: bytes) -> None:
+        """A broadcast's frame: written at once unless frames are queued for
+        this socket this iteration (then behind them, in order). A room of N
+        sockets then costs N sends and nothing else; queueing each first, for
+        the rare socket that gets a second frame in the same iteration, cost
+        more than the merged sends saved (docs/benchmarks.md, fan-out)."""
+        if self._out is not None:
+            self._out.append(frame)
+            return
+        conn = self.ws_connection
+        if self._stream is None or conn is None or conn.server_terminated:
+            return
+        self._write(frame)
+
     def _uncork(self) -> None:
         out = self._out
         self._out = None

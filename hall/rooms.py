@@ -20,10 +20,17 @@ from hall.frames import mine_variant, text_frame
 logger = logging.getLogger(__name__)
 
 
+# From this many live sockets a room's broadcast is sent at once, not queued
+# for the end of the loop iteration (hall/frames.py).
+BIG_ROOM = 64
+
+
 class Client(Protocol):
     user_id: int | None
 
     def send_frame(self, frame: bytes) -> None: ...
+
+    def send_frame_now(self, frame: bytes) -> None: ...
 
 
 class Room:
@@ -113,14 +120,30 @@ class Room:
                     self.live.add(client)
         frame = text_frame(payload)
         mine = self.by_user.get(int(uid)) if uid else None
+        mine_frame = text_frame(mine_variant(payload)) if mine else frame
+        clients = tuple(self.live)  # a laggard closed inside the send leaves the set
+        # A big room: almost every socket gets this frame alone, so it is sent
+        # at once (1.3 us less per socket in bench/fanout.py at 3,000). A small
+        # one is mostly bidders: queued, so a bidder's `accepted` and `bid`, or
+        # `bid` and `outbid`, go in one send (sent at once, bench/bids.py lost
+        # 14 % of its bids per second).
+        big = len(clients) >= BIG_ROOM
+        for client in clients:
+            out = mine_frame if mine and client in mine else frame
+            if big:
+                client.send_frame_now(out)
+            else:
+                client.send_frame(out)
+        return True
+        # A big room: almost every socket gets this frame alone, so it is
+        # sent at once (1.3 us less per socket in bench/fanout.py at 3,000).
         if mine:
             mine_frame = text_frame(mine_variant(payload))
-            for client in tuple(self.live):
-                client.send_frame(mine_frame if client in mine else frame)
+            for client in clients:
+                client.send_frame_now(mine_frame if client in mine else frame)
         else:
-            # Copy: a laggard closed inside send_frame leaves the set.
-            for client in tuple(self.live):
-                client.send_frame(frame)
+            for client in clients:
+                client.send_frame_now(frame)
         return True
 
 

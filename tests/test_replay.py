@@ -270,3 +270,40 @@ async def test_replay_includes_proxy_answers_and_marks_own_bids(stack, hall):
     history = (await hall.anon.get(f"/api/lots/{lid}/bids?since_seq=1"))["bids"]
     assert [(h["seq"], h["amount"]) for h in history] == [(2, 1100), (3, 1500), (4, 1600)]
     await back.close()
+
+
+async def test_a_big_room_gets_every_bid_once_in_order_and_the_bidders_own_marked(stack, hall):
+    """From BIG_ROOM sockets a broadcast is sent to each socket at once
+    instead of queued (hall/rooms.py): still every event once, in order, with
+    the bidder's own sockets seeing "mine" and a join during the bidding
+    missing nothing."""
+    from hall.rooms import BIG_ROOM
+    _, (lot,) = await hall.live_lots(1, ends_in_s=3600)
+    lid = lot["id"]
+    alice, bob = await ready(stack, hall, lid), await ready(stack, hall, lid)
+    mine = await Socket.connect(stack.ws_url, alice.token)
+    await mine.join(lid)
+    viewers = []
+    for _ in range(BIG_ROOM + 4):
+        v = await Socket.connect(stack.ws_url)
+        await v.join(lid)
+        viewers.append(v)
+    total = 8
+    late = None
+    for i in range(total):
+        if i % 2 == 0:
+            assert (await mine.bid(lid, 1000 + 100 * i))["type"] == "accepted"
+        else:
+            assert "seq" in await http_bid(bob, lid, 1000 + 100 * i)
+        if i == 3:
+            late = await Socket.connect(stack.ws_url)
+            await late.join(lid, since_seq=0)
+    for s in (*viewers, late, mine):
+        await s.wait_for(lambda m: m.get("type") == "bid" and m["seq"] == total)
+        await flush(s)
+        assert bid_seqs(s, lid) == list(range(1, total + 1))
+    own = [m for m in mine.messages if m.get("type") == "bid"]
+    assert [m.get("mine", False) for m in own] == [True, False] * (total // 2)
+    assert not any(m.get("mine") for m in viewers[0].messages if m.get("type") == "bid")
+    for s in (*viewers, late, mine):
+        await s.close()
