@@ -30,6 +30,8 @@ EXPECT = {
                  "| 500 | server CPU us per delivered event |"],
     "scaling.py": ["2 halls / 1 hall: accepted/s", "2 halls / 1 hall: last-receiver",
                    "2 workers / 1 worker: all settled"],
+    # Also checks that every one of the bids was accepted by each script.
+    "bidscript.py": ["hall  Redis time in EVALSHA", "hall / peer server CPU per bid"],
 }
 TIMEOUT_S = 240
 
