@@ -102,16 +102,9 @@ class HallTask(Task):
 class PeriodicTask(HallTask):
     """Beat's periodic work (sweeps, flushes): a transient failure is not
     retried, the next beat does the same work anyway. Retrying would pile up
-    copies of it, one per beat, for as long as the database stays locked.
-
-    Nobody waits for a tick's result, so none is stored (and no STARTED state
-    before it) and no monitoring events are sent: on an idle worker those
-    round trips were most of its CPU (docs/benchmarks.md, "the worker's fixed
-    cost"). The worker's log still shows each run and what it returned."""
+    copies of it, one per beat, for as long as the database stays locked."""
     abstract = True
     autoretry_for = ()
-    ignore_result = True
-    send_events = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -119,6 +112,17 @@ class PeriodicTask(HallTask):
         except TRANSIENT as exc:
             logger.warning("%s skipped this round: %r", self.name, exc)
             return {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+class TickTask(PeriodicTask):
+    """Beat's once-a-second tick of a queue. Nobody waits for its result, so
+    none is stored (nor a STARTED state before it) and no monitoring events
+    are sent: on an idle worker those round trips were most of its CPU
+    (docs/benchmarks.md, "the worker's fixed cost"). The worker's log still
+    shows each run and what it returned."""
+    abstract = True
+    ignore_result = True
+    send_events = False
 
 
 class OwnedTask(HallTask):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from auction import tasknames
 from workers import bidlog, dispatch, schedule
 from workers.celery import app
-from workers.tasks import CONSUMER, HallTask, OwnedTask, PeriodicTask, each
+from workers.tasks import CONSUMER, HallTask, OwnedTask, PeriodicTask, TickTask, each
 
 
 class PublishTask(OwnedTask):
@@ -28,7 +28,7 @@ def start_session(session_id: int) -> dict:
     return schedule.start_session(session_id)
 
 
-@app.task(name=tasknames.LOTS_TICK, base=PeriodicTask)
+@app.task(name=tasknames.LOTS_TICK, base=TickTask)
 def tick() -> dict:
     """Beat, every HALL_SWEEP_INTERVAL_S: the deadline sweep and the bid
     log's flush in one run (one Celery round trip instead of two)."""

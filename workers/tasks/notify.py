@@ -17,7 +17,7 @@ from auction import tasknames
 from workers import notify
 from workers.celery import app
 from workers.sms import SmsUnavailable
-from workers.tasks import CONSUMER, TRANSIENT, HallTask, PeriodicTask, each
+from workers.tasks import CONSUMER, TRANSIENT, HallTask, TickTask, each
 
 
 class SmsTask(HallTask):
@@ -38,7 +38,7 @@ class SmsTask(HallTask):
         return super().retry(*args, countdown=countdown, **kwargs)
 
 
-@app.task(name=tasknames.NOTIFY_TICK, base=PeriodicTask)
+@app.task(name=tasknames.NOTIFY_TICK, base=TickTask)
 def tick() -> dict:
     """Beat, every HALL_SWEEP_INTERVAL_S: the event stream drained into
     notices, then the closing-soon reminders."""

@@ -5,7 +5,7 @@ from auction import tasknames
 from auction.wechatpay import WeChatPayUnavailable
 from workers import offers, orders, payments, refunds, settlement, topups
 from workers.celery import app
-from workers.tasks import TRANSIENT, HallTask, PeriodicTask, each
+from workers.tasks import TRANSIENT, HallTask, TickTask, each
 
 
 @app.task(name=tasknames.SETTLE_LOT, base=HallTask)
@@ -20,7 +20,7 @@ def send_refund(refund_id: int) -> dict:
     return refunds.send_refund(refund_id)
 
 
-@app.task(name=tasknames.MONEY_SWEEP, base=PeriodicTask)
+@app.task(name=tasknames.MONEY_SWEEP, base=TickTask)
 def money_sweep() -> dict:
     """Beat's money tick, every second or so: 悔拍 for overdue orders, stuck
     WeChat refunds and payments, expired second-chance offers and unpaid
