@@ -17,7 +17,7 @@ from hall.errors import ApiError
 from hall.handlers.base import BaseHandler
 from hall.tasks import submit, submit_and_wait
 from hall.validate import increment, integer, money, positive_id, text
-from models import AuctionSession, Lot, User, now_ms, write_transaction
+from models import AuctionSession, Lot, User, now_ms
 
 MAX_DURATION_MS = 366 * 24 * 3600 * 1000
 SESSION_STATUSES = ("draft", "published", "live", "ended")
