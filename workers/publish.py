@@ -59,19 +59,25 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
 end
 return 0
 """
-_ack_and_trim: Any = None
+_scripts: dict[str, Any] = {}
+
+
+def script(name: str, src: str, r: redis.Redis | None = None) -> Any:
+    """A Lua script registered once per process (redis-py loads it again after
+    NOSCRIPT); call it with `client=` to run it on another connection."""
+    s = _scripts.get(name)
+    if s is None:
+        s = _scripts[name] = (r or client()).register_script(src)
+    return s
 
 
 def ack_and_trim(stream: str, group: str, ids: list, r: redis.Redis | None = None) -> int:
     """Acknowledge `ids` (read from `stream` through `group`) and trim what no
     consumer of the group needs any more; how many entries were trimmed."""
-    global _ack_and_trim
     if not ids:
         return 0
     r = r or client()
-    if _ack_and_trim is None:
-        _ack_and_trim = r.register_script(_ACK_AND_TRIM)  # loaded again on NOSCRIPT
-    return _ack_and_trim(keys=[stream], args=[group, *ids], client=r)
+    return script("ack_and_trim", _ACK_AND_TRIM, r)(keys=[stream], args=[group, *ids], client=r)
 
 
 def to_user(user_id: int, message: dict[str, Any]) -> None:

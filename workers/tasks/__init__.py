@@ -110,8 +110,7 @@ class PeriodicTask(HallTask):
         try:
             return super().__call__(*args, **kwargs)
         except TRANSIENT as exc:
-            logger.warning("%s skipped this round: %r", self.name, exc)
-            return {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+            return skipped(self.name, exc)
 
 
 class TickTask(PeriodicTask):
@@ -147,6 +146,12 @@ class OwnedTask(HallTask):
         self._tell(task_id, kwargs, {"state": "FAILURE", "error": error})
 
 
+def skipped(what: str, exc: BaseException) -> dict:
+    """Periodic work left for the next round after a transient failure."""
+    logger.warning("%s skipped this round: %r", what, exc)
+    return {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+
+
 def each(parts: dict[str, Callable[[], Any]]) -> dict:
     """Run a tick's independent parts in turn, each result under its name.
 
@@ -157,6 +162,5 @@ def each(parts: dict[str, Callable[[], Any]]) -> dict:
         try:
             done[name] = part()
         except TRANSIENT as exc:
-            logger.warning("%s skipped this round: %r", name, exc)
-            done[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+            done[name] = skipped(name, exc)
     return done
