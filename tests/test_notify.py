@@ -106,7 +106,7 @@ async def test_outbid_sms_once_per_lost_lead(stack, hall):
 
 
 async def test_failing_provider_is_retried_and_never_blocks_bids(stack, hall):
-    (d_api, dave, d_phone), (e_api, _erin, _) = [await phone_bidder(hall, new_phone()),
+    (d_api, _dave, d_phone), (e_api, _erin, _) = [await phone_bidder(hall, new_phone()),
                                                  await phone_bidder(hall)]
     session, (lot,) = await hall.live_lots(1, ends_in_s=120, extend_window_s=1, extend_by_s=1)
     lid = lot["id"]

@@ -493,7 +493,7 @@ async def test_pages_coupon_on_a_won_order(stack, hall):
         await expect(to_pay).to_contain_text("实付 ¥420.00")
         await shot(page, "me-coupon")
         await row.get_by_test_id("order-pay").click()
-        paid = page.locator(f'[data-testid="order-row"][data-status="paid"]')
+        paid = page.locator('[data-testid="order-row"][data-status="paid"]')
         await expect(paid).to_have_count(1)
         await expect(paid.get_by_test_id("order-status")).to_have_text("已付款")
         await expect(balance).to_have_attribute("data-amount", str(1_000_000 - 5_000 - 42_000))
