@@ -141,7 +141,7 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     rep = outcome.get_result()
     if rep.failed and "stack" in getattr(item, "funcargs", {}):
         s = item.funcargs["stack"]
-        for p in (s.hall, s.worker):
+        for p in (s.hall, s.worker, s.redis):
             rep.sections.append((f"{p.name} log", p.tail(40)))
 
 

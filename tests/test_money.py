@@ -41,13 +41,15 @@ def db_exec(stack, sql: str, args: tuple = ()) -> int:
 
 def check_money(stack, user_ids: list[int]) -> None:
     """The books balance: globally and per user; every deposit accounted for."""
-    (ledger,), = db_rows(stack, "SELECT COALESCE(SUM(amount), 0) FROM ledgerentry")
-    (balances,), = db_rows(stack, 'SELECT COALESCE(SUM(balance), 0) FROM "user"')
+    # Both sums in one statement, so one snapshot: work left over from an earlier
+    # test (a refund, a settlement) may commit between two separate reads.
+    (ledger, balances), = db_rows(stack, "SELECT (SELECT COALESCE(SUM(amount), 0) FROM ledgerentry), "
+                                         '(SELECT COALESCE(SUM(balance), 0) FROM "user")')
     assert ledger == balances
     for uid in user_ids:
-        (lsum,), = db_rows(stack, "SELECT COALESCE(SUM(amount), 0) FROM ledgerentry WHERE user_id=?",
-                           (uid,))
-        (bal,), = db_rows(stack, 'SELECT balance FROM "user" WHERE id=?', (uid,))
+        (lsum, bal), = db_rows(stack, "SELECT (SELECT COALESCE(SUM(amount), 0) FROM ledgerentry "
+                                      'WHERE user_id=?), (SELECT balance FROM "user" WHERE id=?)',
+                               (uid, uid))
         assert lsum == bal, uid
         deposits = db_rows(stack, "SELECT id, amount, status, credited, credited_to FROM deposit "
                                   "WHERE user_id=?", (uid,))

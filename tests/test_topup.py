@@ -66,6 +66,11 @@ async def test_topup_by_a_native_qr_code_credits_the_balance_once(stack, hall, w
     assert paid["status"] == 200, paid
     msg = await sock.wait_for(lambda m: m.get("type") == "topup", start=mark, timeout=30)
     assert msg["topup"]["status"] == "paid" and msg["balance"] == 12_345
+    # The payment task's own result may follow the topup push; take it here so the
+    # replays below are judged on their own results.
+    first = await sock.wait_for(lambda m: m.get("type") == "task" and m.get("kind") == "wechat_payment",
+                                start=mark, timeout=30)
+    assert first["state"] == "SUCCESS" and first["result"]["status"] == "paid"
     assert await balance(api) == 12_345
     wallet = await api.get("/api/me/wallet")
     assert wallet["balance"] == 12_345
