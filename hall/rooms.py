@@ -127,13 +127,15 @@ class Room:
         # one is mostly bidders: queued, so a bidder's `accepted` and `bid`, or
         # `bid` and `outbid`, go in one send (sent at once, bench/bids.py lost
         # 14 % of its bids per second).
-        big = len(clients) >= BIG_ROOM
-        for client in clients:
-            out = mine_frame if mine and client in mine else frame
-            if big:
-                client.send_frame_now(out)
-            else:
-                client.send_frame(out)
+        if len(clients) < BIG_ROOM:
+            for client in clients:
+                client.send_frame(mine_frame if mine and client in mine else frame)
+        elif mine:
+            for client in clients:
+                client.send_frame_now(mine_frame if client in mine else frame)
+        else:
+            for client in clients:
+                client.send_frame_now(frame)
         return True
 
 
