@@ -102,8 +102,10 @@ def ingest(a: argparse.Namespace) -> dict:
             if not got or not got[0][1]:
                 return
             entries = got[0][1]
-            rows = [(int(f["lot"]), int(f["seq"]), int(f["uid"]), int(f["amount"]), int(f["at"]),
-                     f["ref"]) for _id, f in entries]
+            rows = []
+            for _id, f in entries:
+                lot, seq, uid, amount, at, ref = f["b"].split("|", 5)
+                rows.append((int(lot), int(seq), int(uid), int(amount), int(at), ref))
             with models.db.obj.atomic("IMMEDIATE"):
                 models.db.obj.cursor().executemany(sql, rows)
             ids = [entry_id for entry_id, _ in entries]
@@ -116,9 +118,10 @@ def ingest(a: argparse.Namespace) -> dict:
         pipe = r.pipeline(transaction=False)
         for i in range(start, start + n):
             lot, seq = lot_ids[i % len(lot_ids)], i // len(lot_ids) + 1
-            pipe.xadd(stream, {"lot": lot, "seq": seq, "uid": users[(i * 7 + seq) % len(users)],
-                               "amount": 1000 + 100 * seq, "at": now + i,
-                               "ref": uuid.uuid4().hex[:12] if i % 5 else "proxy"})
+            # The bid script's packed entry: b = "lot|seq|uid|amount|at|ref".
+            ref = uuid.uuid4().hex[:12] if i % 5 else "proxy"
+            pipe.xadd(stream, {"b": f"{lot}|{seq}|{users[(i * 7 + seq) % len(users)]}|"
+                                    f"{1000 + 100 * seq}|{now + i}|{ref}"})
         pipe.execute()
 
     cpu = {"bidlog": 0.0, "floor": 0.0}

@@ -116,7 +116,8 @@ async def test_bids_held_by_a_dead_consumer_leave_a_gap_that_their_claim_closes(
         for seq in (3, 4):
             await bid(seq)
         held = r.xreadgroup(keys.INGEST_GROUP, "killed-worker", {keys.INGEST: ">"}, count=10)
-        assert [int(f["seq"]) for _id, f in held[0][1] if int(f["lot"]) == lot_id] == [3, 4]
+        mine = [f["b"].split("|") for _id, f in held[0][1]]  # b = lot|seq|uid|amount|at|ref
+        assert [int(seq) for lot, seq, *_ in mine if int(lot) == lot_id] == [3, 4]
         for seq in (5, 6):
             await bid(seq)
     finally:

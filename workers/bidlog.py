@@ -148,6 +148,30 @@ _pseudonym = bidchain.bidder_refs(bidchain.ref_key(settings.HALL_SECRET))
 _tips = ChainTips()
 
 
+def _row(entry: tuple) -> tuple | None:
+    """(lot, seq, uid, amount, at, ref) from an ingest entry; None (logged) if
+    it cannot be read, so one bad entry is dropped instead of blocking the stream.
+
+    The bid script writes one field, b = "lot|seq|uid|amount|at|ref"; entries
+    from a hall of the previous release, still in the stream across an
+    upgrade, have the six as fields of their own.
+    """
+    _id, f = entry
+    if not f:
+        return None
+    try:
+        packed = f.get("b")
+        if packed is not None:
+            lot, seq, uid, amount, at, ref = packed.split("|", 5)
+        else:
+            lot, seq, uid, amount, at = f["lot"], f["seq"], f["uid"], f["amount"], f["at"]
+            ref = f.get("ref", "")
+        return int(lot), int(seq), int(uid), int(amount), int(at), ref[:64]
+    except (KeyError, ValueError):
+        logger.error("dropping an ingest entry that cannot be read: %s %s", _id, f)
+        return None
+
+
 def _store(entries: list, redelivered: bool = False) -> int:
     """Insert a batch of ingest entries; ack them once committed.
 
@@ -157,8 +181,7 @@ def _store(entries: list, redelivered: bool = False) -> int:
     """
     if not entries:
         return 0
-    rows = [(int(f["lot"]), int(f["seq"]), int(f["uid"]), int(f["amount"]), int(f["at"]),
-             f.get("ref", "")[:64]) for _id, f in entries if f]
+    rows = [row for row in map(_row, entries) if row is not None]
     lots = sorted({row[0] for row in rows})
     linked = [] if redelivered else _tips.link(rows)
     try:

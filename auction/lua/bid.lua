@@ -164,9 +164,11 @@ for i, b in ipairs(placed) do
      at_ms = now, deadline_ms = deadline, next_min_bid = next_min,
      reserve_met = b[3] >= reserve, server_time_ms = now}), maxlen)
   -- The database copy: one stream for all lots, drained in batches by a
-  -- worker through a consumer group, so nothing accepted is lost.
-  redis.call('XADD', KEYS[7], '*', 'lot', lot_id, 'seq', seq, 'uid', b[1],
-             'amount', b[3], 'at', now, 'ref', b[1] == uid and ARGV[5] or 'proxy')
+  -- worker through a consumer group, so nothing accepted is lost. One field
+  -- "lot|seq|uid|amount|at|ref" (ref last: it may hold '|'), not six: fewer
+  -- arguments here and fewer strings for the worker to read back.
+  redis.call('XADD', KEYS[7], '*', 'b', string.format('%s|%d|%s|%d|%d|%s', lot_id, seq, b[1],
+             b[3], now, b[1] == uid and ARGV[5] or 'proxy'))
 end
 redis.call('HSET', lot, 'price', new_price, 'leader', new_leader, 'leader_name', new_leader_name,
            'pmax', new_max, 'seq', seq, 'sub', 0, 'count', count, 'deadline', deadline,
