@@ -262,11 +262,14 @@ def pdf_text(data: bytes) -> str:
 
 async def wait_order(api, sock, lot_id: int) -> dict:
     while True:
+        # The mark before the read: a message that lands during the read still
+        # wakes the wait below (taken after, it would be missed).
+        mark = len(sock.messages)
         orders = [o for o in (await api.get("/api/me/orders"))["orders"] if o["lot_id"] == lot_id]
         if orders:
             return orders[0]
         await sock.wait_for(lambda m: m.get("type") in ("won", "task", "order"),
-                            start=len(sock.messages), timeout=30)
+                            start=mark, timeout=30)
 
 
 async def test_results_csv_and_sale_confirmation_pdf(stack, hall):
@@ -291,10 +294,11 @@ async def test_results_csv_and_sale_confirmation_pdf(stack, hall):
     assert order["amount"] == 123_000 and order["premium"] == 12_300
     # The session deposit (¥100) is credited to the order once the settlement has run.
     for _ in range(100):
+        mark = len(b.messages)  # before the read, as in wait_order
         order = [o for o in (await bob.get("/api/me/orders"))["orders"] if o["id"] == order["id"]][0]
         if order["deposit_credited"]:
             break
-        await b.wait_for(lambda m: True, start=len(b.messages), timeout=30)
+        await b.wait_for(lambda m: True, start=mark, timeout=30)
     assert order["due"] == 123_000 + 12_300 - 10_000
 
     code, headers, body = await fetch_raw(hall.operator, f"/api/admin/sessions/{session['id']}/results.csv")
