@@ -29,6 +29,12 @@ FIGURES = {
                 ("redis us/bid", ("hall", "redis_cpu_us_per_bid")),
                 ("worker us/bid", ("hall", "worker_cpu_us_per_bid")),
                 ("echo/s", ("echo", "answers_per_s")), ("vs echo", ("ratio_accepted_vs_echo",))],
+    "fanout.py": [("hall CPU us/delivery", ("hall", "cpu_us_per_delivery")),
+                  ("ref CPU us/delivery", ("ref", "cpu_us_per_delivery")),
+                  ("last p50 hall/ref", ("ratio_last_p50",)), ("last p99 hall/ref", ("ratio_last_p99",))],
+    "bidscript.py": [("hall script Redis CPU us/bid", ("median", "hall", "cpu_us")),
+                     ("peer script Redis CPU us/bid", ("median", "peer", "cpu_us")),
+                     ("hall/peer", ("ratio_cpu",))],
 }
 
 
