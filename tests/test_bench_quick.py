@@ -33,6 +33,7 @@ EXPECT = {
     # Also checks that every one of the bids was accepted by each script.
     "bidscript.py": ["hall  Redis time in EVALSHA", "hall / peer server CPU per bid"],
     "churn.py": ["default ", "python ", "KB per 1,000 connections; full collections"],
+    "packing.py": ["hall/bidding.py pack_evalsha", "hall / redis-py"],
 }
 TIMEOUT_S = 240
 

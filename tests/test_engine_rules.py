@@ -197,3 +197,15 @@ def test_ladder_next_minimum_follows_the_band(scripts):
         [100, 100, 250, 250, 1000, 1000]
     assert [snapshot.increment_at(ladder, p) for p in (0, 1999, 2000, 4999, 5000, 10**9)] == \
         [100, 100, 250, 250, 1000, 1000]
+
+
+@given(st.lists(st.lists(st.one_of(st.text(max_size=80), st.integers(-2**63, 2**63 - 1)),
+                         max_size=24), min_size=1, max_size=8))
+def test_the_bid_batch_is_packed_exactly_as_redis_py_would(calls):
+    """The hall packs its EVALSHA batch itself (hall/bidding.py): byte for byte
+    what redis-py's own packer sends, for any text (any script) and integer."""
+    from redis.asyncio.connection import Connection
+    from hall.bidding import pack_evalsha
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    theirs = b"".join(Connection().pack_commands([("EVALSHA", sha, *argv) for argv in calls]))
+    assert pack_evalsha(sha, [tuple(argv) for argv in calls]) == theirs

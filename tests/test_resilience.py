@@ -59,3 +59,21 @@ async def test_redis_restart_hall_reconnects_and_client_misses_nothing(stack, ha
     assert "Unrecoverable error" not in worker_log and "Removing descriptor" not in worker_log
     for s in (ws, ows, viewer, lws):
         await s.close()
+
+
+async def test_bids_after_redis_forgot_its_scripts_are_decided_once(stack, hall):
+    """SCRIPT FLUSH (what a failover to a replica or a restart without the
+    script cache looks like): the next bids, sent at once from four sockets so
+    they share one batch, are each answered: one accepted, the rest too low."""
+    _session, (lot,) = await hall.live_lots(1, ends_in_s=120, extend_window_s=0,
+                                            start_price=1000, increment=100)
+    lot_id = lot["id"]
+    sockets = [(await hall.paid_bidder(lot_id))[2] for _ in range(4)]
+    stack.sync_redis().script_flush()
+    answers = await asyncio.gather(*(s.bid(lot_id, 1000) for s in sockets))
+    kinds = sorted(a["type"] if a["type"] == "accepted" else a["code"] for a in answers)
+    assert kinds == ["accepted", "too_low", "too_low", "too_low"], answers
+    history = (await hall.anon.get(f"/api/lots/{lot_id}/bids"))["bids"]
+    assert [h["amount"] for h in history] == [1000]
+    for s in sockets:
+        await s.close()
