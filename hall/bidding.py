@@ -116,8 +116,8 @@ class BidBatcher:
     async def _send(self, calls: list[tuple]) -> list:
         """One write of every call's EVALSHA, then their replies in order.
 
-        redis-py's pipeline packing alone was 8 % of the hall's samples per bid
-        (docs/benchmarks.md, its execute path as much again): the batch is packed here, in
+        redis-py's pipeline packing alone was 11 % of the hall's samples under
+        load (docs/benchmarks.md, "third round"): the batch is packed here, in
         one pass over arguments that are only str and int, and exchanged on a
         pooled connection with the client's retry (a connection lost to a Redis
         restart or failover is re-made and the whole batch sent again, which
@@ -149,8 +149,8 @@ def pack_evalsha(sha: str | bytes, calls: list[tuple]) -> bytes:
     """RESP of one `EVALSHA sha numkeys key... arg...` per call. Arguments are
     str or int, as auction/engine.py builds them.
 
-    Built as one str and encoded once: 6 us a call against 19 us for
-    redis-py's packer (`python bench/packing.py`: a bid's 22 arguments). A bulk
+    Built as one str and encoded once: 5-6 us a call against 19-23 us for
+    redis-py's packer (`python bench/packing.py`: a bid's 24 arguments). A bulk
     string's length is in bytes, so text that is not ASCII is measured encoded.
     """
     sha_s = sha.decode() if isinstance(sha, bytes) else sha
