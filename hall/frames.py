@@ -93,69 +93,45 @@ class FrameWriter:
         this socket this iteration (then behind them, in order). A room of N
         sockets then costs N sends and nothing else; queueing each first, for
         the rare socket that gets a second frame in the same iteration, cost
-        more than the merged sends saved (docs/benchmarks.md, fan-out).
-
-        This runs once per socket per broadcast, so `_write`'s fast path is
-        written out here rather than called: two Python calls less per socket.
-        """
+        more than the merged sends saved (docs/benchmarks.md, fan-out)."""
         if self._out is not None:
             self._out.append(frame)
-            return
-        sock = self._sock
-        if sock is None or self._stream._write_buffer._size:  # type: ignore[union-attr]
-            self._send(frame)
-            return
-        conn = self.ws_connection
-        if conn is None or conn.server_terminated:
-            return
-        try:
-            sent = sock.send(frame)
-        except OSError:
-            sent = 0
-        if sent != len(frame):
-            self._spill(frame[sent:] if sent else frame)
+        else:
+            self._write(frame)
 
     def _uncork(self) -> None:
         out = self._out
         self._out = None
         if out:
-            self._send(out[0] if len(out) == 1 else b"".join(out))
-
-    def _send(self, data: bytes) -> None:
-        conn = self.ws_connection
-        if conn is not None and not conn.server_terminated:  # nothing after our close frame
-            self._write(data)
+            self._write(out[0] if len(out) == 1 else b"".join(out))
 
     def _write(self, data: bytes) -> None:
-        """Write to the socket; drop this socket if it cannot keep up.
+        """Write to the socket, nothing after our close frame; drop this socket
+        if it cannot keep up.
 
         Fast path: while Tornado has nothing queued for this socket, hand the
         bytes straight to the kernel (`socket.send`), skipping IOStream.write's
-        buffer, Future and callback per write. Whatever the kernel does not take
-        (or any error) goes through `_spill`.
+        buffer, Future and callback per write. The buffer's size is read as an
+        attribute: `len()` of it is a Python call, once per socket per event.
+        Whatever the kernel does not take (or any error) goes through
+        IOStream.write, which keeps the order (its buffer is non-empty from then
+        on, so later writes queue behind), the bounded buffer
+        (StreamBufferFullError -> laggard dropped) and the close handling.
         """
+        conn = self.ws_connection
         stream = self._stream
-        if stream is None:
+        if stream is None or conn is None or conn.server_terminated:
             return
-        if self._sock is not None and not stream._write_buffer._size:
+        sock = self._sock
+        if sock is not None and not stream._write_buffer._size:
             try:
-                sent = self._sock.send(data)
+                sent = sock.send(data)
             except OSError:  # EAGAIN, or a dead socket: IOStream.write sorts it out
                 sent = 0
             if sent == len(data):
                 return
             if sent:
                 data = data[sent:]
-        self._spill(data)
-
-    def _spill(self, data: bytes) -> None:
-        """What the kernel did not take goes through IOStream.write, which keeps
-        the order (its buffer is non-empty from then on, so later writes queue
-        behind), the bounded buffer (StreamBufferFullError -> laggard dropped)
-        and the close handling."""
-        stream = self._stream
-        if stream is None:
-            return
         try:
             stream.write(data)
         except StreamBufferFullError:
