@@ -1,11 +1,13 @@
 """Crash safety: a worker SIGKILLed in the middle of a settlement.
 
 The stack's worker stops consuming the `money` queue for the test; a second
-worker (`-Q money`, the app of tests/settle_pause.py) takes the settlement, refunds one loser, announces its pause on the Redis list
-`test:settle:paused` and is SIGKILLed there. A third worker gets the unacked task
-redelivered (acks_late) once the dead worker's lease on it has run out, and
-finishes it. Every order and refund then exists
-exactly once, and the books balance.
+worker (`-Q money`, the app of tests/settle_pause.py) takes the settlement,
+refunds one loser, announces its pause on the Redis list `test:settle:paused`
+and is SIGKILLed there: after the refund was announced, or between its commit
+and its announcement. A third worker gets the unacked task redelivered
+(acks_late) once the dead worker's lease on it has run out, and finishes it.
+Every loser is told of their refund, every order and refund exists exactly
+once, and the books balance.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import sys
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
 from celery import Celery
 from conftest import Proc
@@ -27,7 +30,10 @@ def money_worker(stack, name: str, app: str = "workers", **env: str) -> Proc:
                 {**stack.env, **env}, stack.logs)
 
 
-async def test_settlement_survives_a_killed_worker(stack, hall, wechat_sim):
+@pytest.mark.parametrize("pause_at", ["refunded", "unannounced"])
+async def test_settlement_survives_a_killed_worker(stack, hall, wechat_sim, pause_at):
+    """`unannounced`: killed after the first refund's commit, before its
+    after-commit hook told its owner; the rescuer's run must tell them."""
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, lot_deposit=5_000,
                                            start_price=10_000)
     lot_id = lot["id"]
@@ -54,7 +60,8 @@ async def test_settlement_survives_a_killed_worker(stack, hall, wechat_sim):
         "money", reply=True, timeout=5))
     main_workers = [name for reply in replies for name in reply]
     assert main_workers, "the stack's worker did not answer"
-    doomed = money_worker(stack, "crash-doomed", app="tests.settle_pause")
+    doomed = money_worker(stack, "crash-doomed", app="tests.settle_pause",
+                          SETTLE_PAUSE_AT=pause_at)
     rescuer = money_worker(stack, "crash-rescuer")
     try:
         await hammer(hall, lot_id)  # settlement queued; only `doomed` will take it

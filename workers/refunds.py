@@ -102,10 +102,31 @@ def announce(refund: Refund, deposit: Deposit, dispatcher: Callable[[int], None]
     """After commit: queue a WeChat refund, and tell the owner."""
     if refund.status == "pending":
         (dispatcher or dispatch.refund)(refund.id)
+    _tell_owner(refund, deposit, **extra)
+
+
+def _tell_owner(refund: Refund, deposit: Deposit, **extra: Any) -> None:
     publish.to_user(deposit.user_id, {**_message(refund, deposit, refund.status), **extra})
     notify.deposit_refunded(deposit.user_id, refund.amount,
                             lot_id=deposit.lot_id if deposit.scope == "lot" else None,
                             session_id=deposit.session_id, deposit_id=deposit.id)
+
+
+def tell_owners_again(deposits: Any, skip: set[int]) -> int:
+    """Tell the owners of these deposits' refunds once more (not those in `skip`,
+    the deposit ids just refunded and announced). For a settlement resumed after
+    its worker died between a refund's commit and its after-commit hook: the
+    refund is in the books but its owner never heard. A second socket message is
+    harmless (clients go by refund_id) and the SMS is sent once per deposit
+    (notify.deposit_refunded). The gateway call is not queued again: a refund
+    left pending is the money sweep's (`retry_pending`). Returns how many."""
+    told = 0
+    for refund in (Refund.select(Refund, Deposit).join(Deposit)
+                   .where(Deposit.id.in_(deposits))):
+        if refund.deposit_id not in skip:
+            _tell_owner(refund, refund.deposit)
+            told += 1
+    return told
 
 
 def refund_deposit(deposit_id: int, dispatcher: Callable[[int], None] | None = None

@@ -15,7 +15,10 @@ nothing that was already done:
 
 A refund is announced (the gateway call queued, the owner told) by an
 after-commit hook of the transaction that wrote it; `won` and the order
-messages go out after the lot's own transactions have committed.
+messages go out after the lot's own transactions have committed. A worker
+killed between a commit and its hook leaves a refund nobody was told of, so
+a run that finds the lot (or session) already settled tells the owners of
+its refunds again (a socket message twice is harmless; the SMS goes once).
 """
 from __future__ import annotations
 
@@ -81,8 +84,8 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
     """Settle a lot whose result is known (the database side of settle_lot)."""
     lot = Lot.get_by_id(lot_id)
     with write_transaction():
-        Lot.update(status="settled", final_price=price or None, winner=winner_id,
-                   bid_count=bid_count, closed_at_ms=closed_at).where(
+        first_run = Lot.update(status="settled", final_price=price or None, winner=winner_id,
+                               bid_count=bid_count, closed_at_ms=closed_at).where(
             (Lot.id == lot_id) & (Lot.status != "settled")).execute()
         # The hammer's order (the first of the lot: later ones are
         # second-chance offers' after a forfeit, auction/offers.py).
@@ -96,11 +99,14 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
     bidlog.extend_chain(lot_id)  # settled: its chain_head, if every bid is stored
     # The winner's lot deposit goes to the order (also when a redelivered
     # settlement finds it still paid because the first run died just here).
+    announced: set[int] = set()  # deposits whose refunds this run wrote (and announced)
     if order is not None:
         dep = Deposit.get_or_none((Deposit.lot == lot_id) & (Deposit.user == winner_id)
                                   & (Deposit.scope == "lot") & (Deposit.status == "paid"))
         if dep is not None:
-            credit_deposit(dep.id, order.id, dispatcher)
+            got = credit_deposit(dep.id, order.id, dispatcher)
+            if got is not None and got[1] is not None:
+                announced.add(dep.id)
     refunded = []
     losers = Deposit.select().where((Deposit.lot == lot_id) & (Deposit.scope == "lot")
                                     & (Deposit.status == "paid"))
@@ -109,6 +115,12 @@ def settle_closed(lot_id: int, *, sold: bool, price: int, winner_id: int | None,
             continue
         if refunds.refund_deposit(dep.id, dispatcher) is not None:
             refunded.append(dep.user_id)
+            announced.add(dep.id)
+    if not first_run:
+        # An earlier run got this far before: it may have died between a
+        # refund's commit and its announcement.
+        refunds.tell_owners_again(Deposit.select(Deposit.id).where(
+            (Deposit.lot == lot_id) & (Deposit.scope == "lot")), announced)
     if after_lot is not None:
         after_lot()
     if order is not None:
@@ -128,8 +140,9 @@ def settle_session_if_done(session_id: int, dispatcher: Dispatcher | None = None
     if open_lots:
         return False
     with write_transaction():
-        AuctionSession.update(status="ended", ended_at_ms=now_ms()).where(
+        first_run = AuctionSession.update(status="ended", ended_at_ms=now_ms()).where(
             (AuctionSession.id == session_id) & (AuctionSession.status != "ended")).execute()
+    announced: set[int] = set()
     deposits = Deposit.select().where((Deposit.auction_session == session_id)
                                       & (Deposit.scope == "session") & (Deposit.status == "paid"))
     for dep in list(deposits):
@@ -139,11 +152,17 @@ def settle_session_if_done(session_id: int, dispatcher: Dispatcher | None = None
         if first_order is not None:
             got = credit_deposit(dep.id, first_order.id, dispatcher)
             if got is not None:
+                if got[1] is not None:
+                    announced.add(dep.id)
                 publish.to_user(dep.user_id, {
                     "type": "order", "order": Order.get_by_id(first_order.id).public()})
                 continue
             if Deposit.get_by_id(dep.id).status != "paid":
                 continue  # someone else settled it meanwhile
             # the order was paid or forfeited in between: refund instead
-        refunds.refund_deposit(dep.id, dispatcher)
+        if refunds.refund_deposit(dep.id, dispatcher) is not None:
+            announced.add(dep.id)
+    if not first_run:  # as for a lot: an earlier run may have died before announcing
+        refunds.tell_owners_again(Deposit.select(Deposit.id).where(
+            (Deposit.auction_session == session_id) & (Deposit.scope == "session")), announced)
     return True
