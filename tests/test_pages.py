@@ -475,6 +475,9 @@ async def test_pages_coupon_on_a_won_order(stack, hall):
         won = page.get_by_test_id("result-mine")
         await expect(won).to_contain_text("恭喜，您已拍得此拍品")
         await expect(won).to_contain_text("¥450.00")
+        # The lot's `closed` event can show the win before the `won` message
+        # with the order has come: the order's id is there once it has.
+        await expect(won).to_have_attribute("data-order-id", re.compile(r"^\d+$"))
         order_id = await won.get_attribute("data-order-id")
 
         # /me: the coupon is listed, picking it shows the discounted amount, pay.

@@ -33,6 +33,15 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.stdout.split()]
 
 
+def _cmdline(pid: int) -> bytes:
+    """A process's command line; empty if it has exited since it was listed
+    (a part's short-lived helper)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
 def test_ctrl_c_stops_every_part(tmp_path):
     proc = _start(tmp_path)
     lines = []
@@ -80,7 +89,7 @@ async def test_a_crashed_worker_is_restarted_and_work_goes_on(tmp_path):
     try:
         _read_until(proc, "hall ready", lines)
         worker = [pid for pid in _children(proc.pid)  # `celery -A workers worker ...`
-                  if b"\0worker\0" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+                  if b"\0worker\0" in _cmdline(pid)]
         assert len(worker) == 1
         os.kill(worker[0], signal.SIGKILL)
         _read_until(proc, "worker restarted", lines)
