@@ -1,10 +1,11 @@
 """The hall's Redis pub/sub listener: lot events and per-user messages.
 
-One pub/sub connection per hall process. `redis.asyncio` pub/sub does not
-reconnect by itself, so `run()` loops around subscribe/listen
-with a doubling wait (0.1 s -> 30 s), and after every reconnect re-reads each
-watched lot's stream from the last event this process broadcast, so clients
-miss nothing that was published while the connection was down.
+One pub/sub connection per hall process (hall/subscription.py). It does not
+reconnect by itself, so `run()` loops around subscribe/listen with a doubling
+wait (0.1 s -> 30 s). After every reconnect, once Redis has confirmed the
+subscriptions, it re-reads each watched lot's stream from the last event this
+process broadcast, then delivers what arrived meanwhile (a room drops what it
+already sent), so clients miss nothing published while the connection was down.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 
 from auction import keys, wire
 from hall.rooms import RoomRegistry
+from hall.subscription import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class Relay:
         self.user_sink = user_sink
         self.control_sink = control_sink  # messages on keys.HALL_CONTROL (logouts)
         self.refs: Counter[str] = Counter()  # channel -> local interest
-        self.pubsub: aioredis.client.PubSub | None = None
+        self.sub: Subscription | None = None
         self.ready = asyncio.Event()
         self._confirm: dict[str, list[asyncio.Future]] = {}
         self._stopping = False
@@ -47,7 +49,7 @@ class Relay:
         fut = asyncio.get_running_loop().create_future()
         self._confirm.setdefault(channel, []).append(fut)
         try:
-            await self.pubsub.subscribe(channel)
+            self.sub.subscribe(channel)
         except (RedisError, OSError, AttributeError):
             # The listener will resubscribe everything in self.refs on reconnect.
             self._confirm.pop(channel, None)
@@ -62,9 +64,9 @@ class Relay:
         if self.refs[channel] > 0:
             return
         del self.refs[channel]
-        if self.pubsub is not None and self.ready.is_set():
+        if self.sub is not None and self.ready.is_set():
             try:
-                await self.pubsub.unsubscribe(channel)
+                self.sub.unsubscribe(channel)
             except (RedisError, OSError):
                 pass
 
@@ -73,10 +75,10 @@ class Relay:
         delay = 0.1
         first = True
         while not self._stopping:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
+            sub = Subscription(self.redis.connection_pool)
             try:
-                await pubsub.subscribe(keys.HALL_CONTROL, *self.refs.keys())
-                self.pubsub = pubsub
+                await sub.open([keys.HALL_CONTROL, *self.refs.keys()])
+                self.sub = sub
                 self.ready.set()
                 if not first:
                     self.reconnects += 1
@@ -87,52 +89,43 @@ class Relay:
                         await cb()
                 first = False
                 delay = 0.1
-                await self._listen(pubsub)
+                sub.deliver_to(self._handle)  # what came meanwhile, then each as it comes
+                exc = await sub.lost
+                logger.warning("pub/sub connection lost (%s); retrying in %.1fs", exc, delay)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 logger.warning("pub/sub connection lost (%s); retrying in %.1fs", exc, delay)
-            except Exception:  # never let the listener die on a bad message
+            except Exception:  # never let the listener die
                 logger.exception("relay error; restarting listener")
             finally:
                 self.ready.clear()
-                self.pubsub = None
+                self.sub = None
                 for futs in self._confirm.values():
                     for f in futs:
                         if not f.done():
                             f.set_result(False)
                 self._confirm.clear()
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    pass
+                sub.close()
             if self._stopping:
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
-        while True:
-            msg = await pubsub.get_message(timeout=None)
-            if msg is None:
-                continue
-            kind = msg["type"]
-            channel = msg["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            if kind == "message":
-                self._deliver(channel, msg["data"])
-            elif kind == "subscribe":
-                waiting = self._confirm.pop(channel, None)
-                if waiting:
-                    for fut in waiting:
-                        if not fut.done():
-                            fut.set_result(True)
-                elif (lot_id := keys.channel_id(channel, keys.LOT_CHANNEL_PREFIX)) is not None:
-                    # Nobody asked: redis-py re-subscribed by itself after a
-                    # dropped connection. Re-read what was published meanwhile.
-                    self.reconnects += 1
-                    asyncio.ensure_future(self.resync([lot_id]))
+    def _handle(self, reply: list) -> None:
+        """One reply from Redis, called from the socket's data callback."""
+        if not isinstance(reply, list):  # an error: nothing here sends commands that fail
+            logger.warning("pub/sub: unexpected reply %r", reply)
+            return
+        kind = reply[0]
+        if kind == b"message":
+            self._deliver(reply[1].decode(), reply[2])
+        elif kind == b"subscribe":
+            waiting = self._confirm.pop(reply[1].decode(), None)
+            if waiting:
+                for fut in waiting:
+                    if not fut.done():
+                        fut.set_result(True)
 
     def _deliver(self, channel: str, data: bytes) -> None:
         try:

@@ -34,6 +34,7 @@ EXPECT = {
     "bidscript.py": ["hall  Redis time in EVALSHA", "hall / peer server CPU per bid"],
     "churn.py": ["default ", "python ", "KB per 1,000 connections; full collections"],
     "packing.py": ["hall/bidding.py pack_evalsha", "hall / redis-py"],
+    "relay.py": ["hall/subscription.py", "hall / redis-py"],
 }
 TIMEOUT_S = 240
 
