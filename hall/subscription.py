@@ -7,7 +7,7 @@ a dict, and resumes the listening coroutine. Here the connection is still
 made by redis-py, by the client's own pool (so its address or Sentinel
 lookup, AUTH, database, TLS and keepalive all apply), but once it is open this
 object becomes the socket's asyncio protocol: bytes that arrive are parsed by
-one `hiredis.Reader` and handed to the relay in the same callback, with no
+one `hiredis.Reader` and handed to the relay in the loop's next round, with no
 coroutine in between. `python bench/relay.py` measures both readers.
 
 It does not reconnect by itself: when the connection is lost, `lost`
@@ -43,7 +43,8 @@ class Subscription(asyncio.Protocol):
         self._parser = hiredis.Reader()
         self._transport: asyncio.Transport | None = None
         self._handler: Handler | None = None
-        self._held: list = []               # replies before a handler is set
+        self._held: list = []               # replies not yet handed to the handler
+        self._draining = False              # a _drain is scheduled
         self._waiting: set[str] = set()     # channels whose confirmation open() awaits
         self._confirmed: asyncio.Future | None = None
         self.lost: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -68,10 +69,8 @@ class Subscription(asyncio.Protocol):
 
     def deliver_to(self, handler: Handler) -> None:
         """From now on hand every reply to `handler`, those held first."""
-        held, self._held = self._held, []
         self._handler = handler
-        for reply in held:
-            handler(reply)
+        self._drain()
 
     def subscribe(self, *channels: str) -> None:
         self._send("SUBSCRIBE", *channels)
@@ -96,15 +95,28 @@ class Subscription(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._parser.feed(data)
         gets = self._parser.gets
+        held = self._held
         while (reply := gets()) is not False:
             if self._waiting and isinstance(reply, list) and reply[0] == b"subscribe":
                 self._waiting.discard(reply[1].decode())
                 if not self._waiting and not self._confirmed.done():
                     self._confirmed.set_result(None)
-            handler = self._handler
-            if handler is None:
-                self._held.append(reply)
-                continue
+            held.append(reply)
+        if held and self._handler is not None and not self._draining:
+            # Handed over in the loop's next round, not from this I/O
+            # callback: that is the round in which the bid batch's answers
+            # reach their sockets too, so a bidder's `accepted` and the `bid`
+            # event it caused go out in one send (hall/frames.py). Delivered
+            # from here, they went in two, and the hall answered 5 % fewer
+            # bids a second (docs/benchmarks.md, "the relay").
+            self._draining = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._draining = False
+        held, self._held = self._held, []
+        handler = self._handler
+        for reply in held:
             try:
                 handler(reply)
             except Exception:  # one bad message must not drop the connection
