@@ -113,7 +113,7 @@ class Relay:
             delay = min(delay * 2, 30.0)
 
     def _handle(self, reply: list) -> None:
-        """One reply from Redis, called from the socket's data callback."""
+        """One reply from Redis (hall/subscription.py hands them over in order)."""
         if not isinstance(reply, list):  # an error: nothing here sends commands that fail
             logger.warning("pub/sub: unexpected reply %r", reply)
             return

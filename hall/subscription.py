@@ -62,8 +62,7 @@ class Subscription(asyncio.Protocol):
         self._waiting = set(channels)
         self._confirmed = asyncio.get_running_loop().create_future()
         self.subscribe(*channels)
-        done, _ = await asyncio.wait((self._confirmed, self.lost),
-                                     return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((self._confirmed, self.lost), return_when=asyncio.FIRST_COMPLETED)
         if not self._confirmed.done():
             raise RedisConnectionError("the pub/sub connection closed while subscribing")
 
@@ -86,9 +85,10 @@ class Subscription(asyncio.Protocol):
         self._transport.write(b"".join(self._conn.pack_command(*args)))
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-        elif not self.lost.done():
+        # redis-py's own silent close: it closes the transport (this protocol's
+        # now) and drops its streams, so the connection is not reported unclosed.
+        self._conn._close()
+        if not self.lost.done():
             self.lost.set_result(None)
 
     # -- asyncio.Protocol ------------------------------------------------
