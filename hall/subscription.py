@@ -10,6 +10,10 @@ object becomes the socket's asyncio protocol: bytes that arrive are parsed by
 one `hiredis.Reader` and handed to the relay in the loop's next round, with no
 coroutine in between. `python bench/relay.py` measures both readers.
 
+It uses two private parts of redis-py's connection, its `_writer` (for the
+transport) and its `_close`; `pyproject.toml` pins redis-py to versions that
+have them, and the relay's tests fail first if one goes.
+
 It does not reconnect by itself: when the connection is lost, `lost`
 completes and the relay makes a new one (hall/relay.py), as it did with
 redis-py's. Like redis-py's pub/sub in blocking mode it sends no idle PING: a
@@ -87,7 +91,11 @@ class Subscription(asyncio.Protocol):
     def close(self) -> None:
         # redis-py's own silent close: it closes the transport (this protocol's
         # now) and drops its streams, so the connection is not reported unclosed.
-        self._conn._close()
+        silent_close = getattr(self._conn, "_close", None)
+        if silent_close is not None:
+            silent_close()
+        elif self._transport is not None:
+            self._transport.close()
         if not self.lost.done():
             self.lost.set_result(None)
 
