@@ -32,6 +32,27 @@ def mine_variant(payload: bytes) -> bytes:
     return payload[:-1] + b',"mine":true}'
 
 
+# How much unread input a socket may hold in the hall before it stops being
+# read (TCP flow control then holds the client back, as Tornado would).
+READ_AHEAD = 64 * 1024
+
+
+class SteadyReadStream(IOStream):
+    """A room socket's stream: registered for reads from one frame to the next.
+
+    Tornado unregisters a socket for reads whenever no read is pending and
+    input is buffered, which in a WebSocket is after every frame header (the
+    payload is still in the buffer), and registers it again when the next
+    frame is read: an `epoll_ctl` pair and an idle `recv` per message,
+    4-6 % of the hall's CPU per bid in py-spy (docs/benchmarks.md, fifth
+    round). Here the socket stays registered while less than `READ_AHEAD`
+    of input waits unread; past that Tornado's rule applies again.
+    """
+
+    def reading(self) -> bool:
+        return self._read_buffer_size < READ_AHEAD or IOStream.reading(self)
+
+
 # Writers with frames queued in this loop iteration; one call_soon flushes them.
 _corked: list["FrameWriter"] = []
 
@@ -64,7 +85,13 @@ class FrameWriter:
         self._stream = stream
         stream.max_write_buffer_size = max_buffer
         # Plain TCP only: an SSLIOStream has its own handshake/buffer state.
-        self._sock = stream.socket if type(stream) is IOStream else None
+        if type(stream) is IOStream:
+            # Same object and state, one method more (SteadyReadStream adds
+            # no attributes); Tornado made the stream before the upgrade.
+            stream.__class__ = SteadyReadStream
+            self._sock = stream.socket
+        else:
+            self._sock = None
 
     def release_stream(self) -> None:
         self._stream = None
