@@ -12,6 +12,7 @@ import logging
 import struct
 from typing import Any
 
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def mine_variant(payload: bytes) -> bytes:
 # How much unread input a socket may hold in the hall before it stops being
 # read (TCP flow control then holds the client back, as Tornado would).
 READ_AHEAD = 64 * 1024
+READ_LIMIT = 1024 * 1024
 
 
 class SteadyReadStream(IOStream):
@@ -46,11 +48,22 @@ class SteadyReadStream(IOStream):
     frame is read: an `epoll_ctl` pair and an idle `recv` per message,
     4-6 % of the hall's CPU per bid in py-spy (docs/benchmarks.md, fifth
     round). Here the socket stays registered while less than `READ_AHEAD`
-    of input waits unread; past that Tornado's rule applies again.
+    of input waits unread; past that Tornado's rule applies again. Input that
+    arrives while nothing waits for it is read up to what the kernel holds;
+    `READ_LIMIT` caps that, as the kernel's receive buffer did before: a client
+    that sends that much without the hall getting through it is closed.
     """
 
     def reading(self) -> bool:
         return self._read_buffer_size < READ_AHEAD or IOStream.reading(self)
+
+    def _try_inline_read(self) -> None:
+        # Registered for reads: the loop reports the next bytes, so no recv
+        # that would only say there are none yet.
+        if self._find_read_pos() is None and self._state is not None \
+                and self._state & IOLoop.READ and not self.closed():
+            return
+        IOStream._try_inline_read(self)
 
 
 # Writers with frames queued in this loop iteration; one call_soon flushes them.
@@ -89,6 +102,7 @@ class FrameWriter:
             # Same object and state, one method more (SteadyReadStream adds
             # no attributes); Tornado made the stream before the upgrade.
             stream.__class__ = SteadyReadStream
+            stream.max_buffer_size = min(stream.max_buffer_size, READ_LIMIT)
             self._sock = stream.socket
         else:
             self._sock = None
