@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import websockets  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from common import RefServer, cpu_seconds, emit_result, pct  # noqa: E402
+from common import RefServer, cpu_split, emit_result, pct  # noqa: E402
 from stack import INCREMENT, START_PRICE, BenchStack, raise_nofile  # noqa: E402
 
 now = time.monotonic
@@ -226,16 +226,19 @@ def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger
     urls = [url] if isinstance(url, str) else url
     recv = Receivers(urls, lot_id, "ref" if trigger.__name__ == "ref" else "hall")
     recv.add(clients, procs)
-    cpu0 = sum(cpu_seconds(pid) for pid in server_pids)
+    split0 = [cpu_split(pid) for pid in server_pids]
     sent = asyncio.run(trigger())
-    cpu1 = sum(cpu_seconds(pid) for pid in server_pids)
+    split1 = [cpu_split(pid) for pid in server_pids]
+    sys_s = sum(b[1] - a[1] for a, b in zip(split0, split1))
+    cpu0, cpu1 = sum(map(sum, split0)), sum(map(sum, split1))
     time.sleep(1.0)
     merged, join_errors = recv.collect()
     out = summarize(sent, merged, clients)
     del out["last_ms"]
     # server CPU per event delivered to one socket (all bids incl. warm-up)
     out.update(join_retries=join_errors,
-               cpu_us_per_delivery=(cpu1 - cpu0) / max(1, len(sent) * clients) * 1e6)
+               cpu_us_per_delivery=(cpu1 - cpu0) / max(1, len(sent) * clients) * 1e6,
+               sys_us_per_delivery=sys_s / max(1, len(sent) * clients) * 1e6)
     return out
 
 
@@ -302,7 +305,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {name:26} {r['last_p50_ms']:9.2f} {r['last_p99_ms']:9.2f} {r['client_p50_ms']:11.2f} "
               f"{r['client_p99_ms']:11.2f} {r['missing']:8d}")
     print(f"  server CPU per delivered event: hall {hallres['cpu_us_per_delivery']:.1f} us, "
-          f"reference {refres['cpu_us_per_delivery']:.1f} us")
+          f"reference {refres['cpu_us_per_delivery']:.1f} us; of which in the kernel "
+          f"(system time: the sends) hall {hallres['sys_us_per_delivery']:.1f} us, "
+          f"reference {refres['sys_us_per_delivery']:.1f} us")
     if hallres["join_retries"]:
         print(f"  hall: {hallres['join_retries']} joins answered `unavailable` and were retried "
               "(the hall's Redis pool, max_connections=256, refuses bursts)")
