@@ -84,3 +84,28 @@ async def test_two_bidders_full_auction(stack, hall):
     assert [h["amount"] for h in history] == [10_000, 11_000, 12_000]
     for s in (a, b, watcher):
         await s.close()
+
+
+async def test_bids_sent_back_to_back_are_decided_in_the_order_sent(stack, hall):
+    """A client that does not wait for answers (a double tap, a script) has
+    its bids decided in the order it sent them: the first is accepted and
+    the second, from the leader, refused, never the other way round."""
+    session, lots = await hall.live_lots(3, start_price=1000, increment=100)
+    _api, _user, sock = await hall.paid_bidder(lots[0]["id"])
+    for lot in lots:
+        lot_id = lot["id"]
+        mark = len(sock.messages)
+        for ref, amount in (("first", 1000), ("second", 1100), ("third", 1200)):
+            await sock.send({"op": "bid", "lot_id": lot_id, "amount": amount,
+                             "ref": f"{ref}-{lot_id}"})
+        answers = {}
+        for ref in ("first", "second", "third"):
+            answers[ref] = await sock.wait_for(
+                lambda m, r=f"{ref}-{lot_id}": m.get("ref") == r, start=mark)
+        assert answers["first"]["type"] == "accepted", answers
+        assert answers["first"]["receipt"]["amount"] == 1000
+        assert [answers[r].get("code") for r in ("second", "third")] == \
+            ["already_leading", "already_leading"], answers
+        snap = await hall.anon.get(f"/api/lots/{lot_id}")
+        assert snap["price"] == 1000 and snap["next_min_bid"] == 1100
+    await sock.close()
