@@ -49,7 +49,7 @@ def read_bid(data: dict) -> tuple[int | None, str, int | None]:
 class BidBatcher:
     """Collect the bid script calls of one loop iteration; send them as one pipeline.
 
-    `call()` returns a future for the script's raw reply. The first call in an
+    `call_packed()` returns a future for the script's raw reply. The first call in an
     iteration schedules `_flush` with `call_soon`, so everything queued until
     the loop comes round goes in the same pipeline; several pipelines may be in
     flight at once (no waiting for the previous batch). A NOSCRIPT reply (Redis
@@ -66,17 +66,20 @@ class BidBatcher:
         # back to back: libsodium's tables stay in cache, which measured
         # cheaper per signature than one signature between other work.
         self.seal = seal
-        self._queue: list[tuple[tuple, asyncio.Future]] = []
+        self._queue: list[tuple[bytes, asyncio.Future]] = []
         self._tasks: set[asyncio.Task] = set()
+        self.commands = BidCommands()
         self.batches = 0
         self.calls = 0
 
-    def call(self, keys: list, args: list) -> "asyncio.Future[bytes]":
+    def call_packed(self, command: bytes) -> "asyncio.Future[bytes]":
+        """A future for the reply to one script call, already in RESP
+        (`BidCommands.pack`)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         if not self._queue:
             loop.call_soon(self._flush)
-        self._queue.append(((len(keys), *keys, *args), fut))
+        self._queue.append((command, fut))
         return fut
 
     def _flush(self) -> None:
@@ -90,9 +93,9 @@ class BidBatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
+    async def _run(self, batch: list[tuple[bytes, asyncio.Future]]) -> None:
         try:
-            replies = await self._send([argv for argv, _ in batch])
+            replies = await self._send([command for command, _ in batch])
             retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if retry:
                 self.script.sha = await self.redis.script_load(self.script.script)
@@ -115,17 +118,19 @@ class BidBatcher:
             else:
                 fut.set_result(seal(reply) if seal is not None else reply)
 
-    async def _send(self, calls: list[tuple]) -> list:
+    async def _send(self, calls: list[bytes]) -> list:
         """One write of every call's EVALSHA, then their replies in order.
 
         redis-py's pipeline packing alone was 11 % of the hall's samples under
-        load (docs/benchmarks.md, "third round"): the batch is packed here, in
-        one pass over arguments that are only str and int, and exchanged on a
+        load (docs/benchmarks.md, "third round"): calls come packed
+        (`BidCommands`), and are exchanged on a
         pooled connection with the client's retry (a connection lost to a Redis
         restart or failover is re-made and the whole batch sent again, which
         the ref makes harmless: a bid already decided returns its answer).
+        A NOSCRIPT retry re-sends the same bytes: the sha is the script's
+        own hash, the same after SCRIPT LOAD.
         """
-        packed = pack_evalsha(self.script.sha, calls)
+        packed = b"".join(calls)
         pool = self.redis.connection_pool
         conn = await pool.get_connection()
         try:
@@ -188,6 +193,84 @@ def pack_evalsha(sha: str | bytes, calls: list[tuple]) -> bytes:
     return "".join(out).encode()
 
 
+# Stand-ins for what changes from one bid of a user on a lot to the next.
+_REF, _AMOUNT, _MAX = "\x00ref\x00", "\x00amount\x00", "\x00max\x00"
+
+
+def _bulk(text: str) -> bytes:
+    data = text.encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+class BidCommands:
+    """A bid's EVALSHA in RESP, from a template per bidder and lot.
+
+    Of the script's 21 keys and arguments only three parts change from one bid
+    of a user on a lot to the next: the ref (an argument, and inside a key),
+    the amount and the maximum. The rest (the lot's and the bidder's keys, the
+    masked name, the pseudonym, the key id) is encoded once per (lot, bidder).
+    Keys and arguments come from auction/engine.py with stand-ins, so the
+    script's order is still written in one place. Packing a bid was 5-7 us
+    with `pack_evalsha` and is about 1 us here (`python bench/packing.py`).
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._templates: dict[tuple, tuple[bytes, tuple]] = {}
+        self._limit = limit
+
+    def pack(self, sha: str | bytes, lot_id: int, session_id: int, user: Identity,
+             amount: int | None, ref: str, max_amount: int | None, rate_per_s: int,
+             bidder_ref: str, kid: str) -> bytes:
+        key = (sha, lot_id, session_id, user.id, user.name, rate_per_s, bidder_ref, kid)
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) >= self._limit:
+                self._templates.clear()
+            template = self._templates[key] = self._template(
+                sha, engine.bid_keys(lot_id, session_id, user.id, _REF),
+                engine.bid_args(lot_id, user.id, user.name, _AMOUNT, _REF, _MAX, rate_per_s,
+                                bidder_ref, kid))
+        head, parts = template
+        values = {_REF: ref, _AMOUNT: "" if amount is None else str(amount),
+                  _MAX: str(max_amount) if max_amount else ""}
+        out = [head]
+        for prefix, slot, suffix, after in parts:
+            data = (prefix + values[slot] + suffix).encode()
+            out.append(b"$%d\r\n%b\r\n%b" % (len(data), data, after))
+        return b"".join(out)
+
+    @staticmethod
+    def _template(sha: str | bytes, keys: list, args: list) -> tuple[bytes, tuple]:
+        """(everything before the first changing part, then per changing part:
+        text before its stand-in, the stand-in, text after it, the unchanging
+        RESP up to the next one)."""
+        argv = [len(keys), *keys, *args]
+        sha_s = sha.decode() if isinstance(sha, bytes) else sha  # SCRIPT LOAD's is bytes
+        static = [f"*{len(argv) + 2}\r\n$7\r\nEVALSHA\r\n".encode(), _bulk(sha_s)]
+        head: bytes | None = None
+        parts: list[tuple[str, str, str, bytes]] = []
+        slot: tuple[str, str, str] | None = None
+        for arg in argv:
+            text = str(arg)
+            found = [s for s in (_REF, _AMOUNT, _MAX) if s in text]
+            if not found:
+                static.append(_bulk(text))
+                continue
+            if len(found) > 1 or text.count(found[0]) > 1:
+                raise ValueError(f"one changing part per argument: {text!r}")
+            if slot is None:
+                head = b"".join(static)
+            else:
+                parts.append((*slot, b"".join(static)))
+            prefix, _, suffix = text.partition(found[0])
+            slot = (prefix, found[0], suffix)
+            static = []
+        if slot is None:
+            raise ValueError("a bid's call has a ref")
+        parts.append((*slot, b"".join(static)))
+        return head or b"", tuple(parts)
+
+
 class Receipts:
     """What the bid path needs for receipts: each bidder's pseudonym on a lot
     (the bid chain's `bidder_ref`, kept per process: an HMAC per bid costs
@@ -228,10 +311,9 @@ async def place_bid_raw(lots: LotReader, bids: BidBatcher, receipts: Receipts, u
             raise ApiError("lot_not_open", "this lot is not published yet")
         raise ApiError("not_found", "no such lot")
     # The batcher signs the receipt (BidBatcher.seal).
-    return await bids.call(engine.bid_keys(lot_id, session_id, user.id, ref),
-                           engine.bid_args(lot_id, user.id, user.name, amount, ref, max_amount,
-                                           bid_rate(), receipts.bidder_ref(lot_id, user.id),
-                                           receipts.kid))
+    return await bids.call_packed(bids.commands.pack(
+        bids.script.sha, lot_id, session_id, user, amount, ref, max_amount, bid_rate(),
+        receipts.bidder_ref(lot_id, user.id), receipts.kid))
 
 
 async def place_bid(lots: LotReader, bids: BidBatcher, receipts: Receipts, user: Identity,

@@ -209,3 +209,26 @@ def test_the_bid_batch_is_packed_exactly_as_redis_py_would(calls):
     sha = "0123456789abcdef0123456789abcdef01234567"
     theirs = b"".join(Connection().pack_commands([("EVALSHA", sha, *argv) for argv in calls]))
     assert pack_evalsha(sha, [tuple(argv) for argv in calls]) == theirs
+
+
+@given(st.text(min_size=1, max_size=64), st.one_of(st.none(), st.integers(1, 2**53)),
+       st.one_of(st.none(), st.integers(1, 2**53)), st.text(max_size=20),
+       st.integers(1, 2**31), st.integers(1, 2**31), st.integers(0, 1000))
+def test_a_bid_from_its_template_is_the_call_engine_would_pack(ref, amount, max_amount, name,
+                                                                lot_id, user_id, rate):
+    """The hall packs each bid from a per-bidder template (hall/bidding.py
+    BidCommands): byte for byte the EVALSHA of auction/engine.py's keys and
+    arguments, for any ref, name and amount, the second bid on a template too."""
+    from hall.auth import Identity
+    from hall.bidding import BidCommands, pack_evalsha
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    user = Identity(id=user_id, name=name, role="bidder")
+    commands = BidCommands()
+    for r in ("warm-up", ref):
+        keys = engine.bid_keys(lot_id, 7, user_id, r)
+        args = engine.bid_args(lot_id, user_id, name, amount, r, max_amount, rate, "bref", "kid1")
+        expected = pack_evalsha(sha, [(len(keys), *keys, *args)])
+        assert commands.pack(sha, lot_id, 7, user, amount, r, max_amount, rate, "bref",
+                             "kid1") == expected
+        assert commands.pack(sha.encode(), lot_id, 7, user, amount, r, max_amount, rate, "bref",
+                             "kid1") == expected
