@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PeerServer, RefServer, cpu_seconds, emit_result, pct  # noqa: E402
+from common import PeerServer, RefServer, cpu_seconds, emit_result, hall_counters, pct  # noqa: E402
 from load import run_load  # noqa: E402
 from stack import BenchStack, raise_nofile  # noqa: E402
 
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile", metavar="FILE",
                     help="py-spy the hall process over the measured window into FILE (raw "
                          "collapsed stacks; py-spy's own CPU shares the machine)")
+    ap.add_argument("--profile-gil", action="store_true",
+                    help="with --profile: sample only while the hall holds the GIL. py-spy "
+                         "samples wall time, so a send that wakes Redis or a client on these "
+                         "two cores also shows the wait for the CPU; sends release the GIL")
     a = ap.parse_args(argv)
     if a.quick:
         a.clients, a.duration, a.warmup, a.procs = 4, 1.0, 0.2, 2
@@ -106,13 +110,17 @@ def main(argv: list[str] | None = None) -> dict:
         spy: list[subprocess.Popen] = []
         rdb = st.sync_redis()
         stats: list[dict] = []
+        batches: list[dict] = []
 
         def probe() -> tuple[float, float]:
             # Called at the start and at the end of the measured window.
             stats.append(rdb.info("commandstats"))
+            batches.append(hall_counters(st.base, "hall_bid_batches_total",
+                                         "hall_bid_batch_calls_total"))
             if a.profile and not spy:
                 spy.append(subprocess.Popen(
                     [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "100", "--nonblocking",
+                     *(["--gil"] if a.profile_gil else []),
                      "-f", "raw", "-o", a.profile, "-p", str(st.hall.proc.pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             elif spy:
@@ -130,6 +138,10 @@ def main(argv: list[str] | None = None) -> dict:
         hall["redis_us_per_bid_by_command"] = by_command(stats[0], stats[-1], n)
         hall["cores_busy"] = (h1 - h0 + r1 - r0 + w1 - w0 + res["clients_cpu_s"]) / a.duration
         hall["cpu_util"] = (h1 - h0) / a.duration
+        sent = batches[-1]["hall_bid_batches_total"] - batches[0]["hall_bid_batches_total"]
+        hall["bids_per_batch"] = ((batches[-1]["hall_bid_batch_calls_total"]
+                                   - batches[0]["hall_bid_batch_calls_total"]) / sent
+                                  if sent else 0.0)
         notes = list(st.notes)
 
     ratio_tput = hall["accepted_per_s"] / echo["answers_per_s"] if echo["answers_per_s"] else 0.0
@@ -152,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  CPU per answered bid: hall process {hall['cpu_us_per_bid']:.0f} us "
           f"({hall['cpu_util']:.0%} of a core), redis-server {hall['redis_cpu_us_per_bid']:.0f} us; "
           f"echo server {echo['cpu_us_per_reply']:.0f} us per reply")
+    print(f"  bid script calls per pipeline to Redis (hall/bidding.py BidBatcher): "
+          f"{hall['bids_per_batch']:.2f}")
     print("  Redis time per bid by command (INFO commandstats, us): " + ", ".join(
         f"{k} {v:.1f}" for k, v in list(hall["redis_us_per_bid_by_command"].items())[:8]))
     print(f"  CPU per bid, all processes: hall {hall['cpu_us_per_bid']:.0f} + redis "

@@ -99,6 +99,21 @@ def emit_result(name: str, data: dict) -> None:
     print("RESULT " + json.dumps({"bench": name, **data}), flush=True)
 
 
+def hall_counters(base: str, *names: str) -> dict[str, float]:
+    """Unlabelled counters from a hall's /metrics (0.0 for one it lacks)."""
+    import re
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    except OSError:
+        text = ""
+    out = {}
+    for name in names:
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        out[name] = float(m.group(1)) if m else 0.0
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """user + system CPU time of a process so far (Linux /proc; 0.0 elsewhere).
 

@@ -63,6 +63,7 @@ class HallApplication(tornado.web.Application):
         self.limiter = RateLimiter(redis)
         self.identities = Identities(redis)
         self.metrics = Metrics()
+        self.metrics.batcher = self.bids
         self.image_store: ImageStore = LocalImageStore()  # lot photos (hall/imagestore.py)
         self._wechat: WeChatPayConfig | None = None
         self._bg: set[asyncio.Task] = set()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hall.audience import Audience
+    from hall.bidding import BidBatcher
     from hall.gcpause import GcWatch
 
 
@@ -15,6 +16,7 @@ class Metrics:
         self.laggards = 0
         self.sockets_opened = 0
         self.gc: "GcWatch | None" = None  # set once the process has started (hall/gcpause.py)
+        self.batcher: "BidBatcher | None" = None  # the bid pipelines (hall/bidding.py)
 
     def count_bid(self, answer: dict) -> None:
         self.bids[answer.get("code", "accepted")] += 1
@@ -46,6 +48,15 @@ class Metrics:
             "# TYPE hall_pubsub_reconnects_total counter",
             f"hall_pubsub_reconnects_total {audience.relay.reconnects}",
         ]
+        if self.batcher is not None:
+            lines += [
+                "# HELP hall_bid_batches_total Pipelines of bid script calls sent to Redis.",
+                "# TYPE hall_bid_batches_total counter",
+                f"hall_bid_batches_total {self.batcher.batches}",
+                "# HELP hall_bid_batch_calls_total Bid script calls in those pipelines.",
+                "# TYPE hall_bid_batch_calls_total counter",
+                f"hall_bid_batch_calls_total {self.batcher.calls}",
+            ]
         if self.gc is not None:
             lines += self.gc.lines()
         return "\n".join(lines) + "\n"
