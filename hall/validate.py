@@ -66,6 +66,23 @@ def _check(value: Any) -> str | None:
     return None
 
 
+def _nothing_to_find(raw: bytes | str) -> bool:
+    """Whether `_check` must find nothing, from the raw text alone (a bid's
+    frame: 0.6 us here against 2-4 us for the walk). A lone surrogate needs a
+    `\\u` escape, or, in bytes, its UTF-8 form, which starts with 0xED (json
+    reads bytes with "surrogatepass"; UTF-16 and -32, which it also reads,
+    have zero bytes); nesting deeper than MAX_DEPTH needs
+    more brackets than that. Both are counted over the whole text, strings
+    included, so a frame that merely might have one is walked."""
+    if isinstance(raw, bytes):
+        if b"\\" in raw or b"\xed" in raw or b"\x00" in raw:  # 0: UTF-16 or -32
+            return False
+        return raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
+    if "\\" in raw or _SURROGATE.search(raw):
+        return False
+    return raw.count("{") + raw.count("[") <= MAX_DEPTH
+
+
 def parse_json(raw: bytes | str) -> Any:
     """A JSON value under the rules above; BadJson (`invalid`) otherwise."""
     try:
@@ -76,6 +93,8 @@ def parse_json(raw: bytes | str) -> Any:
         if str(exc) == "duplicate key":
             raise BadJson("a key appears twice in one object")
         raise BadJson("not valid JSON")
+    if _nothing_to_find(raw):
+        return data
     problem = _check(data)
     if problem is not None:
         raise BadJson(problem, data if problem.startswith("strings") else None)

@@ -772,3 +772,31 @@ async def test_a_refused_task_is_logged_without_a_traceback(stack, hall):
         assert "ERROR" not in lines[i] and "CRITICAL" not in lines[i], lines[i]
         following = lines[i + 1] if i + 1 < len(lines) else ""
         assert not following.startswith("Traceback"), (lines[i], following)
+
+
+LONE = '{"op": "bid", "ref": "\ud800"}'
+
+
+@pytest.mark.parametrize("raw", [
+    LONE.replace("\ud800", "\\ud800"), LONE.replace("\ud800", "\\ud800").encode(), LONE,
+    LONE.encode("utf-8", "surrogatepass"), LONE.encode("utf-16-le", "surrogatepass"),
+    LONE.encode("utf-16", "surrogatepass"), LONE.encode("utf-32", "surrogatepass"),
+    '{"a": ' + "[" * 40 + "]" * 40 + "}", ('{"a": ' + "[" * 40 + "]" * 40 + "}").encode(),
+], ids=["escaped", "escaped bytes", "text", "utf-8", "utf-16-le", "utf-16", "utf-32",
+        "deep", "deep bytes"])
+def test_no_form_of_a_lone_surrogate_or_deep_nesting_gets_through(raw):
+    """Whatever shortcut the parser takes for plain frames (hall/validate.py),
+    a lone surrogate in any encoding json reads, or nesting past the limit,
+    is `invalid`; text that only looks close (Hangul starts with 0xED in
+    UTF-8) is read."""
+    from hall.validate import BadJson, parse_json
+    with pytest.raises(BadJson):
+        parse_json(raw)
+
+
+def test_plain_and_hangul_frames_are_read():
+    from hall.validate import parse_json
+    frame = '{"op": "bid", "lot_id": 3, "amount": 1000, "ref": "훈-%s"}'
+    for raw in (frame % "a", (frame % "b").encode(), ("[" * 32 + "]" * 32)):
+        assert parse_json(raw)
+    assert parse_json((frame % "c").encode())["ref"] == "훈-c"
