@@ -124,10 +124,10 @@ class BidBatcher:
 
         redis-py's pipeline packing alone was 11 % of the hall's samples under
         load (docs/benchmarks.md, "third round"): calls come packed
-        (`BidCommands`), and are exchanged on a
-        pooled connection with the client's retry (a connection lost to a Redis
-        restart or failover is re-made and the whole batch sent again, which
-        the ref makes harmless: a bid already decided returns its answer).
+        (`BidCommands`), and are exchanged on one of the batcher's connections
+        with the client's retry (a connection lost to a Redis restart or
+        failover is re-made and the whole batch sent again, which the ref
+        makes harmless: a bid already decided returns its answer).
         A NOSCRIPT retry re-sends the same bytes: the sha is the script's
         own hash, the same after SCRIPT LOAD.
         """
@@ -228,11 +228,13 @@ class BidCommands:
     the amount and the maximum. The rest (the lot's and the bidder's keys, the
     masked name, the pseudonym, the key id) is encoded once per (lot, bidder).
     Keys and arguments come from auction/engine.py with stand-ins, so the
-    script's order is still written in one place. Packing a bid was 5-7 us
-    with `pack_evalsha` and is about 1 us here (`python bench/packing.py`).
+    script's order is still written in one place. Packing a bid was 7 us
+    with the keys, arguments and `pack_evalsha`, and is under 2 us here
+    (`python bench/packing.py`). A template is about 1 KB: past `limit` of
+    them the map starts again (the active pairs are rebuilt on their next bid).
     """
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = 20_000) -> None:
         self._templates: dict[tuple, tuple[bytes, tuple]] = {}
         self._limit = limit
 
