@@ -7,25 +7,23 @@ An accepted bid's answer carries its signed receipt (`Receipts`): the script
 writes the receipt's fields, the hall signs them.
 
 Bids that arrive in the same IOLoop iteration are sent to Redis together: one
-pipeline (not a transaction) of EVALSHA calls, one write and one round trip
-for the lot on the batcher's own connection (hall/bidline.py), instead of one
-per bid (`BidBatcher`). Each bid is still its own script run, atomic on its
-own; the batch only shares the socket.
+pipeline (not a transaction) of EVALSHA calls, one round trip and one pool
+checkout for the lot, instead of one per bid (`BidBatcher`). Each bid is still
+its own script run, atomic on its own; the batch only shares the socket.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
-from redis.retry import Retry
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from auction import bidchain, engine
 from auction.receipts import Signer
 from hall.auth import Identity
-from hall.bidline import BidLine
 from hall.errors import ApiError
 from hall.lots import LotReader
 from hall.ratelimit import bid_rate
@@ -70,8 +68,7 @@ class BidBatcher:
         self.seal = seal
         self._queue: list[tuple[bytes, asyncio.Future]] = []
         self._tasks: set[asyncio.Task] = set()
-        self._line: BidLine | None = None  # the batches' connection (hall/bidline.py)
-        self._opening = asyncio.Lock()
+        self._idle: list[Any] = []  # connections between batches (`_send`)
         self.commands = BidCommands()
         self.batches = 0
         self.calls = 0
@@ -127,31 +124,63 @@ class BidBatcher:
 
         redis-py's pipeline packing alone was 11 % of the hall's samples under
         load (docs/benchmarks.md, "third round"): calls come packed
-        (`BidCommands`), and are exchanged on the batcher's own connection
-        (hall/bidline.py: every batch in flight shares it, replies in order)
-        under the client's retry (a connection lost to a Redis restart or
+        (`BidCommands`), and are exchanged on one of the batcher's connections
+        with the client's retry (a connection lost to a Redis restart or
         failover is re-made and the whole batch sent again, which the ref
         makes harmless: a bid already decided returns its answer).
         A NOSCRIPT retry re-sends the same bytes: the sha is the script's
         own hash, the same after SCRIPT LOAD.
         """
         packed = b"".join(calls)
-        retry = self.redis.get_retry() or Retry(NoBackoff(), 0)
-        return await retry.call_with_retry(lambda: self._exchange(packed, len(calls)),
-                                           lambda _error: None)
+        # The batcher keeps the connections it has used (as many as batches
+        # were ever in flight at once, a handful) instead of checking one out
+        # of the pool per batch: the pool's condition, timer, lock and
+        # readiness check were 5 % of the hall's samples under load. A
+        # connection is kept only after a whole exchange; after anything else
+        # it is dropped first and connected again on its next use.
+        conn = self._idle.pop() if self._idle else await self.redis.connection_pool.get_connection()
+        clean = False
 
-    async def _exchange(self, packed: bytes, n: int) -> list:
-        line = self._line
-        if line is None or line.lost:
-            async with self._opening:  # one new line for every batch that needs it
-                line = self._line
-                if line is None or line.lost:
-                    line = self._line = await BidLine.open(self.redis.connection_pool)
-        return await line.exchange(packed, n)
+        async def attempt() -> list:
+            if not conn.is_connected:
+                # `connect()`, as the pool would: a Sentinel-managed connection
+                # asks for the master's address there (a send reconnects to the
+                # address it had).
+                await conn.connect()
+            return await _exchange(conn, packed, len(calls))
+        try:
+            replies = await conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+            clean = True
+            return replies
+        finally:
+            if not clean:
+                await conn.disconnect(nowait=True)
+            self._idle.append(conn)
 
-    def close(self) -> None:
-        if self._line is not None:
-            self._line.close()
+
+async def _exchange(conn: Any, packed: bytes, n: int) -> list:
+    """Send the packed batch; n replies, an error reply as its exception.
+
+    The connection's socket_timeout bounds the whole batch with one timer:
+    `read_response` would arm one per reply (`math.inf` turns its own off),
+    4 % of the hall's samples under load (docs/benchmarks.md, fifth round).
+    Running out is what it was: the connection dropped, redis-py's
+    TimeoutError, which the client's retry handles.
+    """
+    await conn.send_packed_command(packed)
+    replies: list = []
+    try:
+        async with asyncio.timeout(conn.socket_timeout):
+            for _ in range(n):
+                try:
+                    replies.append(await conn.read_response(timeout=math.inf))
+                except ResponseError as exc:  # NOSCRIPT, or the script's own error
+                    replies.append(exc)
+    except TimeoutError:
+        await conn.disconnect(nowait=True)
+        raise RedisTimeoutError(f"no answer from Redis within {conn.socket_timeout} s "
+                                f"to a batch of {n} bids") from None
+    return replies
 
 
 def pack_evalsha(sha: str | bytes, calls: list[tuple]) -> bytes:
