@@ -68,7 +68,6 @@ class BidBatcher:
         self.seal = seal
         self._queue: list[tuple[bytes, asyncio.Future]] = []
         self._tasks: set[asyncio.Task] = set()
-        self._idle: list[Any] = []  # connections between batches (`_send`)
         self.commands = BidCommands()
         self.batches = 0
         self.calls = 0
@@ -124,7 +123,7 @@ class BidBatcher:
 
         redis-py's pipeline packing alone was 11 % of the hall's samples under
         load (docs/benchmarks.md, "third round"): calls come packed
-        (`BidCommands`), and are exchanged on one of the batcher's connections
+        (`BidCommands`), and are exchanged on a pooled connection
         with the client's retry (a connection lost to a Redis restart or
         failover is re-made and the whole batch sent again, which the ref
         makes harmless: a bid already decided returns its answer).
@@ -132,30 +131,13 @@ class BidBatcher:
         own hash, the same after SCRIPT LOAD.
         """
         packed = b"".join(calls)
-        # The batcher keeps the connections it has used (as many as batches
-        # were ever in flight at once, a handful) instead of checking one out
-        # of the pool per batch: the pool's condition, timer, lock and
-        # readiness check were 5 % of the hall's samples under load. A
-        # connection is kept only after a whole exchange; after anything else
-        # it is dropped first and connected again on its next use.
-        conn = self._idle.pop() if self._idle else await self.redis.connection_pool.get_connection()
-        clean = False
-
-        async def attempt() -> list:
-            if not conn.is_connected:
-                # `connect()`, as the pool would: a Sentinel-managed connection
-                # asks for the master's address there (a send reconnects to the
-                # address it had).
-                await conn.connect()
-            return await _exchange(conn, packed, len(calls))
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
         try:
-            replies = await conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
-            clean = True
-            return replies
+            return await conn.retry.call_with_retry(
+                lambda: _exchange(conn, packed, len(calls)), lambda _error: conn.disconnect())
         finally:
-            if not clean:
-                await conn.disconnect(nowait=True)
-            self._idle.append(conn)
+            await pool.release(conn)
 
 
 async def _exchange(conn: Any, packed: bytes, n: int) -> list:
