@@ -99,14 +99,19 @@ def emit_result(name: str, data: dict) -> None:
     print("RESULT " + json.dumps({"bench": name, **data}), flush=True)
 
 
+def metrics_text(base: str) -> str:
+    """A hall's /metrics page ("" when it does not answer)."""
+    import urllib.request
+    try:
+        return urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    except OSError:
+        return ""
+
+
 def hall_counters(base: str, *names: str) -> dict[str, float]:
     """Unlabelled counters from a hall's /metrics (0.0 for one it lacks)."""
     import re
-    import urllib.request
-    try:
-        text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
-    except OSError:
-        text = ""
+    text = metrics_text(base)
     out = {}
     for name in names:
         m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import websockets  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from common import RefServer, cpu_split, emit_result, pct  # noqa: E402
+from common import RefServer, cpu_split, emit_result, metrics_text, pct  # noqa: E402
 from stack import INCREMENT, START_PRICE, BenchStack, raise_nofile  # noqa: E402
 
 now = time.monotonic
@@ -246,10 +246,8 @@ def gc_figures(base: str) -> dict:
     """The hall's garbage collections so far, from its /metrics (hall/gcpause.py):
     full ones and the longest, the time in all of them, the frozen objects."""
     import re
-    import urllib.request
-    try:
-        text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
-    except OSError:
+    text = metrics_text(base)
+    if not text:
         return {}
 
     def value(pattern: str) -> float:

@@ -172,6 +172,8 @@ def pack_evalsha(sha: str | bytes, calls: list[tuple]) -> bytes:
     Built as one str and encoded once: 5-6 us a call against 19-23 us for
     redis-py's packer (`python bench/packing.py`: a bid's 24 arguments). A bulk
     string's length is in bytes, so text that is not ASCII is measured encoded.
+    The bid path packs through `BidCommands`; this is what its templates are
+    held to (tests/test_engine_rules.py) and the packer it is measured beside.
     """
     sha_s = sha.decode() if isinstance(sha, bytes) else sha
     head = f"$7\r\nEVALSHA\r\n${len(sha_s)}\r\n{sha_s}\r\n"
