@@ -19,6 +19,7 @@ import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.retry import Retry as SyncRetry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -69,16 +70,23 @@ class BlockingSentinelConnectionPool(aiosentinel.SentinelConnectionPool,
     with the blocking pool's wait-for-a-free-connection behaviour."""
 
 
-def _hall_pool_kwargs() -> dict[str, Any]:
-    # Pooled connections die with a Redis restart or failover; retry such a
-    # command on a fresh connection instead of failing the request that
-    # happened to get it. A blocking pool: when a room opens and hundreds of
-    # sockets join at once, commands wait a moment for a connection instead of
-    # failing with "Too many connections".
-    return dict(max_connections=256, timeout=10, decode_responses=False,
-                health_check_interval=15, socket_keepalive=True,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
+def _retry(retry_class: type) -> dict[str, Any]:
+    """Pooled connections die with a Redis restart or failover: a command that
+    gets one is sent again on a fresh connection (backing off 0.1 s doubling
+    to 1 s, about 3.5 s in all) instead of failing the request or task that
+    happened to get it. Given explicitly: a client made by `from_url` or
+    `master_for` has no retry at all (redis-py applies its own default only
+    to a pool it builds itself)."""
+    return dict(retry=retry_class(ExponentialBackoff(cap=1.0, base=0.05), 6),
                 retry_on_error=[RedisConnectionError, RedisTimeoutError])
+
+
+def _hall_pool_kwargs() -> dict[str, Any]:
+    # A blocking pool: when a room opens and hundreds of sockets join at once,
+    # commands wait a moment for a connection instead of failing with "Too
+    # many connections".
+    return dict(max_connections=256, timeout=10, decode_responses=False,
+                health_check_interval=15, socket_keepalive=True, **_retry(Retry))
 
 
 def async_client() -> aioredis.Redis:
@@ -99,14 +107,18 @@ def async_client() -> aioredis.Redis:
 # -- workers, beat, run.py: plain redis-py -----------------------------------------------
 
 def sync_client(decode_responses: bool = True) -> redis.Redis:
+    """A worker's (or beat's, or run.py's) client. Retrying matters most here:
+    a worker keeps dozens of pooled connections across a Redis restart, and a
+    task's message to its owner (a deposit's result) sent on a dead one was
+    lost, the bidder never told."""
     hosts = sentinels()
     if not hosts:
         return redis.Redis.from_url(settings.REDIS_URL, decode_responses=decode_responses,
-                                    health_check_interval=15)
+                                    health_check_interval=15, **_retry(SyncRetry))
     sentinel = redis.sentinel.Sentinel(hosts, sentinel_kwargs=_sentinel_kwargs())
     return sentinel.master_for(settings.REDIS_SENTINEL_MASTER, decode_responses=decode_responses,
                                health_check_interval=15, socket_connect_timeout=5,
-                               **_master_auth())
+                               **_master_auth(), **_retry(SyncRetry))
 
 
 # -- Celery ---------------------------------------------------------------------------

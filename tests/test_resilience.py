@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from conftest import Socket
+from tests.procs import ROOT
 
 
 async def _bid_until_answered(api, lot_id: int, amount: int, ref: str) -> dict:
@@ -77,3 +81,48 @@ async def test_bids_after_redis_forgot_its_scripts_are_decided_once(stack, hall)
     assert [h["amount"] for h in history] == [1000]
     for s in sockets:
         await s.close()
+
+
+
+# A worker's process (monkey-patched by eventlet, as `celery worker -P eventlet` is),
+# its pool holding connections from before a Redis restart. Under eventlet,
+# redis-py's check of a pooled connection on checkout does not see that the
+# server closed it.
+_WORKER_AFTER_A_RESTART = r"""
+import eventlet; eventlet.monkey_patch()
+import json, sys
+from pathlib import Path
+import redis
+import settings
+from auction import keys
+from tests.procs import RedisServer
+from workers import publish
+
+server = RedisServer(Path(sys.argv[1]), Path(sys.argv[1])).start()
+try:
+    settings.REDIS_URL = server.url
+    pool = publish.client().connection_pool
+    held = [pool.get_connection() for _ in range(3)]  # as after a few tasks at once
+    for conn in held:
+        pool.release(conn)
+    server.stop()
+    server.start()
+    listener = redis.Redis.from_url(server.url).pubsub()
+    listener.subscribe(keys.user_channel(7))
+    listener.get_message(timeout=5)
+    publish.to_user(7, {"type": "task", "task_id": "t-1", "state": "SUCCESS"})
+    got = listener.get_message(timeout=5)
+    print("delivered:", json.loads(got["data"])["task_id"] if got else None)
+finally:
+    server.stop()
+"""
+
+
+def test_a_workers_message_to_a_user_after_a_redis_restart_is_delivered(tmp_path: Path) -> None:
+    """The worker's next message to a user after a restart (a deposit's result)
+    goes out on a new connection. It used to raise "Connection closed by
+    server" after the task had succeeded, and the bidder was never told their
+    deposit was paid."""
+    done = subprocess.run([sys.executable, "-c", _WORKER_AFTER_A_RESTART, str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "delivered: t-1" in done.stdout, done.stdout + done.stderr
