@@ -126,3 +126,34 @@ def test_a_workers_message_to_a_user_after_a_redis_restart_is_delivered(tmp_path
     done = subprocess.run([sys.executable, "-c", _WORKER_AFTER_A_RESTART, str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "delivered: t-1" in done.stdout, done.stdout + done.stderr
+
+
+async def test_a_burst_of_bid_batches_gives_the_pool_its_connections_back(stack):
+    """Batches in flight at once (as while Redis is slow or restarting) each
+    take a connection. Once they are answered the batcher keeps a few and gives
+    the rest back, so the hall's other commands still get one: a burst kept for
+    good left a hall with "No connection available" for the rest of its life."""
+    import redis.asyncio as aioredis
+
+    from hall.bidding import KEEP_IDLE, BidBatcher, pack_evalsha
+
+    size = KEEP_IDLE + 8
+    pool = aioredis.BlockingConnectionPool.from_url(stack.redis.url, max_connections=size,
+                                                    timeout=2)
+    client = aioredis.Redis.from_pool(pool)
+    try:
+        script = client.register_script("return ARGV[1]")
+        await client.script_load(script.script)
+        batcher = BidBatcher(client, script)
+        stack.sync_redis().client_pause(300)  # every batch below is in flight at once
+        answers = []
+        for i in range(size):
+            answers.append(batcher.call_packed(pack_evalsha(script.sha, [(0, str(i))])))
+            await asyncio.sleep(0)  # the next loop iteration: a batch of its own
+        assert await asyncio.gather(*answers) == [str(i).encode() for i in range(size)]
+        assert batcher.batches == size
+        others = [await pool.get_connection() for _ in range(size - KEEP_IDLE)]
+        for conn in others:
+            await pool.release(conn)
+    finally:
+        await client.aclose()
