@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = {
     "bids.py": [("accepted/s", ("hall", "accepted_per_s")), ("p99 ms", ("hall", "p99_ms")),
                 ("hall us/bid", ("hall", "cpu_us_per_bid")),
+                ("hall sys us/bid", ("hall", "sys_us_per_bid")),
                 ("redis us/bid", ("hall", "redis_cpu_us_per_bid")),
                 ("worker us/bid", ("hall", "worker_cpu_us_per_bid")),
                 ("echo/s", ("echo", "answers_per_s")), ("vs echo", ("ratio_accepted_vs_echo",))],

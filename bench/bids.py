@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PeerServer, RefServer, cpu_seconds, emit_result, hall_counters, pct  # noqa: E402
+from common import (PeerServer, RefServer, cpu_seconds, cpu_split, emit_result,  # noqa: E402
+                    hall_counters, pct)
 from load import run_load  # noqa: E402
 from stack import BenchStack, raise_nofile  # noqa: E402
 
@@ -79,10 +80,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     with RefServer("echo") as ref:
         res = run_load(ref.url, [(None, 1)] * a.clients, "echo", a.duration, a.procs, a.warmup,
-                       probe=lambda: cpu_seconds(ref.proc.pid))
+                       probe=lambda: cpu_split(ref.proc.pid))
         echo = summarize(res)
-        echo["cpu_us_per_reply"] = ((res["probe"][1] - res["probe"][0])
-                                    / max(1, echo["counts"].get("answers", 0)) * 1e6)
+        (eu0, es0), (eu1, es1) = res["probe"]
+        replies = max(1, echo["counts"].get("answers", 0))
+        echo["cpu_us_per_reply"] = (eu1 + es1 - eu0 - es0) / replies * 1e6
+        # The kernel's part (system time): on loopback mostly the sends.
+        echo["sys_us_per_reply"] = (es1 - es0) / replies * 1e6
         echo["clients_cpu_us_per_reply"] = (res["clients_cpu_s"]
                                             / max(1, echo["counts"].get("answers", 0)) * 1e6)
 
@@ -126,12 +130,13 @@ def main(argv: list[str] | None = None) -> dict:
             elif spy:
                 spy[0].send_signal(signal.SIGINT)  # py-spy writes its file on ^C
                 spy[0].wait(timeout=60)
-            return tuple(cpu_seconds(pid) for pid in pids)
+            return (*(cpu_seconds(pid) for pid in pids), cpu_split(st.hall.proc.pid)[1])
         res = run_load(st.ws_url, conns, "hall", a.duration, a.procs, a.warmup, probe=probe)
         hall = summarize(res)
-        (h0, r0, w0), (h1, r1, w1) = res["probe"]
+        (h0, r0, w0, hs0), (h1, r1, w1, hs1) = res["probe"]
         n = max(1, hall["counts"].get("answers", 0))
         hall["cpu_us_per_bid"] = (h1 - h0) / n * 1e6
+        hall["sys_us_per_bid"] = (hs1 - hs0) / n * 1e6
         hall["redis_cpu_us_per_bid"] = (r1 - r0) / n * 1e6
         hall["worker_cpu_us_per_bid"] = (w1 - w0) / n * 1e6  # bids -> database (bidlog)
         hall["clients_cpu_us_per_bid"] = res["clients_cpu_s"] / n * 1e6
@@ -161,6 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     if peer:
         print(f"  peer: bench/peer.py on {a.peer_loop}, its own redis-server (no persistence)")
     print(f"  hall answer codes: {hall['counts']}" + (f"; peer: {peer['counts']}" if peer else ""))
+    print(f"  kernel (system) part: hall {hall['sys_us_per_bid']:.0f} us per bid, echo server "
+          f"{echo['sys_us_per_reply']:.0f} us per reply")
     print(f"  CPU per answered bid: hall process {hall['cpu_us_per_bid']:.0f} us "
           f"({hall['cpu_util']:.0%} of a core), redis-server {hall['redis_cpu_us_per_bid']:.0f} us; "
           f"echo server {echo['cpu_us_per_reply']:.0f} us per reply")
