@@ -14,6 +14,7 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
+from tornado.websocket import WebSocketProtocol13
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,29 @@ class SteadyReadStream(IOStream):
         IOStream._try_inline_read(self)
 
 
+class SteadyFrames(WebSocketProtocol13):
+    """A room socket's WebSocket protocol: a frame's parts are taken straight
+    from the stream's buffer when they are already there.
+
+    Tornado reads a client frame in three parts (header, mask, payload), each
+    through `IOStream.read_bytes`: a Future, an inline read attempt and its
+    bookkeeping per part, about 9 % of the hall's samples per bid
+    (docs/benchmarks.md, sixth round). A bid frame arrives whole, so after the
+    first part the rest is in the buffer: taken with the stream's own
+    `_consume`, as `read_bytes` would end up doing. Whatever is not there yet,
+    or a read still pending, goes through Tornado's path. Only on a
+    `SteadyReadStream`, which stays registered for reads by itself (no read
+    needs to be pending for a close to be seen).
+    """
+
+    async def _read_bytes(self, n: int) -> bytes:
+        stream = self.stream
+        if stream._read_buffer_size >= n and stream._read_future is None:
+            self._wire_bytes_in += n
+            return stream._consume(n)
+        return await WebSocketProtocol13._read_bytes(self, n)
+
+
 # Writers with frames queued in this loop iteration; one call_soon flushes them.
 _corked: list["FrameWriter"] = []
 
@@ -103,6 +127,9 @@ class FrameWriter:
             # no attributes); Tornado made the stream before the upgrade.
             stream.__class__ = SteadyReadStream
             stream.max_buffer_size = min(stream.max_buffer_size, READ_LIMIT)
+            if type(self.ws_connection) is WebSocketProtocol13:
+                # Before the first frame is read (Tornado calls open() first).
+                self.ws_connection.__class__ = SteadyFrames
             self._sock = stream.socket
         else:
             self._sock = None
