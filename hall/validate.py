@@ -44,6 +44,20 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict:
     return obj
 
 
+# One decoder for every call: `json.loads` given a hook builds a JSONDecoder
+# and its scanner each time (2 % of the hall's samples per bid).
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+
+
+def _loads(raw: bytes | str) -> Any:
+    """`json.loads(raw, object_pairs_hook=_pairs)`, with the decoder made once."""
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+        return _DECODER.decode(raw)
+    return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
 def _check(value: Any) -> str | None:
     """What is wrong with a parsed value (too deep, a lone surrogate), or None.
     Iterative: no recursion on attacker-chosen depth."""
@@ -86,7 +100,7 @@ def _nothing_to_find(raw: bytes | str) -> bool:
 def parse_json(raw: bytes | str) -> Any:
     """A JSON value under the rules above; BadJson (`invalid`) otherwise."""
     try:
-        data = json.loads(raw, object_pairs_hook=_pairs)
+        data = _loads(raw)
     except RecursionError:
         raise BadJson(f"JSON may nest at most {MAX_DEPTH} levels")
     except ValueError as exc:  # UnicodeDecodeError is one too

@@ -800,3 +800,24 @@ def test_plain_and_hangul_frames_are_read():
     for raw in (frame % "a", (frame % "b").encode(), ("[" * 32 + "]" * 32)):
         assert parse_json(raw)
     assert parse_json((frame % "c").encode())["ref"] == "훈-c"
+
+
+def test_frames_read_with_the_shared_decoder_as_json_loads_reads_them():
+    """The parser keeps one decoder instead of json.loads' one per call: every
+    text and encoding json.loads reads (a BOM, UTF-16/32 bytes, a duplicate
+    key, trailing junk) comes out the same, or fails the same way."""
+    from hall.validate import _loads, _pairs
+    frame = '{"op": "bid", "lot_id": 3, "amount": 1000, "ref": "훈"}'
+    cases = [frame, frame.encode(), frame.encode("utf-16"), frame.encode("utf-32-le"),
+             "\ufeff" + frame, ("\ufeff" + frame).encode("utf-8"), '{"a": 1, "a": 2}',
+             frame + " x", "[1, 2.5, NaN, null]", b"\xff\xfe\x00", "", b"  7 "]
+    for raw in cases:
+        try:
+            expected: Any = json.loads(raw, object_pairs_hook=_pairs)
+        except ValueError as exc:
+            expected = (type(exc), str(exc))
+        try:
+            got: Any = _loads(raw)
+        except ValueError as exc:
+            got = (type(exc), str(exc))
+        assert repr(got) == repr(expected), raw
