@@ -7,8 +7,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import redis
+
 from conftest import Socket
-from tests.procs import ROOT
+from tests.procs import ROOT, RedisServer
 
 
 async def _bid_until_answered(api, lot_id: int, amount: int, ref: str) -> dict:
@@ -128,7 +130,7 @@ def test_a_workers_message_to_a_user_after_a_redis_restart_is_delivered(tmp_path
     assert done.returncode == 0 and "delivered: t-1" in done.stdout, done.stdout + done.stderr
 
 
-async def test_a_burst_of_bid_batches_gives_the_pool_its_connections_back(stack):
+async def test_a_burst_of_bid_batches_gives_the_pool_its_connections_back(tmp_path: Path):
     """Batches in flight at once (as while Redis is slow or restarting) each
     take a connection. Once they are answered the batcher keeps a few and gives
     the rest back, so the hall's other commands still get one: a burst kept for
@@ -138,14 +140,14 @@ async def test_a_burst_of_bid_batches_gives_the_pool_its_connections_back(stack)
     from hall.bidding import KEEP_IDLE, BidBatcher, pack_evalsha
 
     size = KEEP_IDLE + 8
-    pool = aioredis.BlockingConnectionPool.from_url(stack.redis.url, max_connections=size,
-                                                    timeout=2)
+    server = RedisServer(tmp_path / "redis", tmp_path).start()  # paused below: not the stack's
+    pool = aioredis.BlockingConnectionPool.from_url(server.url, max_connections=size, timeout=2)
     client = aioredis.Redis.from_pool(pool)
     try:
         script = client.register_script("return ARGV[1]")
         await client.script_load(script.script)
         batcher = BidBatcher(client, script)
-        stack.sync_redis().client_pause(300)  # every batch below is in flight at once
+        redis.Redis.from_url(server.url).client_pause(300)  # every batch below in flight at once
         answers = []
         for i in range(size):
             answers.append(batcher.call_packed(pack_evalsha(script.sha, [(0, str(i))])))
@@ -157,3 +159,4 @@ async def test_a_burst_of_bid_batches_gives_the_pool_its_connections_back(stack)
             await pool.release(conn)
     finally:
         await client.aclose()
+        server.stop()
