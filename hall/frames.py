@@ -73,8 +73,9 @@ class SteadyFrames(WebSocketProtocol13):
 
     Tornado reads a client frame in three parts (header, mask, payload), each
     through `IOStream.read_bytes`: a Future, an inline read attempt and its
-    bookkeeping per part, about 9 % of the hall's samples per bid
-    (docs/benchmarks.md, sixth round). A bid frame arrives whole, so after the
+    bookkeeping per part, 9 % of the hall's GIL-holding samples per bid
+    (docs/benchmarks.md, fifth round; with this, 70.5 -> 56.8 us of server CPU
+    per message in bench/framereads.py, sixth round). A bid frame arrives whole, so after the
     first part the rest is in the buffer: taken with the stream's own
     `_consume`, as `read_bytes` would end up doing. Whatever is not there yet,
     or a read still pending, goes through Tornado's path. Only on a
