@@ -85,7 +85,6 @@ async def test_bids_after_redis_forgot_its_scripts_are_decided_once(stack, hall)
         await s.close()
 
 
-
 # A worker's process (monkey-patched by eventlet, as `celery worker -P eventlet` is),
 # its pool holding connections from before a Redis restart. Under eventlet,
 # redis-py's check of a pooled connection on checkout does not see that the
