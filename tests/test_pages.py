@@ -2,7 +2,6 @@
 soft close, pause/resume, a dropped network with catch-up, and the close."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -12,7 +11,7 @@ from pathlib import Path
 from playwright.async_api import Page, async_playwright, expect
 
 from auction import receipts
-from conftest import Api
+from conftest import Api, Socket
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
@@ -42,13 +41,13 @@ async def shot(page: Page, name: str, full_page: bool = True) -> None:
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
-async def wait_task(api: Api, task_id: str) -> dict:
-    for _ in range(200):
-        task = await api.get(f"/api/tasks/{task_id}")
-        if task["state"] in ("SUCCESS", "FAILURE"):
-            return task
-        await asyncio.sleep(0.1)
-    raise AssertionError("task did not finish")
+async def pay_deposit(stack, hall, api: Api, lot_id: int, scope: str) -> dict:
+    """A deposit paid from the balance: the task's result as the owner's socket gets it."""
+    sock = await Socket.connect(stack.ws_url, api.token)
+    try:
+        return await hall.pay_deposit(api, sock, lot_id, scope=scope)
+    finally:
+        await sock.close()
 
 
 async def test_pages_two_bidders(stack, hall):
@@ -65,8 +64,7 @@ async def test_pages_two_bidders(stack, hall):
     lot_id = lot["id"]
     original_deadline = lot["deadline_ms"]
     # carol bids over plain HTTP while alice is offline; her deposit is paid the same way.
-    task = await wait_task(carol_api, (await carol_api.post(
-        f"/api/lots/{lot_id}/deposit", {"scope": "lot", "method": "balance"}))["task_id"])
+    task = await pay_deposit(stack, hall, carol_api, lot_id, "lot")
     assert task["state"] == "SUCCESS", task
 
     async with async_playwright() as pw:
@@ -327,8 +325,7 @@ async def test_pages_two_bidders(stack, hall):
         await expect(row2.get_by_test_id("room-status")).to_have_text("已暂停")
         await row2.get_by_test_id("ctl-resume").click()
         await expect(row2.get_by_test_id("room-status")).to_have_text("拍卖中")
-        await wait_task(bob_api, (await bob_api.post(
-            f"/api/lots/{lot2['id']}/deposit", {"scope": "session", "method": "balance"}))["task_id"])
+        await pay_deposit(stack, hall, bob_api, lot2['id'], "session")
         # Below the hidden reserve the room says so, beside the price (never the reserve itself).
         first = (await hall.anon.get(f"/api/lots/{lot2['id']}"))["next_min_bid"]
         ans = await bob_api.post(f"/api/lots/{lot2['id']}/bids", {"amount": first, "ref": uuid.uuid4().hex})
@@ -355,8 +352,7 @@ async def test_ops_page_live_overview_and_chart(stack, hall):
                                      title="翡翠手镯")
     lid = lot["id"]
     for who in (dora_api, emil_api):
-        task = await wait_task(who, (await who.post(
-            f"/api/lots/{lid}/deposit", {"scope": "lot", "method": "balance"}))["task_id"])
+        task = await pay_deposit(stack, hall, who, lid, "lot")
         assert task["state"] == "SUCCESS", task
 
     async with async_playwright() as pw:
@@ -445,8 +441,7 @@ async def test_pages_coupon_on_a_won_order(stack, hall):
     _, (lot,) = await hall.live_lots(1, ends_in_s=3600, start_price=50_000, lot_deposit=5_000,
                                      title="端砚")
     lid = lot["id"]
-    task = await wait_task(fay_api, (await fay_api.post(
-        f"/api/lots/{lid}/deposit", {"scope": "lot", "method": "balance"}))["task_id"])
+    task = await pay_deposit(stack, hall, fay_api, lid, "lot")
     assert task["state"] == "SUCCESS", task
     coupon = await hall.operator.post(f"/api/admin/users/{fay['id']}/coupons", {
         "kind": "fixed", "value": 3_000, "min_spend": 50_000,
