@@ -150,7 +150,7 @@ async def test_a_burst_of_bid_batches_gives_the_pool_its_connections_back(tmp_pa
         answers = []
         for i in range(size):
             answers.append(batcher.call_packed(pack_evalsha(script.sha, [(0, str(i))])))
-            await asyncio.sleep(0)  # the next loop iteration: a batch of its own
+            batcher._flush()  # what the loop's next iteration does: a batch of its own
         assert await asyncio.gather(*answers) == [str(i).encode() for i in range(size)]
         assert batcher.batches == size
         others = [await pool.get_connection() for _ in range(size - KEEP_IDLE)]
