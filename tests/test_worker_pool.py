@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
     got = []
     def consumer():
         got.append(broker.recv(1))
-    eventlet.spawn(consumer)
+    listening = eventlet.spawn(consumer)
     eventlet.sleep(0)  # the consumer now listens on the broker socket
 
     def task():
@@ -40,13 +40,16 @@ SCRIPT = textwrap.dedent("""
         return "done"
     def store_result(_ret):
         raise ConnectionError("Error 111 connecting to redis. ECONNREFUSED.")
-    eventlet.spawn(eventlet_pool.apply_target, task, (), {}, store_result, None, os.getpid)
-    eventlet.sleep(0.05)
+    running = eventlet.spawn(eventlet_pool.apply_target, task, (), {}, store_result, None,
+                             os.getpid)
+    try:
+        running.wait()  # its last step failed: in the hub (plain) or in its green thread
+    except ConnectionError:
+        pass
 
     peer.send(b"t")  # the next task message arrives
     with eventlet.Timeout(5, False):
-        while not got:
-            eventlet.sleep(0.01)
+        listening.wait()  # the consumer read it, unless it was cut off
     print("consumer got", got)
 """)
 
