@@ -145,7 +145,6 @@ class BidBatcher:
         # burst of batches, as while Redis restarts, must not keep the pool's
         # connections for good).
         conn = self._idle.pop() if self._idle else await pool.get_connection()
-        clean = False
 
         async def attempt() -> list:
             if not conn.is_connected:
@@ -156,13 +155,14 @@ class BidBatcher:
             return await _exchange(conn, packed, len(calls))
         try:
             replies = await conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
-            clean = True
-            return replies
-        finally:
-            if clean and len(self._idle) < KEEP_IDLE:
-                self._idle.append(conn)
-            else:
-                await pool.release(conn)
+        except BaseException:
+            await pool.release(conn)
+            raise
+        if len(self._idle) < KEEP_IDLE:
+            self._idle.append(conn)
+        else:
+            await pool.release(conn)
+        return replies
 
 
 async def _exchange(conn: Any, packed: bytes, n: int) -> list:
