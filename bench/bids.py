@@ -1,7 +1,7 @@
 """Bid throughput and latency: the hall vs a bare `websockets` echo server.
 
     python bench/bids.py [--clients 100] [--lots 50] [--duration 10] [--procs 2] [--quick]
-                         [--profile FILE]
+                         [--profile FILE [--profile-gil] | --profile-cpu FILE]
 
 N connections, each with its own bidder token, spread over --lots lots, each in
 a closed loop: bid next_min_bid, wait for accepted/rejected, repeat (see
@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile", metavar="FILE",
                     help="py-spy the hall process over the measured window into FILE (raw "
                          "collapsed stacks; py-spy's own CPU shares the machine)")
+    ap.add_argument("--profile-cpu", metavar="FILE",
+                    help="sample the hall's own CPU time (SIGPROF, bench/cpuprof) over the "
+                         "measured window into FILE (py-spy's raw format): shares of CPU "
+                         "spent, without py-spy's count of time preempted")
     ap.add_argument("--profile-gil", action="store_true",
                     help="with --profile: sample only while the hall holds the GIL. py-spy "
                          "samples wall time, so a send that wakes Redis or a client on these "
@@ -105,7 +109,13 @@ def main(argv: list[str] | None = None) -> dict:
             peer["redis_cpu_us_per_bid"] = (r1 - r0) / n * 1e6
             peer["clients_cpu_us_per_bid"] = res["clients_cpu_s"] / n * 1e6
 
-    with BenchStack(fsync=a.fsync) as st:
+    if a.profile_cpu:
+        Path(a.profile_cpu).unlink(missing_ok=True)
+    hall_env = {"BENCH_CPU_PROFILE": str(Path(a.profile_cpu).resolve()),
+                "PYTHONPATH": os.pathsep.join([str(Path(__file__).with_name("cpuprof")),
+                                               os.environ.get("PYTHONPATH", "")])
+                } if a.profile_cpu else None
+    with BenchStack(fsync=a.fsync, hall_env=hall_env) as st:
         users = st.bidders(a.clients)
         _sid, lot_ids = st.live_lots(lots, users)
         conns = [(u["token"], lot_ids[i % lots]) for i, u in enumerate(users)]
@@ -121,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
             stats.append(rdb.info("commandstats"))
             batches.append(hall_counters(st.base, "hall_bid_batches_total",
                                          "hall_bid_batch_calls_total"))
+            if a.profile_cpu:  # start, then stop and write (bench/cpuprof)
+                os.kill(st.hall.proc.pid, signal.SIGUSR2)
             if a.profile and not spy:
                 spy.append(subprocess.Popen(
                     [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "100", "--nonblocking",
@@ -132,6 +144,12 @@ def main(argv: list[str] | None = None) -> dict:
                 spy[0].wait(timeout=60)
             return (*(cpu_seconds(pid) for pid in pids), cpu_split(st.hall.proc.pid)[1])
         res = run_load(st.ws_url, conns, "hall", a.duration, a.procs, a.warmup, probe=probe)
+        if a.profile_cpu:  # the hall writes it at its next bytecode: poll, nothing announces it
+            deadline = time.monotonic() + 30
+            while not Path(a.profile_cpu).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            st.notes.append(f"CPU profile of the hall: {a.profile_cpu} "
+                            f"(read it with python bench/profshare.py {a.profile_cpu})")
         hall = summarize(res)
         (h0, r0, w0, hs0), (h1, r1, w1, hs1) = res["probe"]
         n = max(1, hall["counts"].get("answers", 0))

@@ -87,7 +87,8 @@ class Http:
 
 
 class BenchStack:
-    def __init__(self, tmp: Path | None = None, fsync: str = "everysec") -> None:
+    def __init__(self, tmp: Path | None = None, fsync: str = "everysec",
+                 hall_env: dict[str, str] | None = None) -> None:
         raise_nofile()
         self._own_tmp = tmp is None
         self.tmp = Path(tmp or tempfile.mkdtemp(prefix="hall-bench-"))
@@ -121,7 +122,8 @@ class BenchStack:
                                       "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"], self.env, self.logs)
         self.beat = Proc("beat", [PY, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
                                   "--schedule", str(self.tmp / "beat-schedule")], self.env, self.logs)
-        self.hall = Proc("hall", [PY, "run.py", "hall", "--port", str(self.port)], self.env, self.logs)
+        self.hall = Proc("hall", [PY, "run.py", "hall", "--port", str(self.port)],
+                         {**self.env, **(hall_env or {})}, self.logs)
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.http = Http(self.port)

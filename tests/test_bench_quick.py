@@ -8,6 +8,7 @@ Deselect with `-m "not bench"`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -112,3 +113,31 @@ def test_quick_curve_every_receiver_gets_every_bid(runs: dict) -> None:
         rows = curve["runs"][0][who]
         assert [r["size"] for r in rows] == [200, 500]
         assert all(r["bids"] == 5 and r["missing"] == 0 for r in rows), rows
+
+
+def test_the_cpu_sampler_counts_where_the_cpu_went(tmp_path: Path) -> None:
+    """bench/cpuprof: between two SIGUSR2 a process's CPU time is sampled, and
+    the function that burned it has most of the samples (bench/profshare.py)."""
+    out = tmp_path / "cpu.txt"
+    script = (
+        "import os, signal, time\n"
+        "def burn():\n"
+        "    end = time.process_time() + 0.5\n"
+        "    while time.process_time() < end:\n"
+        "        sum(range(1000))\n"
+        "def idle():\n"
+        "    time.sleep(0.5)\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+        "burn(); idle()\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+        "sum(range(10))\n"  # a bytecode after the signal: its handler runs
+    )
+    env = {**os.environ, "PYTHONPATH": str(BENCH / "cpuprof"),
+           "BENCH_CPU_PROFILE": str(out)}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+    sys.path.insert(0, str(BENCH))
+    from profshare import shares
+    total, own, _ = shares(str(out))
+    burned = sum(n for frame, n in own.items() if frame.startswith("burn "))
+    assert total > 100 and burned / total > 0.9, own.most_common(5)
+    assert not any(frame.startswith("idle ") for frame in own), "idle time was sampled"
