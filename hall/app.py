@@ -87,6 +87,7 @@ class HallApplication(tornado.web.Application):
 
     async def stop(self) -> None:
         await self.audience.relay.stop()
+        self.bids.close()
         for task in list(self._bg):
             task.cancel()
         self.audience.close_all(1001, "hall shutting down")

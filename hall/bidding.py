@@ -7,23 +7,27 @@ An accepted bid's answer carries its signed receipt (`Receipts`): the script
 writes the receipt's fields, the hall signs them.
 
 Bids that arrive in the same IOLoop iteration are sent to Redis together: one
-pipeline (not a transaction) of EVALSHA calls, one round trip and one pool
-checkout for the lot, instead of one per bid (`BidBatcher`). Each bid is still
-its own script run, atomic on its own; the batch only shares the socket.
+pipeline (not a transaction) of EVALSHA calls, one write and one round trip
+for the lot on the batcher's own connection (hall/bidline.py), instead of one
+per bid (`BidBatcher`). Each bid is still its own script run, atomic on its
+own; the batch only shares the socket.
 """
 from __future__ import annotations
 
 import asyncio
 import json
-import math
+from functools import partial
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.retry import Retry
 
 from auction import bidchain, engine
 from auction.receipts import Signer
 from hall.auth import Identity
+from hall.bidline import BidLine
 from hall.errors import ApiError
 from hall.lots import LotReader
 from hall.ratelimit import bid_rate
@@ -46,22 +50,25 @@ def read_bid(data: dict) -> tuple[int | None, str, int | None]:
     return amount, ref, max_amount
 
 
-# Connections the batcher keeps between batches (`BidBatcher._send`): about as
-# many as batches are in flight at once under load (one to three).
-KEEP_IDLE = 4
-
-
 class BidBatcher:
     """Collect the bid script calls of one loop iteration; send them as one pipeline.
 
     `call_packed()` returns a future for the script's raw reply. The first call in an
     iteration schedules `_flush` with `call_soon`, so everything queued until
     the loop comes round goes in the same pipeline; several pipelines may be in
-    flight at once (no waiting for the previous batch). A NOSCRIPT reply (Redis
-    restarted or flushed its script cache) loads the script and re-sends just
-    those calls, as redis-py's Script does; any other error reply, or a
-    connection error for the whole batch, fails the affected futures with the
-    same exception types a single call would raise.
+    flight at once (no waiting for the previous batch), one after the other on
+    the batcher's own connection (hall/bidline.py), whose callback resolves
+    the batch's futures: no Task or coroutine per batch while all is well.
+
+    Anything else goes through `_run`, a Task: opening the line (at start, and
+    after it was lost), a batch the line failed (connection lost or timed out:
+    sent again under the client's retry, on a new line, which the ref makes
+    harmless: a bid already decided returns its answer), and a NOSCRIPT reply
+    (Redis restarted or flushed its script cache: the script is loaded and
+    just those calls sent again, as redis-py's Script does; the same bytes,
+    the sha being the script's own hash). Other error replies, or a batch that
+    fails every retry, fail the affected futures with the same exception types
+    a single call would raise.
     """
 
     def __init__(self, redis: Any, script: Any, seal: Any = None) -> None:
@@ -73,7 +80,9 @@ class BidBatcher:
         self.seal = seal
         self._queue: list[tuple[bytes, asyncio.Future]] = []
         self._tasks: set[asyncio.Task] = set()
-        self._idle: list[Any] = []  # connections kept between batches (`_send`)
+        self._line: BidLine | None = None  # the batches' connection (hall/bidline.py)
+        self._opening = asyncio.Lock()
+        self._closed = False
         self.commands = BidCommands()
         self.batches = 0
         self.calls = 0
@@ -95,13 +104,46 @@ class BidBatcher:
             return
         self.batches += 1
         self.calls += len(batch)
-        task = asyncio.ensure_future(self._run(batch))
+        line = self._line
+        if line is not None and line.usable():
+            line.send(b"".join([command for command, _ in batch]), len(batch),
+                      partial(self._replied, batch))
+        else:
+            self._spawn(self._run(batch))
+
+    def _replied(self, batch: list[tuple[bytes, asyncio.Future]],
+                 replies: list | Exception) -> None:
+        """The line's answer to a batch sent from `_flush`."""
+        if isinstance(replies, Exception) or any(isinstance(r, NoScriptError) for r in replies):
+            self._spawn(self._run(batch, replies))
+        else:
+            self._resolve(batch, replies)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[bytes, asyncio.Future]]) -> None:
+    def _resolve(self, batch: list[tuple[bytes, asyncio.Future]], replies: list) -> None:
+        seal = self.seal
+        for (_, fut), reply in zip(batch, replies):
+            if fut.done():
+                continue
+            if isinstance(reply, Exception):
+                fut.set_exception(reply)
+            else:
+                try:
+                    fut.set_result(seal(reply) if seal is not None else reply)
+                except Exception as exc:  # a receipt that cannot be sealed fails its bid alone
+                    fut.set_exception(exc)
+
+    async def _run(self, batch: list[tuple[bytes, asyncio.Future]],
+                   replies: list | Exception | None = None) -> None:
+        """A batch the fast path could not finish: `replies` is what the line
+        answered (None: not sent yet; an exception: the line failed)."""
         try:
-            replies = await self._send([command for command, _ in batch])
+            if not isinstance(replies, list):
+                replies = await self._send([command for command, _ in batch])
             retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if retry:
                 self.script.sha = await self.redis.script_load(self.script.script)
@@ -115,79 +157,48 @@ class BidBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        seal = self.seal
-        for (_, fut), reply in zip(batch, replies):
-            if fut.done():
-                continue
-            if isinstance(reply, Exception):
-                fut.set_exception(reply)
-            else:
-                fut.set_result(seal(reply) if seal is not None else reply)
+        self._resolve(batch, replies)
 
     async def _send(self, calls: list[bytes]) -> list:
-        """One write of every call's EVALSHA, then their replies in order.
+        """One write of every call's EVALSHA on the line, then their replies in
+        order, under the client's retry (a line lost to a Redis restart or
+        failover is opened again and the whole batch sent again).
 
         redis-py's pipeline packing alone was 11 % of the hall's samples under
         load (docs/benchmarks.md, "third round"): calls come packed
-        (`BidCommands`), and are exchanged on a pooled connection
-        with the client's retry (a connection lost to a Redis restart or
-        failover is re-made and the whole batch sent again, which the ref
-        makes harmless: a bid already decided returns its answer).
-        A NOSCRIPT retry re-sends the same bytes: the sha is the script's
-        own hash, the same after SCRIPT LOAD.
+        (`BidCommands`).
         """
         packed = b"".join(calls)
-        pool = self.redis.connection_pool
-        # A few connections are kept between batches instead of a pool
-        # checkout per batch: the pool's condition, timer, lock and readiness
-        # check were 5 % of the hall's samples under load. At most KEEP_IDLE,
-        # and only after a whole exchange; the rest go back to the pool (a
-        # burst of batches, as while Redis restarts, must not keep the pool's
-        # connections for good).
-        conn = self._idle.pop() if self._idle else await pool.get_connection()
+        retry = self.redis.get_retry() or Retry(NoBackoff(), 0)
+        return await retry.call_with_retry(lambda: self._exchange(packed, len(calls)),
+                                           lambda _error: None)
 
-        async def attempt() -> list:
-            if not conn.is_connected:
-                # `connect()`, as the pool would: a Sentinel-managed connection
-                # asks for the master's address there (a send reconnects to the
-                # address it had).
-                await conn.connect()
-            return await _exchange(conn, packed, len(calls))
-        try:
-            replies = await conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
-        except BaseException:
-            await pool.release(conn)
-            raise
-        if len(self._idle) < KEEP_IDLE:
-            self._idle.append(conn)
-        else:
-            await pool.release(conn)
-        return replies
+    async def _exchange(self, packed: bytes, n: int) -> list:
+        line = self._line
+        if line is None or not line.usable():
+            async with self._opening:  # one new line for every batch that needs it
+                line = self._line
+                if self._closed:
+                    raise RedisConnectionError("the hall is stopping: no more bids")
+                if line is None or not line.usable():
+                    line = self._line = await BidLine.open(self.redis.connection_pool)
+        answer: asyncio.Future = asyncio.get_running_loop().create_future()
+        line.send(packed, n, partial(_settle, answer))
+        result = await answer
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def close(self) -> None:
+        """At the hall's stop: batches in flight fail, none is sent again."""
+        self._closed = True
+        if self._line is not None:
+            self._line.close()
 
 
-async def _exchange(conn: Any, packed: bytes, n: int) -> list:
-    """Send the packed batch; n replies, an error reply as its exception.
-
-    The connection's socket_timeout bounds the whole batch with one timer:
-    `read_response` would arm one per reply (`math.inf` turns its own off),
-    4 % of the hall's samples under load (docs/benchmarks.md, fifth round).
-    Running out is what it was: the connection dropped, redis-py's
-    TimeoutError, which the client's retry handles.
-    """
-    await conn.send_packed_command(packed)
-    replies: list = []
-    try:
-        async with asyncio.timeout(conn.socket_timeout):
-            for _ in range(n):
-                try:
-                    replies.append(await conn.read_response(timeout=math.inf))
-                except ResponseError as exc:  # NOSCRIPT, or the script's own error
-                    replies.append(exc)
-    except TimeoutError:
-        await conn.disconnect(nowait=True)
-        raise RedisTimeoutError(f"no answer from Redis within {conn.socket_timeout} s "
-                                f"to a batch of {n} bids") from None
-    return replies
+def _settle(answer: asyncio.Future, result: list | Exception) -> None:
+    if not answer.done():
+        answer.set_result(result)
 
 
 def pack_evalsha(sha: str | bytes, calls: list[tuple]) -> bytes:

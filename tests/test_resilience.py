@@ -7,6 +7,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 import redis
 
 from conftest import Socket
@@ -129,33 +130,78 @@ def test_a_workers_message_to_a_user_after_a_redis_restart_is_delivered(tmp_path
     assert done.returncode == 0 and "delivered: t-1" in done.stdout, done.stdout + done.stderr
 
 
-async def test_a_burst_of_bid_batches_gives_the_pool_its_connections_back(tmp_path: Path):
-    """Batches in flight at once (as while Redis is slow or restarting) each
-    take a connection. Once they are answered the batcher keeps a few and gives
-    the rest back, so the hall's other commands still get one: a burst kept for
-    good left a hall with "No connection available" for the rest of its life."""
+async def test_a_burst_of_bid_batches_shares_one_connection_and_leaves_the_pool_alone(
+        tmp_path: Path):
+    """Batches in flight at once (as while Redis is slow or restarting) go one
+    after the other on the batcher's own connection, each answered with its
+    own replies; the hall's other commands still get every pooled connection
+    meanwhile. A connection per batch in flight left a hall with "No connection
+    available" while Redis was slow (and, kept for good, for the rest of its life)."""
     import redis.asyncio as aioredis
 
-    from hall.bidding import KEEP_IDLE, BidBatcher, pack_evalsha
+    from hall.bidding import BidBatcher, pack_evalsha
 
-    size = KEEP_IDLE + 8
+    size = 12
     server = RedisServer(tmp_path / "redis", tmp_path).start()  # paused below: not the stack's
-    pool = aioredis.BlockingConnectionPool.from_url(server.url, max_connections=size, timeout=2)
+    pool = aioredis.BlockingConnectionPool.from_url(server.url, max_connections=2, timeout=1)
     client = aioredis.Redis.from_pool(pool)
+    control = redis.Redis.from_url(server.url)
     try:
         script = client.register_script("return ARGV[1]")
         await client.script_load(script.script)
         batcher = BidBatcher(client, script)
-        redis.Redis.from_url(server.url).client_pause(300)  # every batch below in flight at once
-        answers = []
+        answers = [batcher.call_packed(pack_evalsha(script.sha, [(0, "first")]))]
+        await answers[0]  # the line is open
+        warm = [await pool.get_connection() for _ in range(2)]  # connected before the pause
+        for conn in warm:
+            await pool.release(conn)
+        control.client_pause(60_000, all=False)  # WRITE: scripts wait, UNPAUSE does not
         for i in range(size):
             answers.append(batcher.call_packed(pack_evalsha(script.sha, [(0, str(i))])))
+            answers.append(batcher.call_packed(pack_evalsha(script.sha, [(0, f"{i}b")])))
             batcher._flush()  # what the loop's next iteration does: a batch of its own
-        assert await asyncio.gather(*answers) == [str(i).encode() for i in range(size)]
-        assert batcher.batches == size
-        others = [await pool.get_connection() for _ in range(size - KEEP_IDLE)]
+        assert batcher.batches == size + 1
+        # Redis answers nothing now, and the pool's connections are all free.
+        others = [await pool.get_connection() for _ in range(2)]
         for conn in others:
             await pool.release(conn)
+        assert not any(fut.done() for fut in answers[1:])
+        control.client_unpause()
+        expected = [b"first"] + [x for i in range(size) for x in (str(i).encode(), f"{i}b".encode())]
+        assert await asyncio.gather(*answers) == expected
     finally:
+        control.client_unpause()
+        await client.aclose()
+        server.stop()
+
+
+async def test_a_batch_redis_does_not_answer_in_time_fails_and_the_next_gets_a_new_connection(
+        tmp_path: Path):
+    """A batch unanswered within the client's socket_timeout fails its bids
+    with redis-py's TimeoutError (the socket says "unavailable; retry"); the
+    line it was on is dropped, and the next batch is answered on a new one."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from hall.bidding import BidBatcher, pack_evalsha
+
+    server = RedisServer(tmp_path / "redis", tmp_path).start()
+    client = aioredis.Redis.from_url(server.url, socket_timeout=0.5)  # no retry
+    control = redis.Redis.from_url(server.url)
+    try:
+        script = client.register_script("return ARGV[1]")
+        await client.script_load(script.script)
+        batcher = BidBatcher(client, script)
+        assert await batcher.call_packed(pack_evalsha(script.sha, [(0, "before")])) == b"before"
+        clients_before = len(control.client_list())
+        control.client_pause(60_000, all=False)  # WRITE: scripts wait, UNPAUSE does not
+        late = batcher.call_packed(pack_evalsha(script.sha, [(0, "late")]))
+        with pytest.raises(RedisTimeoutError):
+            await late
+        control.client_unpause()
+        assert await batcher.call_packed(pack_evalsha(script.sha, [(0, "after")])) == b"after"
+        assert len(control.client_list()) == clients_before  # the old line is gone, one new
+    finally:
+        control.client_unpause()
         await client.aclose()
         server.stop()
