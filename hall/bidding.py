@@ -114,7 +114,9 @@ class BidBatcher:
     def _replied(self, batch: list[tuple[bytes, asyncio.Future]],
                  replies: list | Exception) -> None:
         """The line's answer to a batch sent from `_flush`."""
-        if isinstance(replies, Exception) or any(isinstance(r, NoScriptError) for r in replies):
+        if isinstance(replies, Exception) and self._closed:
+            _fail_all(batch, replies)
+        elif isinstance(replies, Exception) or any(isinstance(r, NoScriptError) for r in replies):
             self._spawn(self._run(batch, replies))
         else:
             self._resolve(batch, replies)
@@ -151,9 +153,7 @@ class BidBatcher:
                 for i, r in zip(retry, again):
                     replies[i] = r
         except BaseException as exc:  # connection lost, cancelled, ...
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            _fail_all(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -192,8 +192,16 @@ class BidBatcher:
     def close(self) -> None:
         """At the hall's stop: batches in flight fail, none is sent again."""
         self._closed = True
+        for task in list(self._tasks):  # batches waiting to be sent again
+            task.cancel()
         if self._line is not None:
             self._line.close()
+
+
+def _fail_all(batch: list[tuple[bytes, asyncio.Future]], exc: BaseException) -> None:
+    for _, fut in batch:
+        if not fut.done():
+            fut.set_exception(exc)
 
 
 def _settle(answer: asyncio.Future, result: list | Exception) -> None:

@@ -205,3 +205,39 @@ async def test_a_batch_redis_does_not_answer_in_time_fails_and_the_next_gets_a_n
         control.client_unpause()
         await client.aclose()
         server.stop()
+
+
+async def test_bids_in_flight_when_the_hall_stops_fail_and_are_not_sent_again(tmp_path: Path):
+    """At the hall's stop (`BidBatcher.close`) a batch still waiting for Redis
+    fails at once; it is not sent again on a new connection, even by a client
+    that retries (the hall's does)."""
+    import redis.asyncio as aioredis
+    from redis.backoff import ConstantBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
+    from hall.bidding import BidBatcher, pack_evalsha
+
+    server = RedisServer(tmp_path / "redis", tmp_path).start()
+    client = aioredis.Redis.from_url(server.url, retry=Retry(ConstantBackoff(0.05), 20),
+                                     retry_on_error=[RedisConnectionError])
+    control = redis.Redis.from_url(server.url)
+    try:
+        script = client.register_script("return ARGV[1]")
+        await client.script_load(script.script)
+        batcher = BidBatcher(client, script)
+        assert await batcher.call_packed(pack_evalsha(script.sha, [(0, "before")])) == b"before"
+        control.client_pause(60_000, all=False)  # WRITE: scripts wait, UNPAUSE does not
+        pending = batcher.call_packed(pack_evalsha(script.sha, [(0, "late")]))
+        batcher._flush()
+        batcher.close()
+        with pytest.raises(RedisConnectionError):
+            await pending
+        control.client_unpause()
+        await asyncio.gather(*batcher._tasks, return_exceptions=True)
+        names = [c.get("name") for c in control.client_list()]
+        assert len(names) == 2, names  # this test's two clients, no new bid line
+    finally:
+        control.client_unpause()
+        await client.aclose()
+        server.stop()
