@@ -226,11 +226,19 @@ def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger
     urls = [url] if isinstance(url, str) else url
     recv = Receivers(urls, lot_id, "ref" if trigger.__name__ == "ref" else "hall")
     recv.add(clients, procs)
+    receiver_pids = [p.pid for p in recv.procs]
     split0 = [cpu_split(pid) for pid in server_pids]
+    recv0 = [cpu_split(pid) for pid in receiver_pids]
     sent = asyncio.run(trigger())
     split1 = [cpu_split(pid) for pid in server_pids]
+    recv1 = [cpu_split(pid) for pid in receiver_pids]
     sys_s = sum(b[1] - a[1] for a, b in zip(split0, split1))
     cpu0, cpu1 = sum(map(sum, split0)), sum(map(sum, split1))
+    # On loopback a send runs much of the receiver's TCP path, and its wake-up,
+    # in the sender's kernel time when the receiver is not at work on that
+    # socket; the receivers' own CPU shows where the rest went.
+    recv_sys_s = sum(b[1] - a[1] for a, b in zip(recv0, recv1))
+    recv_s = sum(map(sum, recv1)) - sum(map(sum, recv0))
     time.sleep(1.0)
     merged, join_errors = recv.collect()
     out = summarize(sent, merged, clients)
@@ -238,7 +246,9 @@ def measure(url: str | list[str], lot_id: int, clients: int, procs: int, trigger
     # server CPU per event delivered to one socket (all bids incl. warm-up)
     out.update(join_retries=join_errors,
                cpu_us_per_delivery=(cpu1 - cpu0) / max(1, len(sent) * clients) * 1e6,
-               sys_us_per_delivery=sys_s / max(1, len(sent) * clients) * 1e6)
+               sys_us_per_delivery=sys_s / max(1, len(sent) * clients) * 1e6,
+               receiver_cpu_us_per_delivery=recv_s / max(1, len(sent) * clients) * 1e6,
+               receiver_sys_us_per_delivery=recv_sys_s / max(1, len(sent) * clients) * 1e6)
     return out
 
 
@@ -306,6 +316,11 @@ def main(argv: list[str] | None = None) -> dict:
           f"reference {refres['cpu_us_per_delivery']:.1f} us; of which in the kernel "
           f"(system time: the sends) hall {hallres['sys_us_per_delivery']:.1f} us, "
           f"reference {refres['sys_us_per_delivery']:.1f} us")
+    print(f"  receivers' CPU per delivered event (the same client for both): hall's "
+          f"{hallres['receiver_cpu_us_per_delivery']:.1f} us (kernel "
+          f"{hallres['receiver_sys_us_per_delivery']:.1f}), reference's "
+          f"{refres['receiver_cpu_us_per_delivery']:.1f} us (kernel "
+          f"{refres['receiver_sys_us_per_delivery']:.1f})")
     if hallres["join_retries"]:
         print(f"  hall: {hallres['join_retries']} joins answered `unavailable` and were retried "
               "(the hall's Redis pool, max_connections=256, refuses bursts)")
