@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -130,6 +133,35 @@ def test_a_workers_message_to_a_user_after_a_redis_restart_is_delivered(tmp_path
     assert done.returncode == 0 and "delivered: t-1" in done.stdout, done.stdout + done.stderr
 
 
+@contextlib.asynccontextmanager
+async def _echo_batcher(tmp_path: Path, make_client: Any) -> AsyncIterator[tuple]:
+    """(batcher, call, control): a BidBatcher on a Redis of its own (the tests
+    pause it) whose script answers its argument; `call(text)` queues one call.
+    Its line is open."""
+    from hall.bidding import BidBatcher, pack_evalsha
+
+    server = RedisServer(tmp_path / "redis", tmp_path).start()
+    client = make_client(server.url)
+    control = redis.Redis.from_url(server.url)
+    try:
+        script = client.register_script("return ARGV[1]")
+        await client.script_load(script.script)
+        batcher = BidBatcher(client, script)
+
+        def call(text: str) -> asyncio.Future:
+            return batcher.call_packed(pack_evalsha(script.sha, [(0, text)]))
+        assert await call("before") == b"before"
+        yield batcher, call, control
+    finally:
+        control.client_unpause()
+        await client.aclose()
+        server.stop()
+
+
+def _pause_scripts(control: redis.Redis) -> None:
+    control.client_pause(60_000, all=False)  # WRITE: scripts wait, UNPAUSE does not
+
+
 async def test_a_burst_of_bid_batches_shares_one_connection_and_leaves_the_pool_alone(
         tmp_path: Path):
     """Batches in flight at once (as while Redis is slow or restarting) go one
@@ -139,40 +171,30 @@ async def test_a_burst_of_bid_batches_shares_one_connection_and_leaves_the_pool_
     available" while Redis was slow (and, kept for good, for the rest of its life)."""
     import redis.asyncio as aioredis
 
-    from hall.bidding import BidBatcher, pack_evalsha
-
     size = 12
-    server = RedisServer(tmp_path / "redis", tmp_path).start()  # paused below: not the stack's
-    pool = aioredis.BlockingConnectionPool.from_url(server.url, max_connections=2, timeout=1)
-    client = aioredis.Redis.from_pool(pool)
-    control = redis.Redis.from_url(server.url)
-    try:
-        script = client.register_script("return ARGV[1]")
-        await client.script_load(script.script)
-        batcher = BidBatcher(client, script)
-        answers = [batcher.call_packed(pack_evalsha(script.sha, [(0, "first")]))]
-        await answers[0]  # the line is open
+
+    def make_client(url: str) -> aioredis.Redis:
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=2, timeout=1)
+        return aioredis.Redis.from_pool(pool)
+    async with _echo_batcher(tmp_path, make_client) as (batcher, call, control):
+        pool = batcher.redis.connection_pool
         warm = [await pool.get_connection() for _ in range(2)]  # connected before the pause
         for conn in warm:
             await pool.release(conn)
-        control.client_pause(60_000, all=False)  # WRITE: scripts wait, UNPAUSE does not
+        _pause_scripts(control)  # every batch below in flight at once
+        answers = []
         for i in range(size):
-            answers.append(batcher.call_packed(pack_evalsha(script.sha, [(0, str(i))])))
-            answers.append(batcher.call_packed(pack_evalsha(script.sha, [(0, f"{i}b")])))
+            answers += [call(str(i)), call(f"{i}b")]
             batcher._flush()  # what the loop's next iteration does: a batch of its own
         assert batcher.batches == size + 1
         # Redis answers nothing now, and the pool's connections are all free.
         others = [await pool.get_connection() for _ in range(2)]
         for conn in others:
             await pool.release(conn)
-        assert not any(fut.done() for fut in answers[1:])
+        assert not any(fut.done() for fut in answers)
         control.client_unpause()
-        expected = [b"first"] + [x for i in range(size) for x in (str(i).encode(), f"{i}b".encode())]
+        expected = [x for i in range(size) for x in (str(i).encode(), f"{i}b".encode())]
         assert await asyncio.gather(*answers) == expected
-    finally:
-        control.client_unpause()
-        await client.aclose()
-        server.stop()
 
 
 async def test_a_batch_redis_does_not_answer_in_time_fails_and_the_next_gets_a_new_connection(
@@ -183,28 +205,16 @@ async def test_a_batch_redis_does_not_answer_in_time_fails_and_the_next_gets_a_n
     import redis.asyncio as aioredis
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from hall.bidding import BidBatcher, pack_evalsha
-
-    server = RedisServer(tmp_path / "redis", tmp_path).start()
-    client = aioredis.Redis.from_url(server.url, socket_timeout=0.5)  # no retry
-    control = redis.Redis.from_url(server.url)
-    try:
-        script = client.register_script("return ARGV[1]")
-        await client.script_load(script.script)
-        batcher = BidBatcher(client, script)
-        assert await batcher.call_packed(pack_evalsha(script.sha, [(0, "before")])) == b"before"
+    def make_client(url: str) -> aioredis.Redis:
+        return aioredis.Redis.from_url(url, socket_timeout=0.5)  # no retry
+    async with _echo_batcher(tmp_path, make_client) as (batcher, call, control):
         clients_before = len(control.client_list())
-        control.client_pause(60_000, all=False)  # WRITE: scripts wait, UNPAUSE does not
-        late = batcher.call_packed(pack_evalsha(script.sha, [(0, "late")]))
+        _pause_scripts(control)
         with pytest.raises(RedisTimeoutError):
-            await late
+            await call("late")
         control.client_unpause()
-        assert await batcher.call_packed(pack_evalsha(script.sha, [(0, "after")])) == b"after"
+        assert await call("after") == b"after"
         assert len(control.client_list()) == clients_before  # the old line is gone, one new
-    finally:
-        control.client_unpause()
-        await client.aclose()
-        server.stop()
 
 
 async def test_bids_in_flight_when_the_hall_stops_fail_and_are_not_sent_again(tmp_path: Path):
@@ -216,19 +226,12 @@ async def test_bids_in_flight_when_the_hall_stops_fail_and_are_not_sent_again(tm
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
-    from hall.bidding import BidBatcher, pack_evalsha
-
-    server = RedisServer(tmp_path / "redis", tmp_path).start()
-    client = aioredis.Redis.from_url(server.url, retry=Retry(ConstantBackoff(0.05), 20),
-                                     retry_on_error=[RedisConnectionError])
-    control = redis.Redis.from_url(server.url)
-    try:
-        script = client.register_script("return ARGV[1]")
-        await client.script_load(script.script)
-        batcher = BidBatcher(client, script)
-        assert await batcher.call_packed(pack_evalsha(script.sha, [(0, "before")])) == b"before"
-        control.client_pause(60_000, all=False)  # WRITE: scripts wait, UNPAUSE does not
-        pending = batcher.call_packed(pack_evalsha(script.sha, [(0, "late")]))
+    def make_client(url: str) -> aioredis.Redis:
+        return aioredis.Redis.from_url(url, retry=Retry(ConstantBackoff(0.05), 20),
+                                       retry_on_error=[RedisConnectionError])
+    async with _echo_batcher(tmp_path, make_client) as (batcher, call, control):
+        _pause_scripts(control)
+        pending = call("late")
         batcher._flush()
         batcher.close()
         with pytest.raises(RedisConnectionError):
@@ -237,7 +240,3 @@ async def test_bids_in_flight_when_the_hall_stops_fail_and_are_not_sent_again(tm
         await asyncio.gather(*batcher._tasks, return_exceptions=True)
         names = [c.get("name") for c in control.client_list()]
         assert len(names) == 2, names  # this test's two clients, no new bid line
-    finally:
-        control.client_unpause()
-        await client.aclose()
-        server.stop()
