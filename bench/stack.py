@@ -122,8 +122,10 @@ class BenchStack:
                                       "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"], self.env, self.logs)
         self.beat = Proc("beat", [PY, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
                                   "--schedule", str(self.tmp / "beat-schedule")], self.env, self.logs)
+        # The Procs share self.env (benches change it before starting the stack);
+        # `hall_env` gives the hall a copy with more in it.
         self.hall = Proc("hall", [PY, "run.py", "hall", "--port", str(self.port)],
-                         {**self.env, **(hall_env or {})}, self.logs)
+                         {**self.env, **hall_env} if hall_env else self.env, self.logs)
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.http = Http(self.port)
