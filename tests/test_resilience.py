@@ -153,9 +153,11 @@ async def _echo_batcher(tmp_path: Path, make_client: Any) -> AsyncIterator[tuple
         assert await call("before") == b"before"
         yield batcher, call, control
     finally:
-        control.client_unpause()
-        await client.aclose()
-        server.stop()
+        try:
+            control.client_unpause()
+        finally:  # the server goes even if the test left it unreachable
+            await client.aclose()
+            server.stop()
 
 
 def _pause_scripts(control: redis.Redis) -> None:
