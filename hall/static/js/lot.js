@@ -574,6 +574,7 @@ function onMessage(m) {
     case "won": {
       const o = m.order || {};
       S.mine = { state: "won_unpaid", buyer: true, order: o };
+      minePushes += 1;
       render();
       loadMine();  // the order's pay-by time and any coupon come from /api/me
       break;
@@ -584,6 +585,7 @@ function onMessage(m) {
         const o = m.order;
         const state = o.status === "paid" ? "won_paid" : o.status === "forfeited" ? "forfeited" : "won_unpaid";
         S.mine = { ...(S.mine || {}), state, buyer: o.status !== "forfeited", order: o };
+        minePushes += 1;
         render();
       }
       break;
@@ -605,10 +607,16 @@ function onMessage(m) {
 // (won: pay now; lost: the refund) is the same after a reload as it was live.
 let mineLoading = null;
 let mineAgain = false;
+// Pushes that set S.mine (`won`, `order`). A read of /api/me that was answered
+// before the change a push announces must not undo it: a session deposit is
+// credited to the order (its due drops) just after `won`, while the read that
+// `won` started may still be on its way back. Such a read is made again.
+let minePushes = 0;
 async function loadMine() {
   if (!token() || !isClosed()) return;
   if (mineLoading) { mineAgain = true; return; }  // once more when this one is done: it may predate a push
   mineLoading = (async () => {
+    const pushesBefore = minePushes;
     try {
       const [{ orders }, { deposits }] = await Promise.all([api("GET", "/api/me/orders"), api("GET", "/api/me/deposits")]);
       const mineOrders = orders.filter((o) => o.lot_id === lotId);
@@ -623,7 +631,8 @@ async function loadMine() {
       else if (S.result && S.result.result === "sold" && S.leaderMine) state = "won_pending";
       else if (!bid) state = "";
       else state = S.result && S.result.result === "sold" ? "lost" : "unsold";
-      S.mine = { state, buyer: !!order && order.status !== "forfeited", order, deposit };
+      if (minePushes === pushesBefore) S.mine = { state, buyer: !!order && order.status !== "forfeited", order, deposit };
+      else mineAgain = true;  // a push came meanwhile: this answer may predate it
     } catch (_) { /* offline: the pushes still say it */ }
     mineLoading = null;
     render();
