@@ -21,8 +21,8 @@ socket_timeout (one timer for the line, not one per batch), fails every batch
 in flight with redis-py's ConnectionError or TimeoutError; the batcher sends
 them again on a new line, which the ref makes harmless.
 
-It uses the same two private parts of redis-py's connection as
-hall/subscription.py (`_writer`, `_close`) and its parser's `parse_error`.
+Taking the connection over from redis-py is hall/rawredis.py's; error replies
+are parsed with redis-py's parser's `parse_error`.
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hall.rawredis import close_quietly, take_over
 
 # A batch's callback: its replies in order (an error reply as its exception),
 # or the exception that failed the whole line.
@@ -54,22 +56,18 @@ class BidLine(asyncio.Protocol):
         self._waiting: deque[list] = deque()
         self.timeout: float | None = conn.socket_timeout
         self._timer: asyncio.TimerHandle | None = None
-        self.lost = False
 
     @classmethod
     async def open(cls, pool: Any) -> "BidLine":
         conn = pool.make_connection()
         await conn.connect()
         line = cls(conn)
-        # redis-py has read every reply of its handshake and sent nothing
-        # else: from here the socket's bytes are the line's.
-        transport = conn._writer.transport
-        transport.set_protocol(line)
-        line._transport = transport
+        line._transport = take_over(conn, line)
         return line
 
     def usable(self) -> bool:
-        return not self.lost and self._transport is not None and not self._transport.is_closing()
+        """Open, and not failed (`_fail` drops the transport)."""
+        return self._transport is not None and not self._transport.is_closing()
 
     def send(self, packed: bytes, n: int, replied: Replied) -> None:
         """Write one batch of n calls; `replied` gets its n replies, or the
@@ -101,17 +99,12 @@ class BidLine(asyncio.Protocol):
 
     def _fail(self, exc: Exception) -> None:
         """Every batch in flight fails with `exc`; the connection is dropped."""
-        self.lost = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         waiting, self._waiting = self._waiting, deque()
-        silent_close = getattr(self._conn, "_close", None)
-        if silent_close is not None:
-            silent_close()
-        elif self._transport is not None:
-            self._transport.close()
-        self._transport = None
+        transport, self._transport = self._transport, None
+        close_quietly(self._conn, transport)
         for _, _, replied, _ in waiting:
             replied(exc)
 
@@ -140,6 +133,5 @@ class BidLine(asyncio.Protocol):
         return False  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        if not self.lost:
+        if self._transport is not None:  # lost, not dropped by _fail
             self._fail(RedisConnectionError(f"the bid connection to Redis was lost: {exc}"))

@@ -10,9 +10,7 @@ object becomes the socket's asyncio protocol: bytes that arrive are parsed by
 one `hiredis.Reader` and handed to the relay in the loop's next round, with no
 coroutine in between. `python bench/relay.py` measures both readers.
 
-It uses two private parts of redis-py's connection, its `_writer` (for the
-transport) and its `_close`; `pyproject.toml` pins redis-py to versions that
-have them, and the relay's tests fail first if one goes.
+Taking the connection over from redis-py is hall/rawredis.py's.
 
 It does not reconnect by itself: when the connection is lost, `lost`
 completes and the relay makes a new one (hall/relay.py), as it did with
@@ -28,6 +26,8 @@ from typing import Any
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from hall.rawredis import close_quietly, take_over
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +58,7 @@ class Subscription(asyncio.Protocol):
         every one. Messages that arrive meanwhile are held for `deliver_to`,
         so the caller can first re-read what it missed."""
         await self._conn.connect()
-        # redis-py's StreamReader has read every reply of the handshake and
-        # nothing else has been sent: from here the socket's bytes are ours.
-        transport = self._conn._writer.transport
-        transport.set_protocol(self)
-        self._transport = transport
+        self._transport = take_over(self._conn, self)
         self._waiting = set(channels)
         self._confirmed = asyncio.get_running_loop().create_future()
         self.subscribe(*channels)
@@ -89,13 +85,7 @@ class Subscription(asyncio.Protocol):
         self._transport.write(b"".join(self._conn.pack_command(*args)))
 
     def close(self) -> None:
-        # redis-py's own silent close: it closes the transport (this protocol's
-        # now) and drops its streams, so the connection is not reported unclosed.
-        silent_close = getattr(self._conn, "_close", None)
-        if silent_close is not None:
-            silent_close()
-        elif self._transport is not None:
-            self._transport.close()
+        close_quietly(self._conn, self._transport)
         if not self.lost.done():
             self.lost.set_result(None)
 
