@@ -8,8 +8,8 @@ frame, on three routes that differ only in how frames are read:
 - `stream`: the stream stays registered for reads between frames
   (`hall/frames.py` `SteadyReadStream`) and nothing else;
 - `hall`: what a room socket gets after the upgrade (`FrameWriter.attach_stream`):
-  that stream, and a frame's parts taken from the buffer when they are there
-  (`SteadyFrames`).
+  that stream, feeding each read to a parser that handles every complete
+  frame where it lands (`SteadyFrames`).
 --clients sockets each send --messages bid-sized frames (about 110 bytes),
 one at a time, waiting for each answer, as a bidder does. The variants take
 turns, --runs times each; the figure is the server's CPU (user + system, from

@@ -14,6 +14,7 @@ from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
+from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketProtocol13
 
 logger = logging.getLogger(__name__)
@@ -34,14 +35,17 @@ def mine_variant(payload: bytes) -> bytes:
     return payload[:-1] + b',"mine":true}'
 
 
-# How much unread input a socket may hold in the hall before it stops being
-# read (TCP flow control then holds the client back, as Tornado would).
+# How much unread input a socket may hold in the hall while its last message
+# is still being handled before it stops being read (TCP flow control then
+# holds the client back, as Tornado would).
 READ_AHEAD = 64 * 1024
 READ_LIMIT = 1024 * 1024
 
 
 class SteadyReadStream(IOStream):
-    """A room socket's stream: registered for reads from one frame to the next.
+    """A room socket's stream: registered for reads from one frame to the next,
+    and, once `SteadyFrames` feeds on it, handing what it reads straight to the
+    frame parser.
 
     Tornado unregisters a socket for reads whenever no read is pending and
     input is buffered, which in a WebSocket is after every frame header (the
@@ -49,14 +53,19 @@ class SteadyReadStream(IOStream):
     frame is read: an `epoll_ctl` pair and an idle `recv` per message,
     4-6 % of the hall's CPU per bid in py-spy (docs/benchmarks.md, fifth
     round). Here the socket stays registered while less than `READ_AHEAD`
-    of input waits unread; past that Tornado's rule applies again. Input that
-    arrives while nothing waits for it is read up to what the kernel holds;
-    `READ_LIMIT` caps that, as the kernel's receive buffer did before: a client
-    that sends that much without the hall getting through it is closed.
+    of input waits unread, or while the parser waits for the rest of a frame
+    (a frame is at most the handler's `max_message_size`); past that Tornado's
+    rule applies again. `READ_LIMIT` caps what a socket may buffer, as the
+    kernel's receive buffer did before: a client that sends that much without
+    the hall getting through it is closed.
     """
 
+    _frames: "SteadyFrames | None" = None  # the parser fed by this stream's reads
+
     def reading(self) -> bool:
-        return self._read_buffer_size < READ_AHEAD or IOStream.reading(self)
+        frames = self._frames
+        return (self._read_buffer_size < READ_AHEAD or IOStream.reading(self)
+                or (frames is not None and frames._handling is None))
 
     def _try_inline_read(self) -> None:
         # Registered for reads: the loop reports the next bytes, so no recv
@@ -66,29 +75,164 @@ class SteadyReadStream(IOStream):
             return
         IOStream._try_inline_read(self)
 
+    def _handle_read(self) -> None:
+        """Fed: one `recv` of what the kernel holds, then the parser.
+
+        Tornado's read loop allocates and zeroes a 64 KB bytearray per read
+        and, registered as this stream stays, reads again until EAGAIN: an
+        idle `recv` per message. The loop is level-triggered, so whatever one
+        `recv` leaves is reported again.
+        """
+        frames = self._frames
+        if frames is None or self._read_future is not None:
+            IOStream._handle_read(self)
+            return
+        try:
+            data = self.socket.recv(self.read_chunk_size)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # a reset is a close, as in Tornado
+            self.close(exc_info=exc)
+            return
+        if not data:
+            self.close()
+            return
+        self._read_buffer += data
+        self._read_buffer_size += len(data)
+        if self._read_buffer_size > self.max_buffer_size:
+            logger.info("closing a socket that sent %d bytes unread", self._read_buffer_size)
+            self.close(exc_info=StreamBufferFullError("Reached maximum read buffer size"))
+            return
+        frames._frames_in()
+
 
 class SteadyFrames(WebSocketProtocol13):
-    """A room socket's WebSocket protocol: a frame's parts are taken straight
-    from the stream's buffer when they are already there.
+    """A room socket's WebSocket protocol: frames parsed where they land.
 
-    Tornado reads a client frame in three parts (header, mask, payload), each
-    through `IOStream.read_bytes`: a Future, an inline read attempt and its
-    bookkeeping per part, 9 % of the hall's GIL-holding samples per bid
-    (docs/benchmarks.md, fifth round; with this, 70.5 -> 56.8 us of server CPU
-    per message in bench/framereads.py, sixth round). A bid frame arrives whole, so after the
-    first part the rest is in the buffer: taken with the stream's own
-    `_consume`, as `read_bytes` would end up doing. Whatever is not there yet,
-    or a read still pending, goes through Tornado's path. Only on a
-    `SteadyReadStream`, which stays registered for reads by itself (no read
-    needs to be pending for a close to be seen).
+    Tornado reads a client frame as a coroutine that awaits its parts
+    (header, mask, payload) through `IOStream.read_bytes`, and awaits
+    `on_message` before the next frame: per message a read Future, two
+    wake-ups of that coroutine and the read machinery under it, ~15 % of the
+    hall's CPU per bid (docs/benchmarks.md, seventh round). Here the stream
+    calls `_frames_in` after each read, which takes every complete frame from
+    its buffer and handles it as Tornado's `_receive_frame` does: the same
+    checks (reserved bits, control frames, fragments, `max_message_size` read
+    from the header, before the payload is waited for), the same
+    `_handle_message`, and the same order: while a message is being handled
+    (an `on_message` coroutine), the next one waits for it. Only on a
+    `SteadyReadStream`; anything else (or compression) reads Tornado's way.
     """
 
-    async def _read_bytes(self, n: int) -> bytes:
+    _handling: Any = None  # the Future of the message being handled
+    _ended: "asyncio.Future[None] | None" = None
+
+    async def _receive_frame_loop(self) -> None:
         stream = self.stream
-        if stream._read_buffer_size >= n and stream._read_future is None:
-            self._wire_bytes_in += n
-            return stream._consume(n)
-        return await WebSocketProtocol13._read_bytes(self, n)
+        if type(stream) is not SteadyReadStream or self._decompressor is not None:
+            await WebSocketProtocol13._receive_frame_loop(self)
+            return
+        self._ended = ended = asyncio.get_running_loop().create_future()
+        try:
+            # Tornado's loop learns of a close from its pending read; no read
+            # is pending here, so the stream says it (on the next iteration).
+            stream.set_close_callback(self._stream_closed)
+            if stream.closed():
+                return
+            stream._frames = self
+            self._frames_in()
+            stream._add_io_state(IOLoop.READ)
+            await ended
+        finally:
+            stream._frames = None
+            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+
+    def _stream_closed(self) -> None:
+        self._abort()  # what Tornado's loop does on StreamClosedError
+        self._end()
+
+    def _end(self) -> None:
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
+
+    def _handled(self, _future: Any) -> None:
+        self._handling = None
+        stream = self.stream
+        if stream._frames is self and not stream.closed():
+            self._frames_in()
+            state = stream._state
+            if self._handling is None and state is not None and not state & IOLoop.READ:
+                stream._add_io_state(IOLoop.READ)  # the pause let it go
+
+    def _frames_in(self) -> None:  # noqa: C901 - RFC 6455 5.2, in Tornado's order
+        stream = self.stream
+        buf = stream._read_buffer
+        while self._handling is None and not self.client_terminated:
+            size = stream._read_buffer_size
+            if size < 2:
+                break
+            header = buf[0]
+            length = buf[1] & 0x7F
+            opcode = header & self.OPCODE_MASK
+            if header & self.RSV_MASK or (opcode & 0x8 and length >= 126):
+                self._abort()  # an extension never agreed, or a long control frame
+                break
+            start = 2
+            if length == 126:
+                if size < 4:
+                    break
+                length = int.from_bytes(buf[2:4], "big")
+                start = 4
+            elif length == 127:
+                if size < 10:
+                    break
+                length = int.from_bytes(buf[2:10], "big")
+                start = 10
+            fragments = self._fragmented_message_buffer
+            whole = length + (len(fragments) if fragments is not None else 0)
+            if whole > self.params.max_message_size:
+                self.close(1009, "message too big")
+                self._abort()
+                break
+            masked = buf[1] & 0x80
+            end = start + length + (4 if masked else 0)
+            if size < end:
+                break  # the rest of the frame is still on its way
+            # One copy out of the buffer (usually all of it: a bid is one frame).
+            frame = bytes(buf) if end == size else bytes(buf[:end])
+            del buf[:end]
+            if masked:
+                data = _websocket_mask(frame[start:start + 4], frame[start + 4:])
+            else:
+                data = frame[start:]
+            stream._read_buffer_size = size - end
+            self._wire_bytes_in += end
+            final = header & self.FIN
+            if opcode & 0x8:
+                if not final:
+                    self._abort()  # control frames are never fragmented
+                    break
+            elif opcode == 0:  # a continuation
+                if fragments is None:
+                    self._abort()
+                    break
+                fragments.extend(data)
+                if final:
+                    opcode = self._fragmented_message_opcode
+                    data = bytes(fragments)
+                    self._fragmented_message_buffer = None
+            elif fragments is not None:
+                self._abort()  # a new message before the last one ended
+                break
+            elif not final:
+                self._fragmented_message_opcode = opcode
+                self._fragmented_message_buffer = bytearray(data)
+            if final:
+                handled = self._handle_message(opcode, data)
+                if handled is not None and not handled.done():
+                    self._handling = handled
+                    handled.add_done_callback(self._handled)
+        if self.client_terminated:
+            self._end()
 
 
 # Writers with frames queued in this loop iteration; one call_soon flushes them.
