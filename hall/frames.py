@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import sys
+from types import CoroutineType
 from typing import Any
 
 from tornado.ioloop import IOLoop
@@ -124,6 +126,7 @@ class SteadyFrames(WebSocketProtocol13):
     """
 
     _handling: Any = None  # the Future of the message being handled
+    _loop: asyncio.AbstractEventLoop
     _ended: "asyncio.Future[None] | None" = None
 
     async def _receive_frame_loop(self) -> None:
@@ -131,7 +134,8 @@ class SteadyFrames(WebSocketProtocol13):
         if type(stream) is not SteadyReadStream or self._decompressor is not None:
             await WebSocketProtocol13._receive_frame_loop(self)
             return
-        self._ended = ended = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._ended = ended = self._loop.create_future()
         try:
             # Tornado's loop learns of a close from its pending read; no read
             # is pending here, so the stream says it (on the next iteration).
@@ -154,8 +158,43 @@ class SteadyFrames(WebSocketProtocol13):
         if self._ended is not None and not self._ended.done():
             self._ended.set_result(None)
 
-    def _handled(self, _future: Any) -> None:
+    def _deliver(self, opcode: int, data: bytes) -> Any:
+        """A text or binary message to `on_message`, as Tornado's
+        `_handle_message` does, with the coroutine run as a Task of its own
+        and nothing around it: Tornado wraps it in one more Future and a
+        callback, and finds how to wait for it through `singledispatch`
+        (4 % of the hall's CPU per bid, eighth round)."""
+        if opcode == 0x1:
+            try:
+                message: str | bytes = data.decode("utf-8")
+            except UnicodeDecodeError:
+                self._abort()
+                return None
+        else:
+            message = data
+        self._message_bytes_in += len(data)
+        try:
+            result = self.handler.on_message(message)
+        except Exception:
+            self.handler.log_exception(*sys.exc_info())
+            self._abort()
+            return None
+        if result is None:
+            return None
+        if type(result) is CoroutineType:
+            return self._loop.create_task(result)
+        return asyncio.ensure_future(result)
+
+    def _handled(self, future: Any) -> None:
         self._handling = None
+        if future.cancelled() or future.exception() is not None:
+            # As Tornado's `_run_callback`: logged, and the socket aborted.
+            try:
+                future.result()
+            except (Exception, asyncio.CancelledError):
+                self.handler.log_exception(*sys.exc_info())
+            self._abort()
+            return
         stream = self.stream
         if stream._frames is self and not stream.closed():
             self._frames_in()
@@ -227,7 +266,10 @@ class SteadyFrames(WebSocketProtocol13):
                 self._fragmented_message_opcode = opcode
                 self._fragmented_message_buffer = bytearray(data)
             if final:
-                handled = self._handle_message(opcode, data)
+                if opcode == 0x1 or opcode == 0x2:
+                    handled = self._deliver(opcode, data)
+                else:
+                    handled = self._handle_message(opcode, data)
                 if handled is not None and not handled.done():
                     self._handling = handled
                     handled.add_done_callback(self._handled)

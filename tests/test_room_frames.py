@@ -47,11 +47,11 @@ class RawSocket:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int) -> "RawSocket":
+    async def open(cls, port: int, path: str = "/ws") -> "RawSocket":
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
         head = await reader.readuntil(b"\r\n\r\n")
@@ -204,3 +204,62 @@ async def test_frames_cut_anywhere_on_the_wire_are_all_answered(stack, hall, raw
         await raw.send(wire[at:])
         answers = [(await raw.next_message())["type"] for _ in pads]
         assert answers == ["pong" if i % 2 == 0 else "error" for i in range(len(pads))], (pads, cuts)
+
+
+@pytest.fixture
+async def frames_server():
+    """A bare Tornado server whose sockets read frames as room sockets do,
+    with a handler that fails on demand (the hall's own never lets an
+    exception out of `on_message`)."""
+    import tornado.httpserver
+    import tornado.netutil
+    import tornado.web
+    import tornado.websocket
+
+    from hall.frames import FrameWriter
+
+    class Failing(FrameWriter, tornado.websocket.WebSocketHandler):
+        def open(self) -> None:
+            self.attach_stream(self.ws_connection.stream, 1 << 20)
+
+        async def on_message(self, message: str | bytes) -> None:
+            await asyncio.sleep(0)
+            if message == "raise later":
+                raise RuntimeError("a handler that failed after its first await")
+            self.write_message(f"echo {message}")
+
+        def on_close(self) -> None:
+            self.release_stream()
+
+    class FailingAtOnce(Failing):
+        def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
+            if message == "raise now":
+                raise RuntimeError("a handler that failed at once")
+            self.write_message(f"echo {message}")
+
+    app = tornado.web.Application([(r"/ws", Failing), (r"/now", FailingAtOnce)])
+    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets(sockets)
+    yield sockets[0].getsockname()[1]
+    server.stop()
+
+
+async def test_a_handler_that_fails_closes_its_socket_and_is_logged(frames_server, caplog):
+    port = frames_server
+    raw = await RawSocket.open(port)
+    await raw.send(frame(b"one") + frame(b"raise later") + frame(b"never read"))
+    assert await raw.next_frame() == (TEXT, b"echo one")
+    assert await raw.closed()
+    assert "a handler that failed after its first await" in caplog.text
+    await raw.close()
+
+
+async def test_a_plain_handler_that_fails_closes_its_socket_and_is_logged(frames_server, caplog):
+    port = frames_server
+    raw = await RawSocket.open(port, "/now")
+    await raw.send(frame(b"one") + frame(b"raise now") + frame(b"never read"))
+    assert await raw.next_frame() == (TEXT, b"echo one")
+    assert await raw.closed()
+    assert "a handler that failed at once" in caplog.text
+    await raw.close()
