@@ -3,13 +3,15 @@
     python bench/framereads.py [--clients 50] [--messages 400] [--runs 3]
 
 A Tornado server (uvloop, as the hall) answers every client frame with a short
-frame, on three routes that differ only in how frames are read:
+frame, on four routes that differ only in how frames are read and handed on:
 - `stock`: Tornado's WebSocketProtocol13 and IOStream as they come;
 - `stream`: the stream stays registered for reads between frames
   (`hall/frames.py` `SteadyReadStream`) and nothing else;
 - `hall`: what a room socket gets after the upgrade (`FrameWriter.attach_stream`):
   that stream, feeding each read to a parser that handles every complete
-  frame where it lands (`SteadyFrames`).
+  frame where it lands (`SteadyFrames`);
+- `task`: the same, with `on_message` a coroutine, as the hall's is: a Task per
+  message, and the next frame waits for it.
 --clients sockets each send --messages bid-sized frames (about 110 bytes),
 one at a time, waiting for each answer, as a bidder does. The variants take
 turns, --runs times each; the figure is the server's CPU (user + system, from
@@ -34,7 +36,8 @@ from stack import PY, ROOT, free_port, raise_nofile  # noqa: E402
 
 VARIANTS = {"stock": "stock Tornado",
             "stream": "+ SteadyReadStream",
-            "hall": "+ SteadyFrames (the room socket)"}
+            "hall": "+ SteadyFrames (the room socket)",
+            "task": "+ on_message a coroutine (the hall's)"}
 FRAME = json.dumps({"op": "bid", "lot_id": 12, "amount": 123400,
                     "ref": "0123456789abcdef0123456789abcdef"}).encode().decode()
 
@@ -68,8 +71,13 @@ def serve(port: int) -> None:
         def on_close(self) -> None:
             self.release_stream()
 
+    class Task(Hall):
+        async def on_message(self, message: str | bytes) -> None:  # type: ignore[override]
+            self.write_message('{"type":"accepted"}')
+
     async def main() -> None:
-        app = tornado.web.Application([(r"/stock", Stock), (r"/stream", Stream), (r"/hall", Hall)])
+        app = tornado.web.Application([(r"/stock", Stock), (r"/stream", Stream), (r"/hall", Hall),
+                                       (r"/task", Task)])
         app.listen(port, "127.0.0.1")
         print("ready", flush=True)
         await asyncio.Event().wait()

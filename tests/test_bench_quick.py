@@ -36,7 +36,8 @@ EXPECT = {
     "churn.py": ["default ", "python ", "KB per 1,000 connections; full collections"],
     "packing.py": ["hall/bidding.py pack_evalsha", "hall / redis-py"],
     "relay.py": ["hall/subscription.py", "hall / redis-py"],
-    "framereads.py": ["stock Tornado", "+ SteadyReadStream", "+ SteadyFrames (the room socket)"],
+    "framereads.py": ["stock Tornado", "+ SteadyReadStream", "+ SteadyFrames (the room socket)",
+                      "+ on_message a coroutine (the hall's)"],
 }
 TIMEOUT_S = 240
 
