@@ -62,10 +62,10 @@ class SteadyReadStream(IOStream):
     the hall getting through it is closed.
     """
 
-    _frames: "FrameFeed | None" = None  # the parser fed by this stream's reads
+    _feed: "FrameFeed | None" = None  # the parser fed by this stream's reads
 
     def reading(self) -> bool:
-        feed = self._frames
+        feed = self._feed
         return (self._read_buffer_size < READ_AHEAD or IOStream.reading(self)
                 or (feed is not None and feed.handling is None))
 
@@ -85,7 +85,7 @@ class SteadyReadStream(IOStream):
         idle `recv` per message. The loop is level-triggered, so whatever one
         `recv` leaves is reported again.
         """
-        feed = self._frames
+        feed = self._feed
         if feed is None or self._read_future is not None:
             IOStream._handle_read(self)
             return
@@ -154,12 +154,12 @@ class SteadyFrames(WebSocketProtocol13):
             stream.set_close_callback(self._stream_closed)
             if stream.closed():
                 return
-            stream._frames = feed
+            stream._feed = feed
             self._frames_in(feed)
             stream._add_io_state(IOLoop.READ)
             await ended
         finally:
-            stream._frames = None
+            stream._feed = None
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
 
     def _stream_closed(self) -> None:
@@ -167,8 +167,8 @@ class SteadyFrames(WebSocketProtocol13):
         self._end()
 
     def _end(self) -> None:
-        feed = self.stream._frames
-        if feed is not None and feed.protocol is self and not feed.ended.done():
+        feed = self.stream._feed
+        if feed is not None and not feed.ended.done():
             feed.ended.set_result(None)
 
     def _deliver(self, opcode: int, data: bytes) -> Any:
@@ -200,8 +200,8 @@ class SteadyFrames(WebSocketProtocol13):
 
     def _handled(self, future: Any) -> None:
         stream = self.stream
-        feed = stream._frames
-        if feed is not None and feed.protocol is self:
+        feed = stream._feed
+        if feed is not None:
             feed.handling = None
         if future.cancelled() or future.exception() is not None:
             # As Tornado's `_run_callback`: logged, and the socket aborted.
@@ -211,7 +211,7 @@ class SteadyFrames(WebSocketProtocol13):
                 self.handler.log_exception(*sys.exc_info())
             self._abort()
             return
-        if feed is not None and feed.protocol is self and not stream.closed():
+        if feed is not None and not stream.closed():
             self._frames_in(feed)
             state = stream._state
             if feed.handling is None and state is not None and not state & IOLoop.READ:
@@ -224,8 +224,8 @@ class SteadyFrames(WebSocketProtocol13):
             size = stream._read_buffer_size
             if size < 2:
                 break
-            header = buf[0]
-            length = buf[1] & 0x7F
+            header, second = buf[0], buf[1]
+            length = second & 0x7F
             opcode = header & self.OPCODE_MASK
             if header & self.RSV_MASK or (opcode & 0x8 and length >= 126):
                 self._abort()  # an extension never agreed, or a long control frame
@@ -247,7 +247,7 @@ class SteadyFrames(WebSocketProtocol13):
                 self.close(1009, "message too big")
                 self._abort()
                 break
-            masked = buf[1] & 0x80
+            masked = second & 0x80
             end = start + length + (4 if masked else 0)
             if size < end:
                 break  # the rest of the frame is still on its way

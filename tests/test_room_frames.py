@@ -218,13 +218,15 @@ async def frames_server():
 
     from hall.frames import FrameWriter
 
+    gate = asyncio.Event()  # the test lets "raise later" go on
+
     class Failing(FrameWriter, tornado.websocket.WebSocketHandler):
         def open(self) -> None:
             self.attach_stream(self.ws_connection.stream, 1 << 20)
 
         async def on_message(self, message: str | bytes) -> None:
-            await asyncio.sleep(0)
             if message == "raise later":
+                await gate.wait()
                 raise RuntimeError("a handler that failed after its first await")
             self.write_message(f"echo {message}")
 
@@ -241,22 +243,23 @@ async def frames_server():
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets(sockets)
-    yield sockets[0].getsockname()[1]
+    yield sockets[0].getsockname()[1], gate
     server.stop()
 
 
 async def test_a_handler_that_fails_closes_its_socket_and_is_logged(frames_server, caplog):
-    port = frames_server
+    port, gate = frames_server
     raw = await RawSocket.open(port)
     await raw.send(frame(b"one") + frame(b"raise later") + frame(b"never read"))
     assert await raw.next_frame() == (TEXT, b"echo one")
+    gate.set()  # the handler of "raise later" was waiting: it fails now
     assert await raw.closed()
     assert "a handler that failed after its first await" in caplog.text
     await raw.close()
 
 
 async def test_a_plain_handler_that_fails_closes_its_socket_and_is_logged(frames_server, caplog):
-    port = frames_server
+    port, _gate = frames_server
     raw = await RawSocket.open(port, "/now")
     await raw.send(frame(b"one") + frame(b"raise now") + frame(b"never read"))
     assert await raw.next_frame() == (TEXT, b"echo one")
